@@ -1,0 +1,151 @@
+"""Verify a layer against the protocol: inverse, log-det shape, and log-det vs autograd."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from flowforge.values import Value, describe, first_tensor, flatten_value, num_samples
+
+
+class FlowCheckError(AssertionError):
+    """A layer broke the flow contract; the message says which part and by how much."""
+
+
+def _tolerances(dtype: torch.dtype) -> tuple[float, float]:
+    """Default ``(atol, rtol)``: the notebook's ``atol=1e-6`` loosened for float32 sums."""
+    return (1e-9, 1e-7) if dtype == torch.float64 else (1e-5, 1e-4)
+
+
+def isclose(a, b, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
+    """True if two tensors, numbers or tuples of them are equal or close to equal."""
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return (
+            isinstance(a, tuple)
+            and isinstance(b, tuple)
+            and len(a) == len(b)
+            and all(isclose(c, d, atol, rtol) for c, d in zip(a, b))
+        )
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    if a.shape != b.shape:
+        return False
+    return bool(torch.isclose(a, b.to(a), atol=atol, rtol=rtol).all())
+
+
+def _unflatten(flat: Tensor, template: Value) -> Value:
+    """Inverse of ``flatten_value``: reshape ``(batch, features)`` like ``template``."""
+    if not isinstance(template, tuple):
+        return flat.reshape(template.shape)
+    parts, start = [], 0
+    for t in template:
+        size = t[0].numel()
+        parts.append(flat[:, start : start + size].reshape(t.shape))
+        start += size
+    return tuple(parts)
+
+
+def jacobian(layer: torch.nn.Module, a: Value, *context: Tensor) -> Tensor:
+    """Per-sample Jacobians of ``layer.forward`` by autograd: ``(batch, features, features)``.
+
+    Values are flattened per sample (tuples concatenated in order), so the Jacobian of
+    sample ``i`` is square whenever the layer keeps the number of dimensions.
+    """
+    flat = flatten_value(a).detach()
+
+    def f(x: Tensor) -> Tensor:
+        return flatten_value(layer.forward(_unflatten(x, a), *context)[0])
+
+    full = torch.autograd.functional.jacobian(f, flat)  # (B, F_out, B, F_in)
+    return full.diagonal(dim1=0, dim2=2).permute(2, 0, 1)
+
+
+def log_det_jacobian(layer: torch.nn.Module, a: Value, *context: Tensor) -> Tensor:
+    """``log|det ∂forward/∂a|`` per sample, by automatic differentiation: ``(batch,)``."""
+    j = jacobian(layer, a, *context)
+    if j.shape[1] != j.shape[2]:
+        raise FlowCheckError(
+            f"{type(layer).__name__} maps {j.shape[2]} dimensions to {j.shape[1]}: "
+            "a flow layer must keep the number of dimensions"
+        )
+    return torch.linalg.slogdet(j).logabsdet
+
+
+def _gap(a: Value, b: Value) -> str:
+    """``", largest error X"`` when ``a`` and ``b`` have the same shapes, else ``""``."""
+    shapes = [t.shape for t in (a if isinstance(a, tuple) else (a,))]
+    if shapes != [t.shape for t in (b if isinstance(b, tuple) else (b,))]:
+        return ""
+    gap = (flatten_value(a) - flatten_value(b)).detach().abs().max()
+    return f", largest error {float(gap):.3g}"
+
+
+def _check_log_det(name: str, log_det: object, z: Value) -> Tensor:
+    t, n = first_tensor(z), num_samples(z)
+    if not (isinstance(log_det, Tensor) and log_det.shape == torch.Size([n])):
+        seen = describe(log_det) if isinstance(log_det, Tensor) else repr(log_det)
+        raise FlowCheckError(
+            f"{name} log-determinant should be a tensor with one element per sample, "
+            f"shape ({n},); got {seen} (hint: num_samples gives the number of samples)"
+        )
+    if log_det.dtype != t.dtype or log_det.device != t.device:
+        raise FlowCheckError(
+            f"{name} log-determinant is {log_det.dtype} on {log_det.device}, but the input "
+            f"is {t.dtype} on {t.device}: make it with z.new_zeros(batch) or from the input"
+        )
+    return log_det
+
+
+def check_flow(
+    layer: torch.nn.Module,
+    z: Value,
+    *context: Tensor,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> None:
+    """Verify that ``layer`` follows the flow contract at the points ``z``.
+
+    Checks that ``inverse`` undoes ``forward``; that both log-determinants are tensors
+    of shape ``(batch,)`` with the input's dtype and device; that they cancel; and that
+    ``forward``'s equals the log|det| of the autograd Jacobian. ``z`` is a tensor or a
+    tuple of tensors; ``context`` is passed to both directions. Tolerances default by
+    dtype (float64 tight, float32 loose). Raises ``FlowCheckError`` (an
+    ``AssertionError``) naming the broken property and the size of the error.
+    """
+    default_atol, default_rtol = _tolerances(first_tensor(z).dtype)
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    name = type(layer).__name__
+
+    z2, ld_forward = layer.forward(z, *context)
+    z3, ld_inverse = layer.inverse(z2, *context)
+    if num_samples(z2) != num_samples(z):
+        raise FlowCheckError(
+            f"{name}'s output should have the same number of samples as the input: "
+            f"{num_samples(z2)} != {num_samples(z)}"
+        )
+    ld_forward = _check_log_det(f"{name}.forward's", ld_forward, z)
+    ld_inverse = _check_log_det(f"{name}.inverse's", ld_inverse, z)
+    if isinstance(z3, tuple) != isinstance(z, tuple) or not isclose(z3, z, atol, rtol):
+        raise FlowCheckError(
+            f"{name}.inverse should undo forward: got {describe(z3)} back for {describe(z)}"
+            + _gap(z3, z)
+        )
+    if not isclose(ld_forward, -ld_inverse, atol, rtol):
+        raise FlowCheckError(
+            f"{name}: the inverse's log-determinant should be the negative of forward's; "
+            f"largest gap {float((ld_forward + ld_inverse).abs().max()):.3g}"
+        )
+    reference = log_det_jacobian(layer, z, *context)
+    if not isclose(ld_forward, reference, atol, rtol):
+        raise FlowCheckError(
+            f"{name}.forward's log-determinant should match log|det| of the autograd "
+            f"Jacobian; largest gap {float((ld_forward - reference).abs().max()):.3g}"
+        )
+
+
+def test_flow_layer(layer: torch.nn.Module, z: Value, *args: Tensor) -> None:
+    """The notebook's name for ``check_flow``."""
+    check_flow(layer, z, *args)
+
+
+test_flow_layer.__test__ = False  # a library function, not a pytest test

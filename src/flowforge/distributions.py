@@ -1,0 +1,128 @@
+"""Base distributions over vectors, as modules so ``.to()`` and ``state_dict()`` carry them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, Normal, constraints
+
+
+def _distribution_parameters(dist: Distribution) -> dict[str, Tensor]:
+    """The tensor parameters a distribution was built from (e.g. ``loc``, ``scale``)."""
+    params = {}
+    for name in dist.arg_constraints:
+        value = vars(dist).get(name)
+        if isinstance(value, Tensor):
+            params[name] = value
+    if not params:
+        raise TypeError(
+            f"cannot read the parameters of {type(dist).__name__}: Multivariate wraps "
+            "distributions built from tensor parameters, such as Normal(0, 1) or "
+            "Uniform(-1, 1)"
+        )
+    return params
+
+
+class Multivariate(torch.nn.Module):
+    """A distribution over vectors of ``width`` independent draws of a univariate ``dist``.
+
+    ``dist`` is any univariate ``torch.distributions`` distribution (``Normal(0, 1)``,
+    the default; ``Uniform(-2, 2)``; ``Laplace(0, 1)``; ...), or one with batch shape
+    ``(width,)`` (a different parameter per dimension), or a multivariate one with event
+    shape ``(width,)`` (``MultivariateNormal``). Its parameters are stored as float
+    buffers of this module, so they follow ``.to(device)``, ``.double()`` and
+    ``state_dict()``; ``.dist`` rebuilds the distribution from them.
+
+    ``log_prob`` of a point outside a bounded distribution's support is ``-inf``.
+    """
+
+    def __init__(self, width: int, dist: Distribution | None = None) -> None:
+        super().__init__()
+        if int(width) != width or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        dist = Normal(0.0, 1.0) if dist is None else dist
+        if not isinstance(dist, Distribution):
+            raise TypeError(
+                f"dist must be a torch.distributions.Distribution, got {type(dist).__name__}"
+            )
+        self.width = int(width)
+        self._kind = self._classify(dist)
+        self._dist_type = type(dist)
+        self._param_names = []
+        for name, value in _distribution_parameters(dist).items():
+            value = value.detach().clone()
+            if not value.is_floating_point():
+                value = value.to(torch.get_default_dtype())
+            key = name if not hasattr(self, name) else f"param_{name}"
+            self.register_buffer(key, value)
+            self._param_names.append((name, key))
+        self._bounded = dist.support not in (constraints.real, constraints.real_vector)
+
+    def _classify(self, dist: Distribution) -> str:
+        if dist.event_shape == torch.Size([self.width]):
+            return "multivariate"
+        if dist.event_shape == torch.Size() and dist.batch_shape in (
+            torch.Size(),
+            torch.Size([self.width]),
+        ):
+            return "independent"
+        raise ValueError(
+            f"{type(dist).__name__} with batch shape {tuple(dist.batch_shape)} and event "
+            f"shape {tuple(dist.event_shape)} does not describe vectors of width "
+            f"{self.width}: pass a univariate distribution, one with batch shape "
+            f"({self.width},), or one with event shape ({self.width},)"
+        )
+
+    @property
+    def dist(self) -> Distribution:
+        """The wrapped distribution, rebuilt on this module's device and dtype."""
+        params = {name: getattr(self, key) for name, key in self._param_names}
+        return self._dist_type(**params, validate_args=False)
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return torch.Size([self.width])
+
+    def sample(self, n: int = 1) -> Tensor:
+        """Draw ``n`` samples: a ``(n, width)`` tensor (reparameterized when possible)."""
+        if not isinstance(n, int) or n < 0:
+            raise TypeError(f"n must be a non-negative int, got {n!r}")
+        dist = self.dist
+        shape = (n,) if self._kind == "multivariate" or dist.batch_shape else (n, self.width)
+        draw = dist.rsample if dist.has_rsample else dist.sample
+        return draw(shape)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Log-density of each row of ``x`` (``(batch, width)``), in nats: ``(batch,)``."""
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.width:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"expected points of shape (batch, {self.width}), got {shape}; "
+                f"this distribution has width {self.width}"
+            )
+        if self._dist_type is Normal:
+            return self._normal_log_prob(x)
+        dist = self.dist
+        lp = dist.log_prob(x)
+        if self._kind == "independent":
+            if self._bounded:
+                lp = torch.where(dist.support.check(x), lp, lp.new_full((), -math.inf))
+            lp = lp.sum(dim=1)
+        elif self._bounded:
+            lp = torch.where(dist.support.check(x), lp, lp.new_full((), -math.inf))
+        return lp
+
+    def _normal_log_prob(self, x: Tensor) -> Tensor:
+        # Closed form of Normal.log_prob, without building a Distribution per call.
+        loc, scale = self.loc.to(x.dtype), self.scale.to(x.dtype)
+        z = (x - loc) / scale
+        const = 0.5 * math.log(2 * math.pi)
+        return -0.5 * (z * z).sum(dim=1) - (torch.log(scale) + const).expand(self.width).sum()
+
+    def extra_repr(self) -> str:
+        params = ", ".join(
+            f"{name}={getattr(self, key).tolist()}" for name, key in self._param_names
+        )
+        return f"width={self.width}, {self._dist_type.__name__}({params})"

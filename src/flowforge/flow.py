@@ -1,0 +1,106 @@
+"""``NormalizingFlow``: a base distribution pushed through invertible layers."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from flowforge.distributions import Multivariate
+from flowforge.layers.base import FlowLayer, SequentialFlow
+
+
+class NormalizingFlow(torch.nn.Module):
+    """A distribution defined by ``x = flow.forward(z)`` with ``z ~ base_distribution``.
+
+    ``log_prob(x) = base.log_prob(z) + log|det ∂z/∂x|`` with ``z, · = flow.inverse(x)``,
+    in nats, one value per row of ``x``. ``forward(x)`` returns the same log-likelihood,
+    so training can go through ``model(x)`` (as DistributedDataParallel requires).
+
+    ``base_distribution`` is a module with ``sample(n)`` and ``log_prob(z)`` such as
+    ``Multivariate``; a torch distribution with event shape ``(width,)`` (e.g.
+    ``MultivariateNormal``) is wrapped in one. The layers are kept as
+    ``self.flow``, a ``SequentialFlow``.
+
+    Conditional flows take context tensors (one row per sample) after the data:
+    ``log_prob(x, c)``; ``sample(n, c)`` draws ``n`` samples for each row of ``c``.
+    """
+
+    def __init__(self, base_distribution: torch.nn.Module | Distribution, *layers: FlowLayer):
+        super().__init__()
+        if isinstance(base_distribution, Distribution):
+            if len(base_distribution.event_shape) != 1:
+                raise TypeError(
+                    f"the base distribution must be over vectors; wrap a univariate "
+                    f"{type(base_distribution).__name__} as Multivariate(width, dist)"
+                )
+            base_distribution = Multivariate(base_distribution.event_shape[0], base_distribution)
+        for method in ("sample", "log_prob"):
+            if not callable(getattr(base_distribution, method, None)):
+                raise TypeError(
+                    f"the base distribution needs a {method}() method, "
+                    f"{type(base_distribution).__name__} has none"
+                )
+        self.base_distribution = base_distribution
+        self.flow = SequentialFlow(*layers)
+
+    @property
+    def width(self) -> int | None:
+        """The number of dimensions of a sample, when the base distribution tells it."""
+        return getattr(self.base_distribution, "width", None)
+
+    def _check_points(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a tensor of points, got {type(x).__name__}")
+        width = self.width
+        if x.dim() != 2 or (width is not None and x.shape[1] != width):
+            raise ValueError(
+                f"expected points of shape (batch, {width if width is not None else 'width'}), "
+                f"got {tuple(x.shape)}; this model has width {width}"
+            )
+
+    def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:
+        """Log-density of each row of ``x`` (``(batch, width)``) in nats: ``(batch,)``."""
+        self._check_points(x)
+        z, log_det = self.flow.inverse(x, *context)
+        return self.base_distribution.log_prob(z) + log_det
+
+    def forward(self, x: Tensor, *context: Tensor) -> Tensor:
+        """The log-likelihood of each row of ``x``: the same as ``log_prob``."""
+        return self.log_prob(x, *context)
+
+    def sample(self, n: int = 1, *context: Tensor) -> Tensor:
+        """Draw ``n`` samples: ``(n, width)``, or ``(m, n, width)`` for ``m`` context rows."""
+        z, context, shape = self._draw(n, context)
+        x, _ = self.flow.forward(z, *context)
+        return x.reshape(*shape, *x.shape[1:])
+
+    def sample_and_log_prob(self, n: int = 1, *context: Tensor) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` samples and their log-densities, in one pass through the flow.
+
+        Returns ``(x, log_prob)`` shaped ``(n, width)`` and ``(n,)``; with context of
+        ``m`` rows, ``(m, n, width)`` and ``(m, n)``, the samples of row ``i`` drawn
+        given ``context[i]``. A context of one row with no batch dimension (shape
+        ``(c,)``) gives unbatched shapes.
+        """
+        z, context, shape = self._draw(n, context)
+        base_lp = self.base_distribution.log_prob(z)
+        x, log_det = self.flow.forward(z, *context)
+        return x.reshape(*shape, *x.shape[1:]), (base_lp - log_det).reshape(shape)
+
+    def _draw(
+        self, n: int, context: tuple[Tensor, ...]
+    ) -> tuple[Tensor, tuple[Tensor, ...], tuple[int, ...]]:
+        """Base samples for ``n`` draws per context row, the repeated context, the shape."""
+        if not context:
+            return self.base_distribution.sample(n), context, (n,)
+        unbatched = context[0].dim() == 1
+        if unbatched:
+            context = tuple(c.unsqueeze(0) for c in context)
+        m = context[0].shape[0]
+        if any(c.shape[0] != m for c in context):
+            rows = [c.shape[0] for c in context]
+            raise ValueError(f"all context tensors need the same number of rows, got {rows}")
+        context = tuple(c.repeat_interleave(n, dim=0) for c in context)
+        shape = (n,) if unbatched else (m, n)
+        return self.base_distribution.sample(n * m), context, shape

@@ -1,0 +1,94 @@
+"""The layer protocol every flowforge layer follows, and sequential composition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from flowforge.values import Value, zero_log_det
+
+
+class FlowLayer(torch.nn.Module):
+    """An invertible transformation that also reports its log-determinant.
+
+    Direction (as in the course notebook this library grew from):
+
+    - ``forward(z, *context) -> (x, log|det ∂x/∂z|)`` maps latent to data, the
+      sampling direction.
+    - ``inverse(x, *context) -> (z, log|det ∂z/∂x|)`` maps data back to latent. At
+      matching points its log-determinant is the negative of ``forward``'s.
+
+    Values are a tensor or a flat tuple of tensors, batch-first, all with one batch
+    size; only plumbing layers (``Split``, ``Merge``, ...) change how many tensors a
+    value holds. The log-determinant is always a tensor of shape ``(batch,)`` with the
+    dtype and device of the value, never a Python number.
+
+    ``*context`` holds extra tensors (one row per sample) that conditional layers feed
+    to their networks; every layer accepts them, and layers without a conditioner
+    ignore them, so any layer composes with any other.
+
+    Everything a layer owns is a parameter or a buffer, so ``.to(device)``,
+    ``.double()``, ``state_dict()`` and DistributedDataParallel just work.
+
+    A subclass implements ``forward`` and ``inverse``. It may set
+    ``volume_preserving = True`` when its log-determinant is always zero, which lets
+    ``SequentialFlow`` skip adding it.
+    """
+
+    volume_preserving: bool = False
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
+        """Map latent ``z`` to data; return ``(x, log|det ∂x/∂z|)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
+        """Map data back to latent; return ``(z, log|det ∂z/∂x|)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement inverse()")
+
+
+class SequentialFlow(FlowLayer):
+    """Compose layers: ``forward`` applies them in order, ``inverse`` in reverse order.
+
+    The log-determinants of the layers add up. Context is passed to every layer.
+    Supports ``len``, iteration and indexing (a slice gives a new ``SequentialFlow``
+    that shares the layers).
+    """
+
+    def __init__(self, *layers: FlowLayer) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not callable(getattr(layer, "inverse", None)):
+                raise TypeError(
+                    f"layer {i} ({type(layer).__name__}) has no inverse(); a flow needs "
+                    "invertible layers (subclass flowforge.FlowLayer)"
+                )
+        self.layers = torch.nn.ModuleList(layers)
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
+        log_det = zero_log_det(z)
+        for layer in self.layers:
+            z, ld = layer.forward(z, *context)
+            if not layer.volume_preserving:
+                log_det = log_det + ld
+        return z, log_det
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
+        log_det = zero_log_det(z)
+        for layer in reversed(self.layers):
+            z, ld = layer.inverse(z, *context)
+            if not layer.volume_preserving:
+                log_det = log_det + ld
+        return z, log_det
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[FlowLayer]:
+        return iter(self.layers)
+
+    def __getitem__(self, index: int | slice) -> FlowLayer:
+        if isinstance(index, slice):
+            return SequentialFlow(*list(self.layers)[index])
+        return self.layers[index]

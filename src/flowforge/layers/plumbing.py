@@ -1,0 +1,116 @@
+"""Plumbing layers that change how a value is packed: ``Split``, ``Merge``, ``Swap``.
+
+They move numbers around without changing them, so their log-determinant is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from flowforge.layers.base import FlowLayer
+from flowforge.values import Value, describe, zero_log_det
+
+
+def _split(z: Tensor, sizes: Sequence[int] | None, dim: int) -> tuple[Tensor, ...]:
+    if not isinstance(z, Tensor):
+        raise TypeError(f"Split expects a tensor, got {describe(z)}; is a Merge missing?")
+    width = z.shape[dim]
+    if sizes is None:
+        if width < 2:
+            raise ValueError(
+                f"cannot split width {width} into two parts along dim {dim}; "
+                "a coupling flow needs at least 2 dimensions"
+            )
+        return torch.chunk(z, 2, dim=dim)
+    if sum(sizes) != width:
+        raise ValueError(
+            f"Split sizes {list(sizes)} add up to {sum(sizes)}, but the input has width "
+            f"{width} along dim {dim}"
+        )
+    return torch.split(z, list(sizes), dim=dim)
+
+
+def _merge(z: Value, dim: int) -> Tensor:
+    if not isinstance(z, tuple):
+        raise TypeError(f"Merge expects a tuple of tensors, got {describe(z)}; is a Split missing?")
+    return torch.cat(z, dim=dim)
+
+
+def _normalize_sizes(sizes: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    if sizes is None:
+        return None
+    if isinstance(sizes, int):
+        raise TypeError(
+            "give Split the size of every part, e.g. Split([3, 6]) for a width of 9; "
+            "Split() halves the input as torch.chunk does"
+        )
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"Split sizes must be at least two positive numbers, got {list(sizes)}")
+    return sizes
+
+
+class Split(FlowLayer):
+    """Split a tensor into a tuple of tensors along ``dim`` (the feature dimension).
+
+    With no ``sizes`` the tensor is halved as ``torch.chunk(z, 2)`` halves it: a width
+    of 9 splits as 5 + 4. ``sizes`` gives every part explicitly, e.g. ``Split([3, 6])``.
+    The inverse concatenates the parts.
+    """
+
+    volume_preserving = True
+
+    def __init__(self, sizes: Sequence[int] | None = None, dim: int = 1) -> None:
+        super().__init__()
+        self.sizes = _normalize_sizes(sizes)
+        self.dim = dim
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+        return _split(z, self.sizes, self.dim), zero_log_det(z)
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return _merge(z, self.dim), zero_log_det(z)
+
+    def extra_repr(self) -> str:
+        return f"sizes={list(self.sizes) if self.sizes else 'halves'}, dim={self.dim}"
+
+
+class Merge(FlowLayer):
+    """Concatenate a tuple of tensors into one tensor: the inverse of ``Split``.
+
+    Give it the same ``sizes`` as the matching ``Split`` when those were explicit.
+    """
+
+    volume_preserving = True
+
+    def __init__(self, sizes: Sequence[int] | None = None, dim: int = 1) -> None:
+        super().__init__()
+        self.sizes = _normalize_sizes(sizes)
+        self.dim = dim
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return _merge(z, self.dim), zero_log_det(z)
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+        return _split(z, self.sizes, self.dim), zero_log_det(z)
+
+    def extra_repr(self) -> str:
+        return f"sizes={list(self.sizes) if self.sizes else 'halves'}, dim={self.dim}"
+
+
+class Swap(FlowLayer):
+    """Exchange the two tensors of a pair: ``(a, b) -> (b, a)``. Its own inverse."""
+
+    volume_preserving = True
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        if not (isinstance(z, tuple) and len(z) == 2):
+            raise TypeError(f"Swap expects a pair of tensors, got {describe(z)}")
+        a, b = z
+        return (b, a), zero_log_det(z)
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        return self.forward(z)

@@ -1,0 +1,84 @@
+"""Networks that feed coupling layers (their "conditioners")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+class MLP(torch.nn.Sequential):
+    """A multilayer perceptron: ``Linear, act, Linear, act, ..., Linear``.
+
+    A ``torch.nn.Sequential``, so it indexes and prints as one, with the input and
+    output widths recorded as ``in_features`` and ``out_features``.
+    Maps ``(batch, in_features)`` to ``(batch, out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        out_features: int,
+        num_hidden_layers: int = 2,
+        activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
+    ) -> None:
+        if min(in_features, hidden, out_features) < 1 or num_hidden_layers < 1:
+            raise ValueError(
+                "MLP widths and depth must be positive, got "
+                f"in={in_features}, hidden={hidden}, out={out_features}, "
+                f"layers={num_hidden_layers}"
+            )
+        widths = [in_features] + [hidden] * num_hidden_layers
+        modules: list[torch.nn.Module] = []
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            modules += [torch.nn.Linear(w_in, w_out), activation()]
+        modules.append(torch.nn.Linear(widths[-1], out_features))
+        super().__init__(*modules)
+        self.in_features = in_features
+        self.out_features = out_features
+
+    def zero_last_layer_(self) -> MLP:
+        """Zero the output layer in place, so the network outputs 0 everywhere."""
+        last = self[-1]
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+        return self
+
+
+def block(
+    dim_A: int,
+    dim_B: int,
+    dim_hidden: int,
+    *,
+    context_width: int = 0,
+    num_hidden_layers: int = 2,
+    outputs_per_dim: int = 2,
+    activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
+    zero_init: bool = False,
+) -> MLP:
+    """Create the MLP that conditions a coupling layer (the notebook's ``block``).
+
+    It reads ``z_A`` (width ``dim_A``), followed by ``context_width`` columns of context
+    when the flow is conditional, and outputs ``outputs_per_dim * dim_B`` columns: for
+    ``AffineCoupling`` (the default of 2) the log-scale ``s`` and shift ``t`` of ``z_B``.
+    Two hidden layers of width ``dim_hidden`` with ReLU, as in the notebook.
+
+    ``zero_init=True`` zeroes the output layer so the coupling starts as the identity.
+    """
+    net = MLP(
+        dim_A + context_width,
+        dim_hidden,
+        outputs_per_dim * dim_B,
+        num_hidden_layers=num_hidden_layers,
+        activation=activation,
+    )
+    return net.zero_last_layer_() if zero_init else net
+
+
+def input_width(net: torch.nn.Module) -> int | None:
+    """The input width a network expects, when it can be read off; else ``None``."""
+    width = getattr(net, "in_features", None)
+    if width is None and isinstance(net, torch.nn.Sequential) and len(net) > 0:
+        width = getattr(net[0], "in_features", None)
+    return width

@@ -1,0 +1,260 @@
+"""``fit``: maximum-likelihood training on in-memory data, resumable and with early stopping."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowforge.evaluate import mean_nll
+from flowforge.training.data import check_points, tensor_batches
+from flowforge.training.progress import ProgressReporter
+
+
+@dataclass
+class History:
+    """What happened in training, one entry per completed epoch.
+
+    ``train_nll`` is the mean NLL over the epoch's batches (nats per point, measured
+    while the weights changed); ``heldout_nll`` the NLL on the validation data after
+    the epoch (``nan`` when there is none); ``seconds`` the wall time of each epoch.
+    """
+
+    train_nll: list[float] = field(default_factory=list)
+    heldout_nll: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_nll)
+
+    @property
+    def best_heldout_nll(self) -> float:
+        return math.nan if self.best_epoch is None else self.heldout_nll[self.best_epoch - 1]
+
+    def to_dict(self) -> dict:
+        return {
+            "train_nll": self.train_nll,
+            "heldout_nll": self.heldout_nll,
+            "seconds": self.seconds,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(
+            list(d["train_nll"]),
+            list(d["heldout_nll"]),
+            list(d["seconds"]),
+            d.get("best_epoch"),
+            bool(d.get("stopped_early", False)),
+        )
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training exactly where it stopped.
+
+    ``epoch`` counts completed epochs and ``step`` optimizer steps; ``best_model_state``
+    holds the weights of the best validation epoch (when there is validation data).
+    Handed to callbacks after every epoch, and accepted by ``fit(resume=...)``.
+    """
+
+    epoch: int
+    step: int
+    history: History
+    model_state: dict[str, Tensor]
+    optimizer_state: dict
+    best_model_state: dict[str, Tensor] | None = None
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """Adam (AdamW when ``weight_decay > 0``), fused into one kernel where torch supports it."""
+    params = list(params)
+    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+        for p in params
+    )
+    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def learning_rate(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate at ``step``: ``"constant"``, or ``"cosine"`` decay to zero."""
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return 0.5 * base_lr * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that orders epoch ``epoch``'s batches: a function of seed and epoch only."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[Tensor, tuple[Tensor, ...]]],
+    optimizer: torch.optim.Optimizer,
+    set_lr: Callable[[], None] | None = None,
+    epoch: int = 0,
+) -> float:
+    """One pass of NLL steps over ``batches``; returns the mean NLL per point.
+
+    Raises ``FloatingPointError`` if the loss became NaN or infinite.
+    """
+    total = None
+    count = 0
+    for x, context in batches:
+        if set_lr is not None:
+            set_lr()
+        loss = -model(x, *context).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        weighted = loss.detach() * len(x)
+        total = weighted if total is None else total + weighted
+        count += len(x)
+    mean = float(total) / count if count else math.nan
+    if count and not math.isfinite(mean):
+        raise FloatingPointError(
+            f"training diverged in epoch {epoch + 1} (mean NLL {mean}); "
+            "lower the learning rate or use a bounded log-scale"
+        )
+    return mean
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def _as_tuple(context: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
+    if context is None:
+        return ()
+    return (context,) if isinstance(context, Tensor) else tuple(context)
+
+
+def fit(
+    model: torch.nn.Module,
+    data: Tensor,
+    *,
+    context: Tensor | Sequence[Tensor] | None = None,
+    validation: Tensor | None = None,
+    validation_context: Tensor | Sequence[Tensor] | None = None,
+    epochs: int = 20,
+    batch_size: int = 512,
+    lr: float = 5e-3,
+    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    patience: int | None = None,
+    restore_best: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+    callbacks: Sequence[Callable[[TrainState], None]] = (),
+    resume: TrainState | None = None,
+) -> History:
+    """Train ``model`` by maximum likelihood on the rows of ``data`` (``(n, width)``).
+
+    Batches are slices of a shuffled copy of ``data`` on the model's device (no
+    per-item collation); the order of epoch ``e`` depends only on ``seed`` and ``e``,
+    so a resumed run repeats an uninterrupted one exactly. The optimizer is Adam (AdamW
+    with ``weight_decay``), the learning rate follows ``schedule`` per step.
+
+    With ``validation`` data, the held-out NLL is measured after every epoch;
+    ``patience`` stops training after that many epochs without improvement, and
+    ``restore_best`` leaves the model with the weights of the best epoch.
+    ``callbacks`` are called with the ``TrainState`` after every epoch (for
+    checkpoints); ``resume`` continues from such a state. Returns the ``History``.
+    """
+    width = getattr(model, "width", None)
+    check_points(data, width)
+    device = _model_device(model)
+    data = data.to(device)
+    context = tuple(c.to(device) for c in _as_tuple(context))
+    if validation is not None:
+        check_points(validation, width, "validation data")
+        validation = validation.to(device)
+        validation_context = tuple(c.to(device) for c in _as_tuple(validation_context))
+    if epochs < 0 or batch_size < 1 or not lr > 0:
+        raise ValueError(
+            f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}"
+        )
+
+    optimizer = make_optimizer(model.parameters(), lr, weight_decay)
+    history, step, start_epoch, best_state = History(), 0, 0, None
+    if resume is not None:
+        model.load_state_dict(resume.model_state)
+        optimizer.load_state_dict(resume.optimizer_state)
+        history = copy.deepcopy(resume.history)
+        step, start_epoch, best_state = resume.step, resume.epoch, resume.best_model_state
+        if history.stopped_early:
+            start_epoch = epochs
+
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    total_steps = max(1, epochs * steps_per_epoch)
+    counter = {"step": step}
+
+    def set_lr() -> None:
+        rate = learning_rate(lr, schedule, counter["step"], total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        counter["step"] += 1
+
+    reporter = ProgressReporter(epochs, enabled=progress, initial=start_epoch)
+    try:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            model.train()
+            batches = tensor_batches(
+                data, batch_size, context=context, generator=epoch_generator(seed, epoch)
+            )
+            train_nll = train_epoch(model, batches, optimizer, set_lr, epoch)
+            heldout = math.nan
+            if validation is not None:
+                heldout = mean_nll(model, validation, *validation_context).mean
+            history.train_nll.append(train_nll)
+            history.heldout_nll.append(heldout)
+            history.seconds.append(time.perf_counter() - started)
+            if validation is not None and (
+                history.best_epoch is None or heldout < history.best_heldout_nll
+            ):
+                history.best_epoch = epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            reporter.update(train_nll, heldout)
+            stop = (
+                patience is not None
+                and history.best_epoch is not None
+                and epoch + 1 - history.best_epoch >= patience
+            )
+            history.stopped_early = stop and epoch + 1 < epochs
+            state = TrainState(
+                epoch + 1,
+                counter["step"],
+                history,
+                model.state_dict(),
+                optimizer.state_dict(),
+                best_state,
+            )
+            for callback in callbacks:
+                callback(state)
+            if stop:
+                break
+    finally:
+        reporter.close()
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history

@@ -1,0 +1,88 @@
+"""The notebook's ``train(model, data_loader, ...)``, on flowforge's fast training path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+from flowforge.training.data import (
+    check_points,
+    fast_loader_order,
+    in_memory_points,
+    split_item,
+    tensor_batches,
+)
+from flowforge.training.fit import epoch_generator, make_optimizer, train_epoch
+from flowforge.training.progress import ProgressReporter
+
+
+def _check_loader(loader: Iterable, width: int | None) -> None:
+    """Validate every batch before the first step, so bad data never costs a step."""
+    points = in_memory_points(loader)
+    if points is not None:
+        check_points(points, width)
+        return
+    for item in loader:
+        check_points(split_item(item)[0], width)
+
+
+def _optimizer(model: torch.nn.Module, optimizer, lr: float) -> torch.optim.Optimizer:
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if optimizer is torch.optim.Adam:
+        return make_optimizer(model.parameters(), lr)  # the same Adam, fused
+    return optimizer(model.parameters(), lr=lr)
+
+
+def train(
+    model: torch.nn.Module,
+    data_loader: Iterable,
+    num_epochs: int = 100,
+    lr: float = 0.001,
+    optimizer: type[torch.optim.Optimizer] | Callable | torch.optim.Optimizer = torch.optim.Adam,
+    device: str | torch.device | None = None,
+    *,
+    progress: bool = True,
+    seed: int = 0,
+) -> list[float]:
+    """Train a normalizing flow by maximum likelihood, as in the notebook (section 10.4).
+
+    ``data_loader`` yields ``(x, y)`` pairs (``y`` is ignored) or bare tensors of
+    points. ``optimizer`` is an optimizer class (called with the parameters and
+    ``lr``) or a ready optimizer. ``device`` defaults to the model's device. Every
+    batch is validated (width, finite values) before the first step.
+
+    A ``DataLoader`` over a ``TensorDataset`` is read by slicing the tensor instead of
+    fetching items one by one: the same batches when it does not shuffle, a
+    ``seed``-determined shuffle when it does. Returns the mean NLL per point (nats) of
+    every epoch.
+    """
+    if device is not None:
+        model.to(device)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    width = getattr(model, "width", None)
+    _check_loader(data_loader, width)
+    opt = _optimizer(model, optimizer, lr)
+    order = fast_loader_order(data_loader)
+    points = in_memory_points(data_loader).to(device) if order else None
+    losses = []
+    reporter = ProgressReporter(num_epochs, enabled=progress)
+    model.train()
+    try:
+        for epoch in range(num_epochs):
+            if order:
+                batches = tensor_batches(
+                    points,
+                    data_loader.batch_size,
+                    shuffle=order == "shuffled",
+                    generator=epoch_generator(seed, epoch),
+                    drop_last=data_loader.drop_last,
+                )
+            else:
+                batches = ((x.to(device), ()) for x, _ in map(split_item, data_loader))
+            losses.append(train_epoch(model, batches, opt, epoch=epoch))
+            reporter.update(losses[-1])
+    finally:
+        reporter.close()
+    return losses

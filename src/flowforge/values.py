@@ -1,0 +1,51 @@
+"""Values that flow through layers: a tensor or a flat tuple of tensors.
+
+Every tensor in a value is batch-first and all share one batch size. These helpers
+treat both forms alike, so layers and the checker need not branch on the type.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+Value = Tensor | tuple[Tensor, ...]
+
+
+def num_samples(a: Value) -> int:
+    """Return the number of samples (the batch size) of a tensor or a tuple of tensors."""
+    if isinstance(a, tuple):
+        return num_samples(a[0])
+    return len(a)
+
+
+def first_tensor(a: Value) -> Tensor:
+    """The first tensor of a value: the one whose dtype and device a log-det follows."""
+    return a[0] if isinstance(a, tuple) else a
+
+
+def zero_log_det(a: Value) -> Tensor:
+    """A zero log-determinant of shape ``(batch,)`` with the value's dtype and device."""
+    t = first_tensor(a)
+    return t.new_zeros(t.shape[0])
+
+
+def sum_per_sample(t: Tensor) -> Tensor:
+    """Sum every element of each sample: ``(batch, ...) -> (batch,)``."""
+    return t.sum(dim=1) if t.dim() == 2 else t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+def flatten_value(a: Value) -> Tensor:
+    """Concatenate every tensor of a value into one ``(batch, features)`` matrix."""
+    if isinstance(a, tuple):
+        return torch.cat([t.reshape(t.shape[0], -1) for t in a], dim=1)
+    return a.reshape(a.shape[0], -1)
+
+
+def describe(a: Value) -> str:
+    """A short human-readable description of a value's shapes, for error messages."""
+    if isinstance(a, tuple):
+        return "(" + ", ".join(describe(t) for t in a) + ")"
+    if isinstance(a, Tensor):
+        return f"tensor{tuple(a.shape)}"
+    return type(a).__name__
