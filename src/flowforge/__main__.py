@@ -1,0 +1,8 @@
+"""``python -m flowforge``: the same as the ``flowforge`` command."""
+
+import sys
+
+from flowforge.cli.main import main
+
+if __name__ == "__main__":
+    sys.exit(main())
