@@ -33,9 +33,18 @@ def _split(z: Tensor, sizes: Sequence[int] | None, dim: int) -> tuple[Tensor, ..
     return torch.split(z, list(sizes), dim=dim)
 
 
-def _merge(z: Value, dim: int) -> Tensor:
+def _merge(z: Value, sizes: Sequence[int] | None, dim: int) -> Tensor:
+    """Concatenate, after checking that splitting the result again gives these parts."""
     if not isinstance(z, tuple):
         raise TypeError(f"Merge expects a tuple of tensors, got {describe(z)}; is a Split missing?")
+    seen = [t.shape[dim] for t in z]
+    total = sum(seen)
+    expected = list(sizes) if sizes is not None else [total - total // 2, total // 2]
+    if seen != expected:
+        raise ValueError(
+            f"merging parts of widths {seen}, which splitting back would cut as {expected}: "
+            f"give the sizes explicitly, Merge({seen}) (or Split({seen}))"
+        )
     return torch.cat(z, dim=dim)
 
 
@@ -72,7 +81,7 @@ class Split(FlowLayer):
         return _split(z, self.sizes, self.dim), zero_log_det(z)
 
     def inverse(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        return _merge(z, self.dim), zero_log_det(z)
+        return _merge(z, self.sizes, self.dim), zero_log_det(z)
 
     def extra_repr(self) -> str:
         return f"sizes={list(self.sizes) if self.sizes else 'halves'}, dim={self.dim}"
@@ -81,7 +90,11 @@ class Split(FlowLayer):
 class Merge(FlowLayer):
     """Concatenate a tuple of tensors into one tensor: the inverse of ``Split``.
 
-    Give it the same ``sizes`` as the matching ``Split`` when those were explicit.
+    Its inverse splits as ``Split(sizes)`` does, so ``Merge()`` expects two halves as
+    ``torch.chunk`` makes them (5 + 4 for a width of 9). When the parts differ from
+    that (explicit sizes, or an odd width after an odd number of swaps), give
+    their widths: ``Merge([4, 5])``. A mismatch raises ``ValueError`` rather than
+    silently splitting the data differently on the way back.
     """
 
     volume_preserving = True
@@ -92,7 +105,7 @@ class Merge(FlowLayer):
         self.dim = dim
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        return _merge(z, self.dim), zero_log_det(z)
+        return _merge(z, self.sizes, self.dim), zero_log_det(z)
 
     def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
         return _split(z, self.sizes, self.dim), zero_log_det(z)
