@@ -10,6 +10,7 @@ distribution, train it, and check any layer against autograd::
     )
 """
 
+from flowforge.builders import BUILDERS, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.data import PointData, Standardization, two_moons, two_moons_splits
 from flowforge.device import detect_device
@@ -27,13 +28,17 @@ from flowforge.layers import (
     Translate,
 )
 from flowforge.nets import MLP, block
-from flowforge.training import History, TrainState, fit, train
+from flowforge.training import DEFAULT_RECIPE, History, Recipe, TrainState, fit, train
 from flowforge.values import num_samples
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BUILDERS",
+    "DEFAULT_RECIPE",
     "MLP",
+    "Recipe",
+    "realnvp",
     "AffineCoupling",
     "FlowCheckError",
     "FlowLayer",

@@ -15,6 +15,7 @@ from torch import Tensor
 from flowforge.evaluate import mean_nll
 from flowforge.training.data import check_points, tensor_batches
 from flowforge.training.progress import ProgressReporter
+from flowforge.training.recipe import DEFAULT_RECIPE
 
 
 @dataclass
@@ -154,11 +155,11 @@ def fit(
     context: Tensor | Sequence[Tensor] | None = None,
     validation: Tensor | None = None,
     validation_context: Tensor | Sequence[Tensor] | None = None,
-    epochs: int = 10,
-    batch_size: int = 256,
-    lr: float = 5e-3,
-    weight_decay: float = 0.0,
-    schedule: str = "cosine",
+    epochs: int = DEFAULT_RECIPE.epochs,
+    batch_size: int = DEFAULT_RECIPE.batch_size,
+    lr: float = DEFAULT_RECIPE.lr,
+    weight_decay: float = DEFAULT_RECIPE.weight_decay,
+    schedule: str = DEFAULT_RECIPE.schedule,
     patience: int | None = None,
     restore_best: bool = True,
     seed: int = 0,
