@@ -160,6 +160,7 @@ def fit(
     lr: float = DEFAULT_RECIPE.lr,
     weight_decay: float = DEFAULT_RECIPE.weight_decay,
     schedule: str = DEFAULT_RECIPE.schedule,
+    shuffle: bool = True,
     patience: int | None = None,
     restore_best: bool = True,
     seed: int = 0,
@@ -171,7 +172,8 @@ def fit(
 
     Batches are slices of a shuffled copy of ``data`` on the model's device (no
     per-item collation); the order of epoch ``e`` depends only on ``seed`` and ``e``,
-    so a resumed run repeats an uninterrupted one exactly. The optimizer is Adam (AdamW
+    so a resumed run repeats an uninterrupted one exactly; ``shuffle=False`` visits the
+    rows in their stored order every epoch (the notebook's loader). The optimizer is Adam (AdamW
     with ``weight_decay``), the learning rate follows ``schedule`` per step.
 
     With ``validation`` data, the held-out NLL is measured after every epoch;
@@ -220,7 +222,11 @@ def fit(
             started = time.perf_counter()
             model.train()
             batches = tensor_batches(
-                data, batch_size, context=context, generator=epoch_generator(seed, epoch)
+                data,
+                batch_size,
+                context=context,
+                shuffle=shuffle,
+                generator=epoch_generator(seed, epoch),
             )
             train_nll = train_epoch(model, batches, optimizer, set_lr, epoch)
             heldout = math.nan

@@ -1,0 +1,95 @@
+"""A run's figures: drawn without pyplot (no global state, no display) and saved as PNG.
+
+``run_figures`` draws the notebook's figures for a trained model; ``save_figure``
+writes one atomically through matplotlib's Agg renderer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from flowforge import plots
+from flowforge.files import atomic_write_bytes
+from flowforge.flow import NormalizingFlow
+from flowforge.layers import AffineCoupling
+
+FIGURE_DPI = 100
+POINTS_SHOWN = 20_000  # data points drawn in the scatter figures
+
+
+def coupling_count(model: NormalizingFlow) -> int:
+    """How many coupling layers ``model`` has (the panels of ``plot_model_steps`` minus one)."""
+    return sum(isinstance(layer, AffineCoupling) for layer in model.flow.layers)
+
+
+def _density_and_samples(model, data, history) -> Figure:
+    return plots.plot_log_prob_and_samples(model, fig=Figure(figsize=(12, 4)))
+
+
+def _samples_on_data(model, data, history) -> Figure:
+    fig = Figure(figsize=(6, 6))
+    plots.plot_samples_on_data(model, data, ax=fig.add_subplot())
+    return fig
+
+
+def _latent(model, data, history) -> Figure:
+    fig = Figure(figsize=(6, 6))
+    plots.plot_inverse_samples(model, data, ax=fig.add_subplot())
+    return fig
+
+
+def _model_steps(model, data, history) -> Figure:
+    steps = coupling_count(model) + 1
+    return plots.plot_model_steps(model, steps, fig=Figure(figsize=(3 * steps, 3)))
+
+
+def _learning_curves(model, data, history) -> Figure:
+    fig = Figure(figsize=(6, 4))
+    plots.plot_learning_curves(history, ax=fig.add_subplot())
+    return fig
+
+
+# File name -> (caption, drawing function).
+FIGURES: dict[str, tuple[str, Callable[..., Figure]]] = {
+    "density_and_samples.png": ("Log-density (clipped below -10) and samples", _density_and_samples),
+    "samples_on_data.png": ("Model samples (blue) over the data (red)", _samples_on_data),
+    "latent.png": ("The data mapped back to latent space, with the base density", _latent),
+    "model_steps.png": ("Log-density after 0, 1, ... coupling layers", _model_steps),
+    "learning_curves.png": ("Training and held-out NLL per epoch", _learning_curves),
+}
+
+
+def run_figures(
+    model: NormalizingFlow,
+    data: Tensor,
+    history: Mapping | object,
+    *,
+    seed: int = 0,
+) -> dict[str, Figure]:
+    """All of ``FIGURES`` for a trained ``model`` and its (standardized) training ``data``.
+
+    The samples are drawn with ``seed``, without disturbing torch's global random state,
+    so redrawing a run gives the same figures. At most ``POINTS_SHOWN`` data points are drawn.
+    """
+    data = data[:POINTS_SHOWN]
+    figures = {}
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for name, (_, draw) in FIGURES.items():
+            figures[name] = draw(model, data, history)
+    return figures
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` as a PNG file, atomically (Agg renderer)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())

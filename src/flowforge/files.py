@@ -1,0 +1,73 @@
+"""Atomic file writes and strict JSON: a crash never leaves a half-written file behind.
+
+Every file the workbench writes goes through ``atomic_write_bytes``: the bytes go to a
+temporary file in the same folder, are flushed to disk (``fsync``), and the temporary
+file is renamed over the target (``os.replace``, atomic on POSIX and Windows). A
+reader therefore sees either the old file or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename); returns the path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable, where the platform allows opening a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) replaced by ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON (non-finite floats become ``null``), indented for people to read."""
+    return json.dumps(finite_or_none(value), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, value: Any) -> Path:
+    """Write ``value`` as strict JSON to ``path`` atomically."""
+    return atomic_write_text(path, to_json(value))
