@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flowforge.errors import InputError
 from flowforge.files import atomic_write_bytes, finite_or_none
 from flowforge.training.fit import History, TrainState
 
@@ -33,7 +34,7 @@ FORMAT_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A weights or checkpoint file is missing, truncated, corrupt or of the wrong kind."""
 
 

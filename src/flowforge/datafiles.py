@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from flowforge.errors import InputError
 from flowforge.files import atomic_write_bytes
 
 FORMATS = (".npy", ".csv")
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError):
     """A points file that cannot be read or does not fit the model: says which and why."""
 
 

@@ -1,0 +1,164 @@
+"""``flowforge train``: the notebook's experiment (two moons, RealNVP, maximum likelihood) into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from flowforge.builders import BASES, BUILDERS
+from flowforge.cli import options
+from flowforge.cli.main import UserError
+from flowforge.data import two_moons_splits
+from flowforge.runs import RunConfig, read_config
+from flowforge.training import DEFAULT_RECIPE
+
+HELP = "train a flow on the two-moons data and write a run folder (weights, metrics, figures, report)"
+
+# Options that define a run; --resume takes them all from the run's config.json.
+RUN_OPTIONS = (
+    "n_samples",
+    "n_heldout",
+    "noise",
+    "model",
+    "couplings",
+    "hidden",
+    "base",
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "no_shuffle",
+    "seed",
+    "output",
+)
+DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000, "noise": 0.1}
+MODEL_DEFAULTS = {"model": "realnvp", "couplings": 4, "hidden": 16, "base": "normal"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data (the notebook's section 10.5)")
+    data.add_argument("--n-samples", type=options.at_least_two, help="training points (100000)")
+    data.add_argument("--n-heldout", type=options.at_least_two, help="held-out points (20000)")
+    data.add_argument("--noise", type=options.non_negative_float, help="moons noise (0.1)")
+    model = parser.add_argument_group("model (the notebook's 10.5 a)")
+    model.add_argument("--model", choices=sorted(BUILDERS), help="model family (realnvp)")
+    model.add_argument("--couplings", type=options.positive_int, help="coupling layers (4)")
+    model.add_argument("--hidden", type=options.positive_int, help="hidden width (16)")
+    model.add_argument("--base", choices=sorted(BASES), help="base distribution (normal)")
+    recipe = parser.add_argument_group("training (defaults: flowforge.DEFAULT_RECIPE)")
+    recipe.add_argument("--epochs", type=options.positive_int, help=f"({DEFAULT_RECIPE.epochs})")
+    recipe.add_argument(
+        "--batch-size", type=options.positive_int, help=f"({DEFAULT_RECIPE.batch_size})"
+    )
+    recipe.add_argument("--lr", type=options.positive_float, help=f"Adam's peak ({DEFAULT_RECIPE.lr})")
+    recipe.add_argument(
+        "--schedule",
+        choices=("cosine", "constant"),
+        help=f"learning-rate schedule ({DEFAULT_RECIPE.schedule})",
+    )
+    recipe.add_argument(
+        "--no-shuffle",
+        action="store_const",
+        const=True,
+        help="visit the points in the same order every epoch (the notebook's loader)",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=options.non_negative_int, help="data, init and batch order (0)")
+    options.add_device(run, default=None)
+    run.add_argument("--output", "-o", type=Path, help="run folder (default: runs/<time>)")
+    run.add_argument(
+        "--resume", type=Path, metavar="RUN", help="continue an interrupted run from its checkpoint"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _value(args: argparse.Namespace, name: str, default):
+    value = getattr(args, name)
+    return default if value is None else value
+
+
+def recipe_from(args: argparse.Namespace) -> dict:
+    """``fit``'s keyword arguments: ``DEFAULT_RECIPE`` with the options given."""
+    recipe = DEFAULT_RECIPE.to_dict()
+    for name in ("epochs", "batch_size", "lr", "schedule"):
+        recipe[name] = _value(args, name, recipe[name])
+    recipe["shuffle"] = not args.no_shuffle
+    return recipe
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    """The run's configuration from the options; fits the data's standardization."""
+    data = {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
+    seed = _value(args, "seed", 0)
+    train, _ = two_moons_splits(seed=seed, **data)
+    model = {k: _value(args, k, v) for k, v in MODEL_DEFAULTS.items()}
+    name = model.pop("model")
+    return RunConfig(
+        model=name,
+        model_options={"width": train.points.shape[1], **model},
+        data={"name": "two_moons", **data},
+        standardization=train.standardization,
+        recipe=recipe_from(args),
+        seed=seed,
+        device=args.device or "auto",
+    )
+
+
+def default_output() -> Path:
+    """``runs/<date-time>``, with a suffix if that folder exists already."""
+    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    folder, n = base, 2
+    while folder.exists():
+        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return folder
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserError(
+            f"--resume continues a run with the settings in its config.json; drop {flags} "
+            "(only --device and --quiet may change)"
+        )
+
+
+def _summary(outcome) -> str:
+    lines = [
+        f"held-out NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
+        f"{outcome.heldout.stderr:.4f} nats per point (n={outcome.heldout.n}, standardized units)",
+        f"run folder: {outcome.folder} (config.json, model.safetensors, metrics.json, "
+        "figures, report.html)",
+        f"evaluate it: flowforge eval {outcome.folder}",
+    ]
+    return "\n".join(lines)
+
+
+def _device(name: str):
+    try:
+        return options.device(name)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowforge.experiment import start_run, train_run
+
+    if args.resume is not None:
+        _check_resume(args)
+        folder = args.resume
+        device = _device(args.device or read_config(folder).device)
+    else:
+        device = _device(args.device or "auto")
+        folder = start_run(args.output or default_output(), config_from(args))
+    try:
+        outcome = train_run(folder, device=device, progress=not args.quiet)
+    except FloatingPointError as error:
+        raise UserError(f"{error}; the last good epoch is saved in {folder}") from None
+    except KeyboardInterrupt:
+        print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
+        raise
+    print(_summary(outcome))
+    return 0

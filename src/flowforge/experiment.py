@@ -1,0 +1,197 @@
+"""Running an experiment into a run folder: train with a checkpoint after every epoch, resume, write outputs.
+
+``start_run`` creates the folder and its ``config.json``; ``train_run`` trains (or
+continues) the run it describes, saving ``checkpoint.safetensors`` after every epoch,
+then writes the weights, the metrics, the figures and the report. A run interrupted
+at any moment, even by SIGKILL, continues from its last completed epoch and ends with
+the same weights as an uninterrupted one: the batches of each epoch depend only on the
+seed and the epoch, and the checkpoint holds the exact weights, optimizer state and
+random-number state.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowforge.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_weights
+from flowforge.device import resolve_device
+from flowforge.evaluate import NLLEstimate, mean_nll
+from flowforge.files import atomic_write_text, write_json
+from flowforge.flow import NormalizingFlow
+from flowforge.runs import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    REPORT,
+    WEIGHTS,
+    RunConfig,
+    RunError,
+    build_model,
+    load_data,
+    parameter_count,
+    read_config,
+    write_config,
+)
+from flowforge.training import History, TrainState, fit
+
+
+def start_run(folder: str | Path, config: RunConfig) -> Path:
+    """Create the run folder ``folder`` and write its ``config.json``.
+
+    Refuses a folder that already holds anything, so no earlier work is overwritten.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} is a file; choose another --output")
+    if folder.is_dir() and any(folder.iterdir()):
+        if (folder / CONFIG).exists():
+            raise RunError(
+                f"{folder} already holds a run; continue it with "
+                f"`flowforge train --resume {folder}` or choose another --output"
+            )
+        raise RunError(f"{folder} exists and is not empty; choose another --output")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_config(folder, config)
+    return folder
+
+
+@dataclass
+class Outcome:
+    """What ``train_run`` did: the model, the held-out estimate and where it all went."""
+
+    folder: Path
+    model: NormalizingFlow
+    history: History
+    heldout: NLLEstimate
+    metrics: dict[str, Any]
+    resumed_from: int  # completed epochs found in the checkpoint (0 for a fresh start)
+
+
+def _model_for(folder: Path, config: RunConfig, device: torch.device):
+    """A model ready to train: fresh (seeded) or with its checkpoint's state and RNG."""
+    checkpoint = load_checkpoint(folder / CHECKPOINT) if (folder / CHECKPOINT).exists() else None
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    if checkpoint is None:
+        return model, None
+    restore_rng(checkpoint.rng)
+    return model, checkpoint.state
+
+
+def train_run(
+    folder: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callable[[TrainState], None]] = (),
+) -> Outcome:
+    """Train the run in ``folder`` (continuing from its checkpoint if there is one) and
+    write ``model.safetensors``, ``metrics.json``, the figures and ``report.html``.
+
+    ``device`` overrides the config's (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
+    ``callbacks`` are called after every epoch, after the checkpoint is written.
+    """
+    started = time.perf_counter()
+    folder = Path(folder)
+    config = read_config(folder)
+    device = resolve_device(device or config.device)
+    train, heldout = load_data(config)
+    model, resume = _model_for(folder, config, device)
+
+    def checkpoint(state: TrainState) -> None:
+        save_checkpoint(folder / CHECKPOINT, state)
+
+    history = fit(
+        model,
+        train.points,
+        validation=heldout.points,
+        **config.recipe,
+        seed=config.seed,
+        restore_best=False,
+        progress=progress,
+        callbacks=[checkpoint, *callbacks],
+        resume=resume,
+    )
+    save_weights(folder / WEIGHTS, model.state_dict())
+    estimate = mean_nll(model, heldout.points)
+    metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
+    metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
+    write_json(folder / METRICS, metrics)
+    write_outputs(folder, model, train.points, config, metrics)
+    return Outcome(folder, model, history, estimate, metrics, metrics["resumed_from_epoch"])
+
+
+def versions() -> dict[str, str]:
+    """Versions of flowforge, Python and the libraries that shaped the numbers."""
+    import sklearn
+
+    from flowforge import __version__
+
+    return {
+        "flowforge": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run_metrics(
+    model: NormalizingFlow,
+    history: History,
+    heldout: NLLEstimate,
+    config: RunConfig,
+    device: torch.device,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """The contents of ``metrics.json``: per-epoch NLLs (nats per point), final held-out
+    NLL with its standard error, times (seconds), parameter count and versions."""
+    log_abs_det = config.standardization.log_abs_det
+    return {
+        "train_nll": history.train_nll,
+        "heldout_nll": history.heldout_nll,
+        "epoch_seconds": history.seconds,
+        "epochs": history.epochs,
+        "final_train_nll": history.train_nll[-1] if history.train_nll else math.nan,
+        "heldout": {
+            "nll": heldout.mean,
+            "stderr": heldout.stderr,
+            "n": heldout.n,
+            "nll_original_units": heldout.mean - log_abs_det,
+        },
+        "train_seconds": float(sum(history.seconds)),
+        "wall_seconds": wall_seconds,
+        "parameters": parameter_count(model),
+        "device": str(device),
+        "versions": versions(),
+    }
+
+
+def write_outputs(
+    folder: Path,
+    model: NormalizingFlow,
+    train_points: torch.Tensor,
+    config: RunConfig,
+    metrics: dict[str, Any],
+) -> list[Path]:
+    """Draw the run's figures and write them and ``report.html`` into ``folder``."""
+    from flowforge.figures import FIGURES, run_figures, save_figure
+    from flowforge.report import render_run
+
+    written = []
+    for name, figure in run_figures(model, train_points, metrics, seed=config.seed).items():
+        written.append(save_figure(figure, folder / name))
+    captions = {name: caption for name, (caption, _) in FIGURES.items()}
+    html = render_run(folder, config.to_dict(), metrics, captions)
+    written.append(atomic_write_text(folder / REPORT, html))
+    return written
