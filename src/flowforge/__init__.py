@@ -33,6 +33,36 @@ from flowforge.values import num_samples
 
 __version__ = "0.1.0"
 
+# The workbench's names, imported on first use so that ``import flowforge`` needs
+# neither matplotlib nor safetensors: name -> module that defines it.
+_LAZY = {
+    "load": "flowforge.runs",
+    "Trained": "flowforge.runs",
+    "plot_log_prob": "flowforge.plots",
+    "plot_samples": "flowforge.plots",
+    "plot_log_prob_and_samples": "flowforge.plots",
+    "plot_samples_on_data": "flowforge.plots",
+    "plot_inverse_samples": "flowforge.plots",
+    "part_model": "flowforge.plots",
+    "plot_model_steps": "flowforge.plots",
+    "plot_compare_model_steps": "flowforge.plots",
+    "plot_learning_curves": "flowforge.plots",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'flowforge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
     "BUILDERS",
     "DEFAULT_RECIPE",
@@ -66,6 +96,7 @@ __all__ = [
     "num_samples",
     "test_flow_layer",
     "train",
+    "load",
     "two_moons",
     "two_moons_splits",
 ]

@@ -5,7 +5,7 @@ so a crash at any moment leaves the previous checkpoint intact. Its tensors are 
 model's state, the optimizer's per-parameter state, the best weights so far and the
 torch random-number state (``uint8``); the epoch, step, history and the optimizer's
 parameter groups are JSON, stored in the safetensors header's metadata under the key
-``"flowforge"``.
+``"flowforge"``, with a SHA-256 checksum of the tensors so damage anywhere is caught.
 
 Reading never executes anything from the file: the header is parsed as JSON, the
 tensors by ``safetensors`` (a flat byte buffer and its dtypes and shapes). A missing,
@@ -14,6 +14,7 @@ truncated or corrupt file raises ``CheckpointError`` naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -46,6 +47,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict
     from safetensors.torch import save
 
     cpu = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}
+    meta = {**meta, "sha256": digest(cpu)}
     text = json.dumps(finite_or_none(meta), allow_nan=False)
     return atomic_write_bytes(path, save(cpu, metadata={META_KEY: text}))
 
@@ -66,7 +68,20 @@ def load_tensors(path: str | os.PathLike, kind: str | None = None) -> tuple[dict
     meta = _parse_meta(path, _read_header(path, data))
     if kind is not None and meta.get("kind") != kind:
         raise CheckpointError(f"{path} holds {meta.get('kind')!r} data, expected {kind!r}")
-    return _parse_tensors(path, data), meta
+    tensors = _parse_tensors(path, data)
+    if meta.get("sha256") != digest(tensors):
+        raise CheckpointError(f"{path} is corrupt (its tensors do not match their checksum)")
+    return tensors, meta
+
+
+def digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (CPU), in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _read_header(path: Path, data: bytes) -> dict:

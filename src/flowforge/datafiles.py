@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ def _has_header(path: Path) -> bool:
 def _read_csv(path: Path) -> np.ndarray:
     try:
         skip = 1 if _has_header(path) else 0
-        return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip, dtype=np.float64)
     except UnicodeDecodeError:
         raise DataFileError(f"{path}: not a text CSV file") from None
     except ValueError as error:
@@ -84,14 +87,14 @@ def read_points(path: str | os.PathLike, width: int) -> np.ndarray:
 
 def check_points_array(points: np.ndarray, width: int, source: str | os.PathLike) -> None:
     """Raise ``DataFileError`` unless ``points`` is ``(n >= 1, width)`` with finite values."""
+    if points.size == 0:
+        raise DataFileError(f"{source}: has no points")
     if points.ndim != 2 or points.shape[1] != width:
         columns = points.shape[1] if points.ndim == 2 else f"shape {points.shape}"
         raise DataFileError(
             f"{source}: expected {width} columns (one point per row), got {columns}; "
             f"the model was trained on {width}-dimensional points"
         )
-    if len(points) == 0:
-        raise DataFileError(f"{source}: has no points")
     bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
     if bad.size:
         raise DataFileError(

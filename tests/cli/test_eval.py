@@ -1,0 +1,145 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from flowforge import load, two_moons_splits
+from flowforge.cli.main import main
+
+
+def eval_json(capsys, *argv):
+    assert main(["eval", *map(str, argv), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def expected_scores(run, original_points: np.ndarray) -> tuple[float, float]:
+    """NLL in model units and in original units, computed here from the formulas."""
+    model, standardization = load(run)
+    mean, std = np.array(standardization.mean), np.array(standardization.std)
+    z = torch.as_tensor((original_points - mean) / std, dtype=torch.float32)
+    with torch.no_grad():
+        log_q = model.log_prob(z).double().numpy()
+    return float(-log_q.mean()), float(-(log_q - np.log(std).sum()).mean())
+
+
+def heldout_original(n_samples=1500, n_heldout=500):
+    _, heldout = two_moons_splits(n_samples, n_heldout, noise=0.1, seed=0)
+    return heldout.original_points.double().numpy()
+
+
+def test_eval_prints_the_heldout_nll_with_its_standard_error(tiny_run, capsys):
+    assert main(["eval", str(tiny_run)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert f"NLL {metrics['heldout']['nll']:.4f} ± {metrics['heldout']['stderr']:.4f}" in out
+    assert "n=500" in out
+
+
+def test_eval_json_has_exactly_the_documented_keys_and_values(tiny_run, capsys):
+    result = eval_json(capsys, tiny_run)
+    assert set(result) == {"nll", "nll_original_units", "stderr", "n"}
+    nll, nll_original = expected_scores(tiny_run, heldout_original())
+    assert result["n"] == 500
+    assert result["nll"] == pytest.approx(nll, abs=1e-4)
+    assert result["nll_original_units"] == pytest.approx(nll_original, abs=1e-4)
+    assert 0 < result["stderr"] < 0.2
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_eval_scores_a_users_points_in_original_units(tiny_run, tmp_path, capsys, suffix):
+    points = np.array([[0.0, 0.5], [1.0, -0.4], [-0.8, 0.2], [2.0, 0.3]])
+    path = tmp_path / f"points{suffix}"
+    if suffix == ".npy":
+        np.save(path, points)
+    else:
+        np.savetxt(path, points, delimiter=",", header="x,y", comments="")
+    result = eval_json(capsys, tiny_run, "--data", path)
+    nll, nll_original = expected_scores(tiny_run, points)
+    assert result["n"] == 4
+    assert result["nll"] == pytest.approx(nll, abs=1e-5)
+    assert result["nll_original_units"] == pytest.approx(nll_original, abs=1e-5)
+
+
+def test_the_heldout_points_as_a_file_score_like_the_heldout_set(tiny_run, tmp_path, capsys):
+    path = tmp_path / "heldout.npy"
+    np.save(path, heldout_original())
+    from_file = eval_json(capsys, tiny_run, "--data", path)
+    assert from_file == pytest.approx(eval_json(capsys, tiny_run), abs=1e-5)
+
+
+def _write_bad(kind: str, folder):
+    path = folder / {"object": "bad.npy", "txt": "bad.txt", "binary": "bad.csv"}.get(kind, "bad.csv")
+    if kind == "width":
+        np.savetxt(path, np.zeros((3, 3)), delimiter=",")
+    elif kind == "nan":
+        path.write_text("0.1,0.2\nnan,0.3\n0.5,inf\n")
+    elif kind == "empty":
+        path.write_text("x,y\n")
+    elif kind == "text":
+        path.write_text("a,b\n1,two\n")
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "object":
+        np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif kind == "txt":
+        path.write_text("1,2\n")
+    elif kind == "missing":
+        path = folder / "missing.csv"
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("width", "expected 2 columns"),
+        ("nan", "2 row(s) hold NaN or infinite values (first: row 1)"),
+        ("empty", "has no points"),
+        ("text", "not a CSV file of numbers"),
+        ("binary", "bad.csv: not a"),
+        ("object", "not a readable .npy array"),
+        ("txt", "unsupported file type '.txt'"),
+        ("missing", "no such file"),
+    ],
+)
+def test_bad_data_files_give_a_one_line_error(tiny_run, tmp_path, capsys, kind, message):
+    path = _write_bad(kind, tmp_path)
+    assert main(["eval", str(tiny_run), "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate", "is truncated"),
+        ("flip", "is corrupt"),
+        ("pickle", "is truncated or is not a safetensors file"),
+        ("delete", "did not finish; continue it with `flowforge train --resume"),
+    ],
+)
+def test_a_damaged_weights_file_is_reported_not_loaded(tiny_run, tmp_path, capsys, damage, message):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    if damage == "truncate":
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        data[-5] ^= 0xFF
+        weights.write_bytes(data)
+    elif damage == "pickle":
+        torch.save(load(tiny_run).model.state_dict(), weights)
+    else:
+        weights.unlink()
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(weights) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "is not a flowforge run folder (it has no config.json)" in capsys.readouterr().err

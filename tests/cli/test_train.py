@@ -1,0 +1,172 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import flowforge
+from flowforge import DEFAULT_RECIPE, load, mean_nll, two_moons_splits
+from flowforge.checkpoint import load_checkpoint, load_weights
+from flowforge.cli.main import build_parser, main
+from flowforge.cli.train import config_from
+from flowforge.figures import FIGURES
+from tests.workbench import TINY, pixel_spread
+
+RUN_FILES = {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.json"}
+RUN_FILES |= {"report.html", *FIGURES}
+
+
+def subprocess_env() -> dict:
+    """The environment for ``python -m flowforge`` to import this checkout's flowforge."""
+    src = str(Path(flowforge.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_train_writes_a_complete_run_folder(tiny_run):
+    assert RUN_FILES <= {p.name for p in tiny_run.iterdir()}
+    assert not [p.name for p in tiny_run.iterdir() if p.name.endswith(".tmp")]
+    for name in FIGURES:
+        assert pixel_spread(tiny_run / name) > 0.05, name
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert len(metrics["train_nll"]) == len(metrics["heldout_nll"]) == metrics["epochs"] == 2
+    assert metrics["parameters"] == 1352  # the notebook's model: 4 couplings, hidden 16
+    assert {"flowforge", "torch", "numpy", "python"} <= set(metrics["versions"])
+    assert metrics["wall_seconds"] > 0 and len(metrics["epoch_seconds"]) == 2
+
+
+def test_the_reported_heldout_nll_is_that_of_the_saved_model(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    model, standardization = load(tiny_run)
+    _, heldout = two_moons_splits(1500, 500, noise=0.1, seed=0)  # the data the run names
+    assert standardization == heldout.standardization
+    assert metrics["heldout"]["nll"] == pytest.approx(mean_nll(model, heldout.points).mean, abs=1e-9)
+    assert metrics["heldout_nll"][-1] == pytest.approx(metrics["heldout"]["nll"], abs=1e-9)
+
+
+def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
+    config = config_from(build_parser().parse_args(["train"]))
+    assert config.model == "realnvp"
+    assert config.model_options == {"width": 2, "couplings": 4, "hidden": 16, "base": "normal"}
+    assert config.data == {"name": "two_moons", "n_samples": 100_000, "n_heldout": 20_000, "noise": 0.1}
+    assert config.recipe == {**DEFAULT_RECIPE.to_dict(), "shuffle": True}
+
+
+def test_the_notebooks_exact_recipe_can_be_spelled():
+    argv = ["train", "--batch-size", "128", "--lr", "1e-3", "--epochs", "100"]
+    argv += ["--schedule", "constant", "--no-shuffle", "--n-samples", "200"]
+    recipe = config_from(build_parser().parse_args(argv)).recipe
+    assert recipe["batch_size"] == 128 and recipe["lr"] == 1e-3 and recipe["epochs"] == 100
+    assert recipe["schedule"] == "constant" and recipe["shuffle"] is False
+
+
+def test_an_existing_run_is_never_overwritten(tiny_run, capsys):
+    before = (tiny_run / "model.safetensors").read_bytes()
+    assert main(["train", *TINY, "--quiet", "--output", str(tiny_run)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err
+    assert (tiny_run / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        pytest.param(["--epochs", "0"], "--epochs: must be at least 1", id="zero-epochs"),
+        pytest.param(["--lr", "-1"], "--lr: must be greater than 0", id="negative-lr"),
+        pytest.param(["--noise", "nan"], "finite number", id="nan-noise"),
+        pytest.param(["--base", "cauchy"], "invalid choice: 'cauchy'", id="unknown-base"),
+        pytest.param(["--batch-size", "x"], "expected an integer", id="not-a-number"),
+        pytest.param(["--device", "tpu"], "unknown device 'tpu'", id="unknown-device"),
+        pytest.param(["--resume", "no/such/run"], "no such run folder", id="missing-run"),
+        pytest.param(["--resume", ".", "--lr", "1"], "drop --lr", id="resume-with-options"),
+    ],
+)
+def test_invalid_options_give_a_one_line_error(argv, expected, capsys, tmp_path):
+    try:
+        code = main(["train", "--quiet", *argv])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_run_interrupted_before_its_first_checkpoint_restarts_identically(tiny_run, tmp_path):
+    folder = tmp_path / "restarted"
+    folder.mkdir()
+    shutil.copy(tiny_run / "config.json", folder / "config.json")  # died before epoch 1 ended
+    assert main(["train", "--resume", str(folder), "--quiet"]) == 0
+    a, b = load_weights(folder / "model.safetensors"), load_weights(tiny_run / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"training ended before its first checkpoint: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint appeared in time")
+        time.sleep(0.01)
+
+
+def test_a_run_killed_mid_epoch_and_resumed_ends_with_identical_weights(tmp_path):
+    # 500 steps per epoch, so the kill lands inside an epoch, not after the last one.
+    argv = ["--n-samples", "4000", "--n-heldout", "300", "--epochs", "3"]
+    argv += ["--batch-size", "8", "--seed", "7", "--quiet"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowforge", "train", *argv, "--output", str(killed)],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(killed / "checkpoint.safetensors", process)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed / "model.safetensors").exists(), "training finished before the kill"
+    assert 1 <= load_checkpoint(killed / "checkpoint.safetensors").state.epoch < 3
+
+    assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    whole = tmp_path / "whole"
+    assert main(["train", *argv, "--output", str(whole)]) == 0
+
+    a, b = load_weights(killed / "model.safetensors"), load_weights(whole / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    metrics = [json.loads((f / "metrics.json").read_text()) for f in (killed, whole)]
+    assert metrics[0]["train_nll"] == metrics[1]["train_nll"]
+    assert metrics[0]["resumed_from_epoch"] >= 1 and metrics[1]["resumed_from_epoch"] == 0
+
+
+def test_every_command_is_registered():
+    help_text = build_parser().format_help()
+    for command in ("train", "eval", "sample", "plot", "compare-runs"):
+        assert command in help_text
+
+
+def test_a_damaged_run_fails_cleanly_from_the_console(tiny_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    result = subprocess.run(
+        [sys.executable, "-m", "flowforge", "eval", str(broken)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"flowforge eval: error: {weights} is truncated or corrupt")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
