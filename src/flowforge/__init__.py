@@ -63,6 +63,7 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
 __all__ = [
     "BUILDERS",
     "DEFAULT_RECIPE",

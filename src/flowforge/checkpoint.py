@@ -52,7 +52,9 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict
     return atomic_write_bytes(path, save(cpu, metadata={META_KEY: text}))
 
 
-def load_tensors(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[str, Tensor], dict]:
+def load_tensors(
+    path: str | os.PathLike, kind: str | None = None
+) -> tuple[dict[str, Tensor], dict]:
     """Read a file written by ``save_tensors``: ``(tensors on the CPU, meta)``.
 
     ``kind`` (when given) must match ``meta["kind"]``. Raises ``CheckpointError`` when
@@ -109,10 +111,12 @@ def _parse_meta(path: Path, header: dict) -> dict:
         meta = json.loads(text)
     except ValueError:
         raise CheckpointError(f"{path} has a corrupt flowforge record") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has a corrupt flowforge record")
+    if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has format version {meta.get('format_version') if isinstance(meta, dict) else None}"
-            f", this flowforge reads version {FORMAT_VERSION}"
+            f"{path} has format version {meta.get('format_version')}, "
+            f"this flowforge reads version {FORMAT_VERSION}"
         )
     return meta
 
@@ -239,7 +243,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             step=int(meta["step"]),
             history=_history_from_record(meta["history"]),
             model_state=_unprefixed("model", tensors),
-            optimizer_state=_unflatten_optimizer(_unprefixed("optimizer", tensors), meta["optimizer"]),
+            optimizer_state=_unflatten_optimizer(
+                _unprefixed("optimizer", tensors), meta["optimizer"]
+            ),
             best_model_state=_unprefixed("best", tensors) if meta["has_best"] else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:

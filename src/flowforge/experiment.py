@@ -1,4 +1,4 @@
-"""Running an experiment into a run folder: train with a checkpoint after every epoch, resume, write outputs.
+"""Running an experiment into a run folder: checkpoints every epoch, resumption, outputs.
 
 ``start_run`` creates the folder and its ``config.json``; ``train_run`` trains (or
 continues) the run it describes, saving ``checkpoint.safetensors`` after every epoch,

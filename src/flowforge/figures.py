@@ -58,7 +58,10 @@ def _learning_curves(model, data, history) -> Figure:
 
 # File name -> (caption, drawing function).
 FIGURES: dict[str, tuple[str, Callable[..., Figure]]] = {
-    "density_and_samples.png": ("Log-density (clipped below -10) and samples", _density_and_samples),
+    "density_and_samples.png": (
+        "Log-density (clipped below -10) and samples",
+        _density_and_samples,
+    ),
     "samples_on_data.png": ("Model samples (blue) over the data (red)", _samples_on_data),
     "latent.png": ("The data mapped back to latent space, with the base density", _latent),
     "model_steps.png": ("Log-density after 0, 1, ... coupling layers", _model_steps),

@@ -70,7 +70,7 @@ def log_prob_grid(
     steps: int = 500,
     min_prob: float = -10,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The log-density on a ``steps x steps`` grid over ``[xmin, xmax]^2``, as ``plot_log_prob`` draws it.
+    """The log-density on a ``steps x steps`` grid over ``[xmin, xmax]^2``, as plotted.
 
     Returns ``(x0, x1, log_p)``, each ``(steps, steps)`` (``indexing="ij"``); values below
     ``min_prob`` (including ``-inf`` outside a bounded support) are set to
@@ -156,7 +156,7 @@ def plot_samples_on_data(
     *,
     ax: Axes | None = None,
 ) -> Figure:
-    """The data (red) with ``n`` model samples drawn over it (blue), as in the notebook's 10.5 (d)."""
+    """The data (red) with ``n`` model samples over it (blue), as in the notebook's 10.5 (d)."""
     ax = ax if ax is not None else _current_axes()
     points = np.asarray(torch.as_tensor(data).detach().cpu())
     ax.plot(points[:, 0], points[:, 1], "r.", alpha=0.05)

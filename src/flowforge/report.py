@@ -1,4 +1,4 @@
-"""A run's ``report.html``: one self-contained page (figures embedded as base64 PNG) with the numbers."""
+"""A run's ``report.html``: one self-contained page, figures embedded as base64 PNG, and numbers."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ DATASETS = {"two_moons": two_moons_splits}
 
 
 class RunError(InputError):
-    """A run folder that is missing, incomplete, or does not describe a model flowforge can build."""
+    """A run folder that is missing, incomplete, or describes a model flowforge cannot build."""
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,9 @@ def test_the_heldout_points_as_a_file_score_like_the_heldout_set(tiny_run, tmp_p
 
 
 def _write_bad(kind: str, folder):
-    path = folder / {"object": "bad.npy", "txt": "bad.txt", "binary": "bad.csv"}.get(kind, "bad.csv")
+    path = folder / {"object": "bad.npy", "txt": "bad.txt", "binary": "bad.csv"}.get(
+        kind, "bad.csv"
+    )
     if kind == "width":
         np.savetxt(path, np.zeros((3, 3)), delimiter=",")
     elif kind == "nan":

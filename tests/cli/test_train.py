@@ -45,7 +45,9 @@ def test_the_reported_heldout_nll_is_that_of_the_saved_model(tiny_run):
     model, standardization = load(tiny_run)
     _, heldout = two_moons_splits(1500, 500, noise=0.1, seed=0)  # the data the run names
     assert standardization == heldout.standardization
-    assert metrics["heldout"]["nll"] == pytest.approx(mean_nll(model, heldout.points).mean, abs=1e-9)
+    assert metrics["heldout"]["nll"] == pytest.approx(
+        mean_nll(model, heldout.points).mean, abs=1e-9
+    )
     assert metrics["heldout_nll"][-1] == pytest.approx(metrics["heldout"]["nll"], abs=1e-9)
 
 
@@ -53,7 +55,12 @@ def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
     config = config_from(build_parser().parse_args(["train"]))
     assert config.model == "realnvp"
     assert config.model_options == {"width": 2, "couplings": 4, "hidden": 16, "base": "normal"}
-    assert config.data == {"name": "two_moons", "n_samples": 100_000, "n_heldout": 20_000, "noise": 0.1}
+    assert config.data == {
+        "name": "two_moons",
+        "n_samples": 100_000,
+        "n_heldout": 20_000,
+        "noise": 0.1,
+    }
     assert config.recipe == {**DEFAULT_RECIPE.to_dict(), "shuffle": True}
 
 

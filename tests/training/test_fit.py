@@ -120,3 +120,25 @@ def test_seed_model_reaches_the_notebook_target_with_default_recipe():
     model = seed_model()
     fit(model, train.points, validation=heldout.points, progress=False)
     assert mean_nll(model, heldout.points).mean < 1.9
+
+
+def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
+    from flowforge import train as notebook_train
+
+    data = moons[0]
+    torch.manual_seed(0)
+    model = seed_model()
+    twin = copy.deepcopy(model)
+    fit(
+        model,
+        data.points,
+        epochs=2,
+        batch_size=128,
+        lr=1e-3,
+        schedule="constant",
+        shuffle=False,
+        progress=False,
+    )
+    notebook_train(twin, data.data_loader(batch_size=128), num_epochs=2, lr=1e-3, progress=False)
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -1,4 +1,4 @@
-"""``flowforge compare-runs RUN_A RUN_B``: the density after each coupling layer, two runs side by side."""
+"""``flowforge compare-runs RUN_A RUN_B``: two runs' densities after each coupling layer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``flowforge sample RUN -n N -o FILE``: samples of a trained flow, in the data's original units."""
+"""``flowforge sample RUN -n N -o FILE``: samples of a trained flow, in original units."""
 
 from __future__ import annotations
 

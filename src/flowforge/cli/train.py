@@ -1,4 +1,4 @@
-"""``flowforge train``: the notebook's experiment (two moons, RealNVP, maximum likelihood) into a run folder."""
+"""``flowforge train``: the notebook's experiment (moons, RealNVP, maximum likelihood) as a run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from flowforge.data import two_moons_splits
 from flowforge.runs import RunConfig, read_config
 from flowforge.training import DEFAULT_RECIPE
 
-HELP = "train a flow on the two-moons data and write a run folder (weights, metrics, figures, report)"
+HELP = (
+    "train a flow on the two-moons data and write a run folder (weights, metrics, figures, report)"
+)
 
 # Options that define a run; --resume takes them all from the run's config.json.
 RUN_OPTIONS = (
@@ -52,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument(
         "--batch-size", type=options.positive_int, help=f"({DEFAULT_RECIPE.batch_size})"
     )
-    recipe.add_argument("--lr", type=options.positive_float, help=f"Adam's peak ({DEFAULT_RECIPE.lr})")
+    recipe.add_argument(
+        "--lr", type=options.positive_float, help=f"Adam's peak ({DEFAULT_RECIPE.lr})"
+    )
     recipe.add_argument(
         "--schedule",
         choices=("cosine", "constant"),
