@@ -125,8 +125,8 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 180.0) -> 
 
 
 def test_a_run_killed_mid_epoch_and_resumed_ends_with_identical_weights(tmp_path):
-    # 500 steps per epoch, so the kill lands inside an epoch, not after the last one.
-    argv = ["--n-samples", "4000", "--n-heldout", "300", "--epochs", "3"]
+    # 300 steps per epoch, so the kill lands inside an epoch, not after the last one.
+    argv = ["--n-samples", "2400", "--n-heldout", "300", "--epochs", "3"]
     argv += ["--batch-size", "8", "--seed", "7", "--quiet"]
     killed = tmp_path / "killed"
     process = subprocess.Popen(
