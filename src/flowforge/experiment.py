@@ -66,7 +66,7 @@ def start_run(folder: str | Path, config: RunConfig) -> Path:
 
 @dataclass
 class Outcome:
-    """What ``train_run`` did: the model, the held-out estimate and where it all went."""
+    """What ``train_run`` did: the model (now on the CPU), the held-out estimate, the folder."""
 
     folder: Path
     model: NormalizingFlow
@@ -126,6 +126,7 @@ def train_run(
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
     metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
     write_json(folder / METRICS, metrics)
+    model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
     write_outputs(folder, model, train.points, config, metrics)
     return Outcome(folder, model, history, estimate, metrics, metrics["resumed_from_epoch"])
 

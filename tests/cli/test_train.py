@@ -46,7 +46,7 @@ def test_the_reported_heldout_nll_is_that_of_the_saved_model(tiny_run):
     _, heldout = two_moons_splits(1500, 500, noise=0.1, seed=0)  # the data the run names
     assert standardization == heldout.standardization
     assert metrics["heldout"]["nll"] == pytest.approx(
-        mean_nll(model, heldout.points).mean, abs=1e-9
+        mean_nll(model, heldout.points).mean, abs=1e-6  # trained on a GPU, scored on the CPU
     )
     assert metrics["heldout_nll"][-1] == pytest.approx(metrics["heldout"]["nll"], abs=1e-9)
 
