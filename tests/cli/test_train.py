@@ -46,7 +46,8 @@ def test_the_reported_heldout_nll_is_that_of_the_saved_model(tiny_run):
     _, heldout = two_moons_splits(1500, 500, noise=0.1, seed=0)  # the data the run names
     assert standardization == heldout.standardization
     assert metrics["heldout"]["nll"] == pytest.approx(
-        mean_nll(model, heldout.points).mean, abs=1e-6  # trained on a GPU, scored on the CPU
+        mean_nll(model, heldout.points).mean,
+        abs=1e-6,  # trained on a GPU, scored on the CPU
     )
     assert metrics["heldout_nll"][-1] == pytest.approx(metrics["heldout"]["nll"], abs=1e-9)
 
@@ -177,3 +178,13 @@ def test_a_damaged_run_fails_cleanly_from_the_console(tiny_run, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"flowforge eval: error: {weights} is truncated or corrupt")
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_uniform_base_that_loses_points_says_why(tmp_path, capsys):
+    # The notebook's question 10.6 (b): once the flow maps a training point outside the
+    # uniform base's support, its likelihood is zero and the NLL infinite.
+    code = main(["train", *TINY, "--base", "uniform", "--quiet", "--output", str(tmp_path / "u")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "mean NLL inf" in err and "outside the base's support" in err
+    assert (tmp_path / "u" / "config.json").exists()  # the run can be inspected

@@ -140,6 +140,24 @@ def _summary(outcome) -> str:
     return "\n".join(lines)
 
 
+def _diverged(error: FloatingPointError, folder: Path) -> str:
+    """The one-line explanation of a diverged run: what is kept, and the likely cause."""
+    from flowforge.runs import CHECKPOINT
+
+    kept = (
+        f"the last good epoch is kept in {folder / CHECKPOINT}"
+        if (folder / CHECKPOINT).exists()
+        else "no epoch completed"
+    )
+    hint = ""
+    if read_config(folder).model_options.get("base") == "uniform":
+        hint = (
+            "; with a uniform base the NLL is infinite as soon as the flow maps a point "
+            "outside the base's support (the notebook's question 10.6 b)"
+        )
+    return f"{error}; {kept}{hint}"
+
+
 def _device(name: str):
     try:
         return options.device(name)
@@ -160,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = train_run(folder, device=device, progress=not args.quiet)
     except FloatingPointError as error:
-        raise UserError(f"{error}; the last good epoch is saved in {folder}") from None
+        raise UserError(_diverged(error, folder)) from None
     except KeyboardInterrupt:
         print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
         raise
