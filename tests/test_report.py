@@ -34,3 +34,8 @@ def test_the_report_is_one_self_contained_page_with_figures_and_numbers():
 def test_missing_numbers_show_as_a_dash():
     page = render("r", CONFIG, {"heldout": {"nll": float("nan")}}, [])
     assert "<th>held-out NLL (nats per point, standardized)</th><td>–</td>" in page
+
+
+def test_small_and_large_numbers_keep_their_digits():
+    page = render("r", {**CONFIG, "recipe": {"lr": 1e-5, "weight_decay": 0.0}}, {"epochs": 3}, [])
+    assert "lr=1e-05" in page and "weight_decay=0.0000" in page

@@ -24,7 +24,7 @@ def _format(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.4g}"
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={_format(v)}" for k, v in value.items())
     return str(value)
