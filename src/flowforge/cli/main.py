@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sample": "flowforge.cli.sample",
     "plot": "flowforge.cli.plot",
     "compare-runs": "flowforge.cli.compare_runs",
+    "compare": "flowforge.cli.compare",
 }
 
 

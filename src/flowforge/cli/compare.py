@@ -1,0 +1,108 @@
+"""``flowforge compare``: flows, a GAN, mixtures, kernels and a Gaussian vs. the true density."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from flowforge.cli.main import UserError
+
+HELP = "compare model families on the two-moons data, scored against its true density"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from flowforge.comparison import DEFAULT_BUDGET, MODELS
+
+    parser.add_argument(
+        "--out", default="runs/compare", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help="training budget in seconds on the reference 2-core CPU, turned into fixed "
+        "epochs and steps so a run is reproducible (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma-separated models from: %(default)s",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--n-train", type=int, default=100_000, help="training points (incl. validation)"
+    )
+    parser.add_argument(
+        "--n-heldout", type=int, default=20_000, help="held-out points for NLL and KL"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=10_000, help="samples per model for distances"
+    )
+    parser.add_argument("--noise", type=float, default=0.1, help="make_moons noise")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while this runs; these small models are fastest on one (default: 1)",
+    )
+
+
+def _models(spec: str) -> list[str]:
+    from flowforge.comparison import MODELS
+
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise UserError(
+            f"unknown model(s) {unknown or spec!r} in --models; choose from {', '.join(MODELS)}"
+        )
+    if len(set(names)) != len(names):
+        raise UserError(f"--models lists a model twice: {spec}")
+    return names
+
+
+def _write(out: Path, comparison) -> None:
+    from flowforge.comparison.figure import comparison_figure
+    from flowforge.comparison.html import to_html
+    from flowforge.comparison.table import to_dict, to_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(to_dict(comparison), indent=1) + "\n")
+    (out / "results.md").write_text(to_markdown(comparison))
+    figure = comparison_figure(comparison, out / "comparison.png")
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110)
+    (out / "report.html").write_text(to_html(comparison, png.getvalue()))
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowforge.comparison import Plan, Setup, run_comparison
+    from flowforge.comparison.table import to_markdown
+
+    models = _models(args.models)
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    try:
+        setup = Setup(args.n_train, args.n_heldout, args.noise, args.samples, seed=args.seed)
+        plan = Plan(args.budget, round(args.n_train * (1 - setup.validation_fraction)), args.seed)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    try:
+        comparison = run_comparison(models, plan, setup, log=print)
+        _write(Path(args.out), comparison)
+    finally:
+        torch.set_num_threads(threads)
+    print(to_markdown(comparison))
+    print(
+        f"wrote {args.out}/results.json, results.md, comparison.png, report.html "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    return 0

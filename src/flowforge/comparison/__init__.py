@@ -1,0 +1,11 @@
+"""Compare flows with other model families on the two-moons data, the true density as referee.
+
+``run_comparison(models, plan, setup)`` fits each model and scores it;
+``table.to_dict``/``to_markdown``, ``figure.comparison_figure`` and ``html.to_html``
+present the result. ``flowforge compare`` runs all of it.
+"""
+
+from flowforge.comparison.plan import DEFAULT_BUDGET, MODELS, Plan
+from flowforge.comparison.run import Comparison, Row, Setup, run_comparison
+
+__all__ = ["DEFAULT_BUDGET", "MODELS", "Comparison", "Plan", "Row", "Setup", "run_comparison"]

@@ -1,0 +1,82 @@
+"""One figure for a comparison: per model, its density (or discriminator) and its samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowforge.comparison.run import TRUTH, Comparison
+
+LIMIT = 3.0  # the plane shown, [-LIMIT, LIMIT]² in model units
+RESOLUTION = 150
+SHOWN_SAMPLES = 2000
+LOG_DENSITY_RANGE = 10.0  # nats below the truth's peak that the colour scale spans
+
+
+def plane_grid(limit: float = LIMIT, resolution: int = RESOLUTION) -> tuple[Tensor, np.ndarray]:
+    """Points of a square grid ``(resolution², 2)`` float64 and the axis values."""
+    axis = np.linspace(-limit, limit, resolution)
+    xx, yy = np.meshgrid(axis, axis)
+    return torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1)), axis
+
+
+def _surface_panel(ax, values: np.ndarray, label: str, vmin: float, vmax: float):
+    extent = (-LIMIT, LIMIT, -LIMIT, LIMIT)
+    if label.startswith("discriminator"):
+        return ax.imshow(values, origin="lower", extent=extent, cmap="RdBu_r", vmin=0, vmax=1)
+    from matplotlib import colormaps
+
+    masked = np.ma.masked_invalid(np.where(np.isneginf(values), np.nan, values))
+    cmap = colormaps["viridis"].copy()
+    cmap.set_bad("black")  # outside the support: log-density -inf
+    clipped = np.clip(masked, vmin, vmax)
+    return ax.imshow(clipped, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
+
+
+def _samples_panel(ax, sample: Tensor, truth_surface: np.ndarray, axis: np.ndarray, level: float):
+    x = sample[:SHOWN_SAMPLES].numpy()
+    ax.contour(axis, axis, truth_surface, levels=[level], colors="0.6", linewidths=0.6)
+    ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.35, color="C3", rasterized=True)
+    off = int((np.abs(x) > LIMIT).any(axis=1).sum())
+    if off:
+        ax.text(0.03, 0.03, f"{off} of {len(x)} off-frame", transform=ax.transAxes, fontsize=7)
+    ax.set_xlim(-LIMIT, LIMIT)
+    ax.set_ylim(-LIMIT, LIMIT)
+
+
+def comparison_figure(c: Comparison, path: str | Path | None = None):
+    """Columns: the truth, then each model. Top: log-density (black where it is ``-inf``)
+    or the GAN discriminator's P(real); bottom: samples over the truth's contour.
+
+    Returns the matplotlib ``Figure``; saves it to ``path`` when given.
+    """
+    from matplotlib.figure import Figure
+
+    grid, axis = plane_grid()
+    shape = (len(axis), len(axis))
+    truth_surface = c.truth.log_prob(grid).numpy().reshape(shape)
+    vmax = float(truth_surface.max()) + 0.5
+    vmin = vmax - LOG_DENSITY_RANGE
+    columns = [("truth", truth_surface, "log-density (nats)")]
+    for name, model in c.models.items():
+        values = model.surface(grid).double().numpy().reshape(shape)
+        columns.append((name, values, model.surface_label))
+    fig = Figure(figsize=(2.4 * len(columns), 5.0), layout="constrained")
+    axes = fig.subplots(2, len(columns), squeeze=False, sharex=True, sharey=True)
+    for j, (name, values, label) in enumerate(columns):
+        image = _surface_panel(axes[0, j], values, label, vmin, vmax)
+        axes[0, j].set_title(f"{name}\n{label}", fontsize=8)
+        if label.startswith("discriminator") or j == 0:
+            fig.colorbar(image, ax=axes[0, j], shrink=0.7)
+        sample = c.samples[TRUTH if j == 0 else name]
+        _samples_panel(axes[1, j], sample, truth_surface, axis, vmax - 6.0)
+        axes[1, j].set_title("samples", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -1,0 +1,85 @@
+"""What each model gets to train for, from a time budget: fixed step counts, not timers.
+
+A budget in seconds is turned into epochs and steps with per-step costs measured once
+on the reference machine (a 2-core CPU, one torch thread), so the same budget trains
+the same amount on any machine and two runs give the same table; only the wall time
+differs from machine to machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flowforge.baselines import (
+    Baseline,
+    FlowBaseline,
+    GANBaseline,
+    GaussianBaseline,
+    KernelDensityBaseline,
+    MixtureBaseline,
+    UniformFlowBaseline,
+)
+
+# Seconds per optimizer step (batch 256, one thread) on the reference 2-core CPU.
+FLOW_STEP_SECONDS = 0.0035
+GAN_STEP_SECONDS = 0.006
+# Share of the budget for each iteratively trained model.
+SHARES = {"flow": 0.5, "flow-uniform": 0.1, "gan": 0.4}
+BATCH_SIZE = 256
+DEFAULT_BUDGET = 90.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Training lengths derived from a budget (seconds) and the number of training points."""
+
+    budget: float
+    n_train: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.budget > 0 and math.isfinite(self.budget)):
+            raise ValueError(f"the budget must be a positive number of seconds, got {self.budget}")
+        if self.n_train < 2:
+            raise ValueError(f"need at least 2 training points, got {self.n_train}")
+
+    def epochs(self, model: str) -> int:
+        """Epochs of ``model`` (a flow) that fit its share of the budget, at least 1."""
+        steps_per_epoch = math.ceil(self.n_train / BATCH_SIZE)
+        seconds = SHARES[model] * self.budget
+        return max(1, round(seconds / (steps_per_epoch * FLOW_STEP_SECONDS)))
+
+    def gan_steps(self) -> int:
+        """GAN steps (one discriminator and one generator update each) in its share."""
+        return max(1, round(SHARES["gan"] * self.budget / GAN_STEP_SECONDS))
+
+    def build(self, name: str) -> Baseline:
+        """A fresh, unfitted model by name (see ``MODELS``)."""
+        try:
+            factory = MODELS[name]
+        except KeyError:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+        return factory(self)
+
+    def to_dict(self) -> dict:
+        return {
+            "budget_seconds": self.budget,
+            "flow_epochs": self.epochs("flow"),
+            "flow_uniform_epochs": self.epochs("flow-uniform"),
+            "gan_steps": self.gan_steps(),
+            "batch_size": BATCH_SIZE,
+        }
+
+
+MODELS: dict[str, Callable[[Plan], Baseline]] = {
+    "flow": lambda p: FlowBaseline(p.epochs("flow"), batch_size=BATCH_SIZE, seed=p.seed),
+    "flow-uniform": lambda p: UniformFlowBaseline(
+        p.epochs("flow-uniform"), batch_size=BATCH_SIZE, seed=p.seed
+    ),
+    "gan": lambda p: GANBaseline(p.gan_steps(), batch_size=BATCH_SIZE, seed=p.seed),
+    "gmm": lambda p: MixtureBaseline(seed=p.seed),
+    "kde": lambda p: KernelDensityBaseline(),
+    "gaussian": lambda p: GaussianBaseline(),
+}

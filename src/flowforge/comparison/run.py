@@ -1,0 +1,195 @@
+"""Run a comparison: fit every model on the same moons data and score it against the truth."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from flowforge.baselines import Baseline
+from flowforge.comparison.plan import Plan
+from flowforge.data.moons import two_moons, two_moons_splits
+from flowforge.data.moons_density import MoonsDensity
+from flowforge.evaluate import NLLEstimate, nll_estimate
+from flowforge.metrics import (
+    PairedEstimate,
+    SampleReferee,
+    SampleScores,
+    median_bandwidth,
+    nll_gap,
+    paired_kl,
+)
+
+TRUTH = "truth (fresh sample)"
+MAKE_MOONS = "make_moons (fresh sample)"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The data and scoring sizes of a comparison (points, nats, model units)."""
+
+    n_train: int = 100_000
+    n_heldout: int = 20_000
+    noise: float = 0.1
+    samples: int = 10_000
+    validation_fraction: float = 0.1
+    entropy_samples: int = 200_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.n_train, self.n_heldout, self.samples, self.entropy_samples) < 10:
+            raise ValueError(f"every sample size must be at least 10, got {self}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+
+
+@dataclass
+class Row:
+    """One line of the table: a model's scores, or a reference sample's (``kind="floor"``).
+
+    ``nll`` is the held-out NLL; ``gap`` that minus the true entropy; ``kl`` the paired
+    estimate of ``KL(truth ‖ model)`` on the held-out points; ``outside`` the share of
+    held-out points with log-likelihood ``-inf``. All ``None`` without a likelihood.
+    """
+
+    name: str
+    kind: str
+    distances: SampleScores
+    nll: NLLEstimate | None = None
+    gap: PairedEstimate | None = None
+    kl: PairedEstimate | None = None
+    outside: float | None = None
+    train_seconds: float | None = None
+    sample_seconds: float | None = None
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison produced: the table, and what its figure needs."""
+
+    setup: Setup
+    plan: Plan
+    truth: MoonsDensity
+    entropy: NLLEstimate
+    heldout_truth: NLLEstimate
+    bandwidths: dict[str, float]
+    rows: list[Row]
+    models: dict[str, Baseline]
+    samples: dict[str, Tensor]
+    train_points: Tensor
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def _likelihood_scores(model: Baseline, heldout: Tensor, truth_lp: Tensor, entropy) -> dict:
+    if not model.has_likelihood:
+        return {}
+    lp = model.log_prob(heldout).double()
+    nll = nll_estimate(lp)
+    return {
+        "nll": nll,
+        "gap": nll_gap(nll, entropy),
+        "kl": paired_kl(truth_lp, lp),
+        "outside": float(torch.isneginf(lp).double().mean()),
+    }
+
+
+class Runner:
+    """Holds the data, the truth and the referee while models are fitted and scored."""
+
+    def __init__(self, setup: Setup, plan: Plan, log: Callable[[str], None] = print) -> None:
+        self.setup, self.plan, self.log = setup, plan, log
+        data, heldout = two_moons_splits(setup.n_train, setup.n_heldout, setup.noise, setup.seed)
+        n_val = max(2, round(setup.validation_fraction * setup.n_train))
+        self.train, self.validation = data.points[:-n_val], data.points[-n_val:]
+        self.heldout = heldout.points
+        self.standardization = data.standardization
+        self.truth = MoonsDensity.of(data, setup.noise)
+        self.entropy = self.truth.entropy(setup.entropy_samples, seed=setup.seed + 1)
+        self.truth_lp = self.truth.log_prob(self.heldout)
+        reference = self.heldout[: setup.samples]
+        self.bandwidths = {
+            "median": median_bandwidth(reference, seed=setup.seed),
+            "fine": self.truth.noise_scale,
+        }
+        self.referee = SampleReferee(reference, self.bandwidths)
+
+    def floor_rows(self) -> tuple[list[Row], dict[str, Tensor]]:
+        """Distances of fresh samples of the truth (random angles) and of ``make_moons``."""
+        n, seed = self.setup.samples, self.setup.seed
+        truth_sample = self.truth.sample(n, seed=seed + 2)
+        moons = two_moons(n, self.setup.noise, seed=seed + 3, standardization=self.standardization)
+        nll = nll_estimate(self.truth_lp)
+        truth_row = Row(
+            TRUTH,
+            "floor",
+            self.referee.score(truth_sample),
+            nll=nll,
+            gap=nll_gap(nll, self.entropy),
+            kl=PairedEstimate(0.0, 0.0, len(self.truth_lp)),
+            outside=0.0,
+        )
+        moons_row = Row(MAKE_MOONS, "floor", self.referee.score(moons.points))
+        return [truth_row, moons_row], {TRUTH: truth_sample}
+
+    def model_row(self, name: str) -> tuple[Row, Baseline, Tensor]:
+        """Fit model ``name``, score its likelihood and its samples."""
+        model = self.plan.build(name)
+        _, train_s = _timed(lambda: model.fit(self.train, self.validation))
+        sample, sample_s = _timed(lambda: model.sample(self.setup.samples, self.setup.seed + 4))
+        scores = _likelihood_scores(model, self.heldout, self.truth_lp, self.entropy)
+        row = Row(
+            name,
+            "model",
+            self.referee.score(sample),
+            train_seconds=train_s,
+            sample_seconds=sample_s,
+            summary=model.summary(),
+            **scores,
+        )
+        return row, model, sample
+
+
+def run_comparison(
+    models: Sequence[str],
+    plan: Plan,
+    setup: Setup | None = None,
+    log: Callable[[str], None] = print,
+) -> Comparison:
+    """Fit each named model on the same training data and score all on the same held-out set.
+
+    ``log`` receives one line per stage (the true entropy first).
+    """
+    setup = setup or Setup()
+    runner = Runner(setup, plan, log)
+    log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
+    rows, samples = runner.floor_rows()
+    fitted = {}
+    for name in models:
+        row, model, sample = runner.model_row(name)
+        rows.append(row)
+        fitted[name], samples[name] = model, sample
+        nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}, KL {row.kl}"
+        log(f"{name}: {nll}; trained in {row.train_seconds:.1f} s")
+    return Comparison(
+        setup,
+        plan,
+        runner.truth,
+        runner.entropy,
+        nll_estimate(runner.truth_lp),
+        runner.bandwidths,
+        rows,
+        fitted,
+        samples,
+        runner.train,
+    )
