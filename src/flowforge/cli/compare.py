@@ -6,6 +6,8 @@ import argparse
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,10 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--noise", type=float, default=0.1, help="make_moons noise")
     parser.add_argument(
+        "--entropy-samples",
+        type=int,
+        default=200_000,
+        help="Monte Carlo samples for the true entropy (default: %(default)s)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch threads while this runs; these small models are fastest on one (default: 1)",
+        help="threads for torch and BLAS while this runs; these small models are fastest "
+        "on one, and a fixed count keeps runs identical (default: 1)",
     )
 
 
@@ -64,6 +73,20 @@ def _models(spec: str) -> list[str]:
     if len(set(names)) != len(names):
         raise UserError(f"--models lists a model twice: {spec}")
     return names
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Limit torch and the BLAS behind numpy and scikit-learn to ``n`` threads, then restore."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _write(out: Path, comparison) -> None:
@@ -88,18 +111,21 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     try:
-        setup = Setup(args.n_train, args.n_heldout, args.noise, args.samples, seed=args.seed)
+        setup = Setup(
+            args.n_train,
+            args.n_heldout,
+            args.noise,
+            args.samples,
+            entropy_samples=args.entropy_samples,
+            seed=args.seed,
+        )
         plan = Plan(args.budget, round(args.n_train * (1 - setup.validation_fraction)), args.seed)
     except ValueError as error:
         raise UserError(str(error)) from None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    try:
+    with _threads(args.threads):
         comparison = run_comparison(models, plan, setup, log=print)
         _write(Path(args.out), comparison)
-    finally:
-        torch.set_num_threads(threads)
     print(to_markdown(comparison))
     print(
         f"wrote {args.out}/results.json, results.md, comparison.png, report.html "

@@ -30,8 +30,7 @@ def _surface_panel(ax, values: np.ndarray, label: str, vmin: float, vmax: float)
     from matplotlib import colormaps
 
     masked = np.ma.masked_invalid(np.where(np.isneginf(values), np.nan, values))
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("black")  # outside the support: log-density -inf
+    cmap = colormaps["viridis"].with_extremes(bad="black")  # black: log-density -inf
     clipped = np.clip(masked, vmin, vmax)
     return ax.imshow(clipped, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
 
