@@ -13,14 +13,16 @@ from flowforge.nets import MLP
 
 
 class GANBaseline(Baseline):
-    """Generator ``G: N(0, I₂) -> R^d`` and discriminator ``D: R^d -> logit``, both MLPs.
+    """Generator ``G: N(0, I_latent) -> R^d`` and discriminator ``D: R^d -> logit``, both MLPs.
 
     Each step trains ``D`` on a batch of data and a batch of ``G``'s samples (binary
     cross-entropy), then ``G`` with the non-saturating loss ``−log D(G(z))``; both by
     Adam (``betas=(0.5, 0.999)``). Everything random is drawn from generators seeded by
     ``seed``. A GAN has no likelihood: ``surface`` is ``D``'s probability that a point is
-    real. ``validation`` is used to record the discriminator's accuracy on held-back
-    data at the end (a GAN has no validation likelihood to choose by).
+    real. With ``latent`` below the data's width, ``G``'s samples lie on a
+    ``latent``-dimensional surface (a curve for ``latent=1``). ``validation`` only
+    serves to record ``D``'s accuracy on held-back data at the end (a GAN has no
+    validation likelihood to choose by).
     """
 
     name = "gan"
@@ -43,6 +45,7 @@ class GANBaseline(Baseline):
                 f"got {steps}, {batch_size}, {lr}, {latent}"
             )
         self.steps, self.hidden, self.latent = steps, hidden, latent
+        self.name = "gan" if latent == 2 else f"gan-{latent}d"
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
         self.generator: MLP | None = None
         self.discriminator: MLP | None = None
@@ -123,6 +126,7 @@ class GANBaseline(Baseline):
 
     def summary(self) -> dict:
         return {
+            "latent": self.latent,
             "steps": self.steps,
             "final_discriminator_loss": self.losses["discriminator"][-1] if self.steps else None,
             "final_generator_loss": self.losses["generator"][-1] if self.steps else None,

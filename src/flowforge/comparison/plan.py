@@ -26,7 +26,7 @@ from flowforge.baselines import (
 FLOW_STEP_SECONDS = 0.0035
 GAN_STEP_SECONDS = 0.006
 # Share of the budget for each iteratively trained model.
-SHARES = {"flow": 0.5, "flow-uniform": 0.1, "gan": 0.4}
+SHARES = {"flow": 0.47, "flow-uniform": 0.05, "gan": 0.24, "gan-1d": 0.24}
 BATCH_SIZE = 256
 DEFAULT_BUDGET = 90.0
 
@@ -51,9 +51,9 @@ class Plan:
         seconds = SHARES[model] * self.budget
         return max(1, round(seconds / (steps_per_epoch * FLOW_STEP_SECONDS)))
 
-    def gan_steps(self) -> int:
+    def gan_steps(self, model: str = "gan") -> int:
         """GAN steps (one discriminator and one generator update each) in its share."""
-        return max(1, round(SHARES["gan"] * self.budget / GAN_STEP_SECONDS))
+        return max(1, round(SHARES[model] * self.budget / GAN_STEP_SECONDS))
 
     def build(self, name: str) -> Baseline:
         """A fresh, unfitted model by name (see ``MODELS``)."""
@@ -69,6 +69,7 @@ class Plan:
             "flow_epochs": self.epochs("flow"),
             "flow_uniform_epochs": self.epochs("flow-uniform"),
             "gan_steps": self.gan_steps(),
+            "gan_1d_steps": self.gan_steps("gan-1d"),
             "batch_size": BATCH_SIZE,
         }
 
@@ -79,6 +80,10 @@ MODELS: dict[str, Callable[[Plan], Baseline]] = {
         p.epochs("flow-uniform"), batch_size=BATCH_SIZE, seed=p.seed
     ),
     "gan": lambda p: GANBaseline(p.gan_steps(), batch_size=BATCH_SIZE, seed=p.seed),
+    # The same GAN from a 1-D latent: its samples lie on a curve (question 10.6 c).
+    "gan-1d": lambda p: GANBaseline(
+        p.gan_steps("gan-1d"), latent=1, batch_size=BATCH_SIZE, seed=p.seed
+    ),
     "gmm": lambda p: MixtureBaseline(seed=p.seed),
     "kde": lambda p: KernelDensityBaseline(),
     "gaussian": lambda p: GaussianBaseline(),
