@@ -12,7 +12,7 @@ distribution, train it, and check any layer against autograd::
 
 from flowforge.builders import BUILDERS, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
-from flowforge.data import PointData, Standardization, two_moons, two_moons_splits
+from flowforge.data import MoonsDensity, PointData, Standardization, two_moons, two_moons_splits
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
 from flowforge.evaluate import NLLEstimate, log_likelihood, mean_nll
@@ -75,6 +75,7 @@ __all__ = [
     "FlowLayer",
     "History",
     "Merge",
+    "MoonsDensity",
     "Multivariate",
     "NLLEstimate",
     "NormalizingFlow",
