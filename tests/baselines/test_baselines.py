@@ -87,8 +87,8 @@ def test_kernel_density_picks_its_bandwidth_on_validation_data(moons):
 def test_gan_samples_move_toward_the_data():
     target = torch.tensor([3.0, -2.0], dtype=torch.float64)
     data = target + 0.5 * torch.randn(4000, 2, generator=torch.Generator().manual_seed(0)).double()
-    untrained = GANBaseline(steps=0, hidden=32, seed=1).fit(data, data[:500])
-    gan = GANBaseline(steps=600, hidden=32, seed=1).fit(data, data[:500])
+    untrained = GANBaseline(steps=0, hidden=32, lr=1e-3, seed=1).fit(data, data[:500])
+    gan = GANBaseline(steps=600, hidden=32, lr=1e-3, seed=1).fit(data, data[:500])
     before, after = untrained.sample(1000, seed=2), gan.sample(1000, seed=2)
     assert energy_distance(after, data[:1000]) < 0.2 * energy_distance(before, data[:1000])
     assert torch.linalg.vector_norm(after.mean(0) - target) < 0.5
@@ -96,7 +96,7 @@ def test_gan_samples_move_toward_the_data():
     assert ((d >= 0) & (d <= 1)).all()
     with pytest.raises(NoLikelihoodError):
         gan.log_prob(data[:3])
-    again = GANBaseline(steps=600, hidden=32, seed=1).fit(data, data[:500])
+    again = GANBaseline(steps=600, hidden=32, lr=1e-3, seed=1).fit(data, data[:500])
     assert torch.equal(again.sample(50, seed=2), gan.sample(50, seed=2))  # seeded
 
 
