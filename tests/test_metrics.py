@@ -17,9 +17,7 @@ from flowforge.metrics import (
     sliced_wasserstein,
     wasserstein_1d,
 )
-from tests.one_thread import one_thread  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 SHIFT = torch.tensor([1.0, 0.5], dtype=torch.float64)
 
 

@@ -17,9 +17,6 @@ from flowforge.baselines import (
     UniformFlowBaseline,
 )
 from flowforge.metrics import energy_distance
-from tests.one_thread import one_thread  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n: int, seed: int) -> torch.Tensor:

@@ -9,9 +9,6 @@ from flowforge.data.arc_integral import (
     log_half_circle_integral,
     log_peak_integral,
 )
-from tests.one_thread import one_thread  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brute_force(kappa: np.ndarray, phi: np.ndarray, panels: int = 2048) -> np.ndarray:

@@ -8,9 +8,7 @@ from sklearn.datasets import make_moons
 
 from flowforge import Standardization, two_moons
 from flowforge.data.moons_density import MoonsDensity, outer_fraction
-from tests.one_thread import one_thread  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 STD = Standardization((0.5, 0.25), (0.87, 0.5))  # close to the moons' own statistics
 
 
