@@ -24,7 +24,7 @@ import torch
 
 from flowforge.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_weights
 from flowforge.device import resolve_device
-from flowforge.evaluate import NLLEstimate, mean_nll
+from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.files import atomic_write_text, write_json
 from flowforge.flow import NormalizingFlow
 from flowforge.runs import (
@@ -122,8 +122,10 @@ def train_run(
         resume=resume,
     )
     save_weights(folder / WEIGHTS, model.state_dict())
-    estimate = mean_nll(model, heldout.points)
+    log_q = log_likelihood(model, heldout.points)
+    estimate = nll_estimate(log_q)
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
+    metrics["heldout"].update(floor_metrics(config, heldout.points, log_q))
     metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
     write_json(folder / METRICS, metrics)
     model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
@@ -176,6 +178,15 @@ def run_metrics(
         "device": str(device),
         "versions": versions(),
     }
+
+
+def floor_metrics(config: RunConfig, x: torch.Tensor, log_q: torch.Tensor) -> dict[str, float]:
+    """The held-out NLL's gap to the true entropy and the paired KL, when the data's true
+    density is known (moons with noise); otherwise nothing."""
+    from flowforge.truth import floor_of, true_density
+
+    truth = true_density(config.data, config.standardization)
+    return {} if truth is None else floor_of(truth, x.cpu(), log_q.cpu()).to_dict()
 
 
 def write_outputs(

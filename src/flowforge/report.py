@@ -57,6 +57,10 @@ def metric_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
         ("standard error", heldout.get("stderr")),
         ("held-out points", heldout.get("n")),
         ("held-out NLL in original units", heldout.get("nll_original_units")),
+        ("true entropy H of the data (nats, Monte Carlo)", heldout.get("true_entropy")),
+        ("gap of the held-out NLL to H", heldout.get("gap_to_entropy")),
+        ("KL(truth ‖ model), paired on the held-out points", heldout.get("kl_paired")),
+        ("its standard error", heldout.get("kl_paired_stderr")),
         ("final training NLL (epoch mean)", metrics.get("final_train_nll")),
         ("epochs", metrics.get("epochs")),
         ("training time (s, all epochs)", metrics.get("train_seconds")),
@@ -71,6 +75,17 @@ def metric_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
     ]
 
 
+def page(title: str, parts: Iterable[str]) -> str:
+    """A self-contained HTML page: the title as heading, then ``parts`` (HTML) in order."""
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    return "\n".join([*head, *parts, "</body></html>"]) + "\n"
+
+
 def render(
     title: str,
     config: Mapping[str, Any],
@@ -78,16 +93,10 @@ def render(
     figures: Iterable[tuple[bytes, str]],
 ) -> str:
     """The report page: a title, the numbers table, then each ``(png, caption)`` figure."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        table(metric_rows(config, metrics)),
-        *(figure(png, caption) for png, caption in figures),
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
+    return page(
+        title,
+        [table(metric_rows(config, metrics)), *(figure(png, caption) for png, caption in figures)],
+    )
 
 
 def render_run(folder: Path, config: Mapping, metrics: Mapping, captions: Mapping[str, str]) -> str:

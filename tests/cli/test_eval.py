@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge import load, two_moons_splits
+from flowforge import MoonsDensity, load, two_moons_splits
 from flowforge.cli.main import main
+
+FLOOR_KEYS = {
+    "true_entropy",
+    "true_entropy_stderr",
+    "gap_to_entropy",
+    "gap_stderr",
+    "kl_paired",
+    "kl_paired_stderr",
+}
 
 
 def eval_json(capsys, *argv):
@@ -39,12 +48,30 @@ def test_eval_prints_the_heldout_nll_with_its_standard_error(tiny_run, capsys):
 
 def test_eval_json_has_exactly_the_documented_keys_and_values(tiny_run, capsys):
     result = eval_json(capsys, tiny_run)
-    assert set(result) == {"nll", "nll_original_units", "stderr", "n"}
+    assert set(result) == {"nll", "nll_original_units", "stderr", "n", *FLOOR_KEYS}
     nll, nll_original = expected_scores(tiny_run, heldout_original())
     assert result["n"] == 500
     assert result["nll"] == pytest.approx(nll, abs=1e-4)
     assert result["nll_original_units"] == pytest.approx(nll_original, abs=1e-4)
     assert 0 < result["stderr"] < 0.2
+
+
+def test_eval_gives_the_gap_to_the_true_entropy_and_the_paired_kl(tiny_run, capsys):
+    result = eval_json(capsys, tiny_run)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())["heldout"]
+    assert result["true_entropy"] == metrics["true_entropy"]  # train's estimate, reused
+    assert 1.7 < result["true_entropy"] < 1.95 and 0 < result["true_entropy_stderr"] < 0.01
+    assert result["gap_to_entropy"] == pytest.approx(result["nll"] - result["true_entropy"])
+    # The paired KL from its definition: the truth and the model on the same held-out points.
+    model, standardization = load(tiny_run)
+    _, heldout = two_moons_splits(1500, 500, noise=0.1, seed=0)
+    log_p = MoonsDensity(0.1, standardization).log_prob(heldout.points)
+    with torch.no_grad():
+        log_q = model.log_prob(heldout.points).double()
+    assert result["kl_paired"] == pytest.approx(float((log_p - log_q).mean()), abs=1e-5)
+    assert result["kl_paired_stderr"] == pytest.approx(float((log_p - log_q).std() / 500**0.5))
+    assert main(["eval", str(tiny_run)]) == 0
+    assert f"gap to the true entropy H = {result['true_entropy']:.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])

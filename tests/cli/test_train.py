@@ -52,6 +52,17 @@ def test_the_reported_heldout_nll_is_that_of_the_saved_model(tiny_run):
     assert metrics["heldout_nll"][-1] == pytest.approx(metrics["heldout"]["nll"], abs=1e-9)
 
 
+def test_train_prints_and_records_the_gap_to_the_true_entropy(tmp_path, capsys):
+    assert main(["train", *TINY, "--quiet", "--output", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    heldout = json.loads((tmp_path / "r" / "metrics.json").read_text())["heldout"]
+    assert heldout["gap_to_entropy"] == pytest.approx(heldout["nll"] - heldout["true_entropy"])
+    assert heldout["kl_paired"] > 0  # two epochs: far from the truth
+    line = f"gap to the true entropy H = {heldout['true_entropy']:.4f}"
+    assert line in out and f"{heldout['gap_to_entropy']:.4f}" in out
+    assert "KL(truth ‖ model), paired" in (tmp_path / "r" / "report.html").read_text()
+
+
 def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
     config = config_from(build_parser().parse_args(["train"]))
     assert config.model == "realnvp"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,14 +91,14 @@ def _write(out: Path, comparison) -> None:
     from flowforge.comparison.figure import comparison_figure
     from flowforge.comparison.html import to_html
     from flowforge.comparison.table import to_dict, to_markdown
+    from flowforge.figures import save_figure
+    from flowforge.files import atomic_write_text, write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(to_dict(comparison), indent=1) + "\n")
-    (out / "results.md").write_text(to_markdown(comparison))
-    figure = comparison_figure(comparison, out / "comparison.png")
-    png = io.BytesIO()
-    figure.savefig(png, format="png", dpi=110)
-    (out / "report.html").write_text(to_html(comparison, png.getvalue()))
+    write_json(out / "results.json", to_dict(comparison))
+    atomic_write_text(out / "results.md", to_markdown(comparison))
+    png = save_figure(comparison_figure(comparison), out / "comparison.png").read_bytes()
+    atomic_write_text(out / "report.html", to_html(comparison, png))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,7 +47,28 @@ def scores(model, x: torch.Tensor, log_abs_det: float) -> tuple[NLLEstimate, NLL
     return nll_estimate(ll), nll_estimate(ll + log_abs_det)
 
 
-def as_json(standardized: NLLEstimate, original: NLLEstimate) -> str:
+def floor_for(run: Path, model, x: torch.Tensor):
+    """The gap to the true entropy and the paired KL at ``x`` (a ``Floor``), when the run's
+    data has a known true density (moons with noise); else ``None``. The entropy is the
+    one ``flowforge train`` stored in ``metrics.json`` when it is there."""
+    from flowforge.runs import RunError, read_config, read_metrics
+    from flowforge.truth import ENTROPY_SAMPLES, floor_of, true_density
+
+    config = read_config(run)
+    truth = true_density(config.data, config.standardization)
+    if truth is None:
+        return None
+    try:
+        heldout = read_metrics(run)["heldout"]
+        entropy = NLLEstimate(
+            heldout["true_entropy"], heldout["true_entropy_stderr"], ENTROPY_SAMPLES
+        )
+    except (RunError, KeyError, TypeError):  # no metrics, or an older run's: estimate it
+        entropy = None
+    return floor_of(truth, x.cpu(), log_likelihood(model, x).cpu(), entropy)
+
+
+def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
     from flowforge.files import finite_or_none
 
     record = {
@@ -55,17 +76,21 @@ def as_json(standardized: NLLEstimate, original: NLLEstimate) -> str:
         "nll_original_units": original.mean,
         "stderr": standardized.stderr,
         "n": standardized.n,
+        **(floor.to_dict() if floor is not None else {}),
     }
     return json.dumps(finite_or_none(record))
 
 
-def as_text(source: str, standardized: NLLEstimate, original: NLLEstimate) -> str:
-    return (
+def as_text(source: str, standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
+    lines = [
         f"{source}: NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per point "
-        f"(n={standardized.n}, standardized units as trained)\n"
+        f"(n={standardized.n}, standardized units as trained)",
         f"{' ' * len(source)}  {original.mean:.4f} ± {original.stderr:.4f} nats per point "
-        "in the data's original units"
-    )
+        "in the data's original units",
+    ]
+    if floor is not None:
+        lines.append(f"{' ' * len(source)}  {floor.describe()}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,11 +103,15 @@ def run(args: argparse.Namespace) -> int:
     model, standardization = load(args.run, device)
     x, source = points_to_score(args, standardization)
     standardized, original = scores(model, x, standardization.log_abs_det)
+    floor = floor_for(args.run, model, x)
     if standardized.n_outside:
         print(
             f"note: {standardized.n_outside} of {standardized.n} points lie outside the model's "
             "support (log-likelihood -inf), so the NLL is infinite",
             file=sys.stderr,
         )
-    print(as_json(standardized, original) if args.json else as_text(source, standardized, original))
+    if args.json:
+        print(as_json(standardized, original, floor))
+    else:
+        print(as_text(source, standardized, original, floor))
     return 0

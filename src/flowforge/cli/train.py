@@ -129,10 +129,23 @@ def _check_resume(args: argparse.Namespace) -> None:
         )
 
 
+def _floor_line(heldout: dict) -> list[str]:
+    """The gap to the true entropy, when the run's metrics have it (moons data)."""
+    if "gap_to_entropy" not in heldout:
+        return []
+    return [
+        f"  gap to the true entropy H = {heldout['true_entropy']:.4f} ± "
+        f"{heldout['true_entropy_stderr']:.4f}: {heldout['gap_to_entropy']:.4f} ± "
+        f"{heldout['gap_stderr']:.4f} nats; KL(truth ‖ model) paired: "
+        f"{heldout['kl_paired']:.4f} ± {heldout['kl_paired_stderr']:.4f}"
+    ]
+
+
 def _summary(outcome) -> str:
     lines = [
         f"held-out NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
         f"{outcome.heldout.stderr:.4f} nats per point (n={outcome.heldout.n}, standardized units)",
+        *_floor_line(outcome.metrics["heldout"]),
         f"run folder: {outcome.folder} (config.json, model.safetensors, metrics.json, "
         "figures, report.html)",
         f"evaluate it: flowforge eval {outcome.folder}",

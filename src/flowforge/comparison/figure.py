@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from flowforge.comparison.run import TRUTH, Comparison
@@ -46,14 +45,12 @@ def _samples_panel(ax, sample: Tensor, truth_surface: np.ndarray, axis: np.ndarr
     ax.set_ylim(-LIMIT, LIMIT)
 
 
-def comparison_figure(c: Comparison, path: str | Path | None = None):
+def comparison_figure(c: Comparison) -> Figure:
     """Columns: the truth, then each model. Top: log-density (black where it is ``-inf``)
     or the GAN discriminator's P(real); bottom: samples over the truth's contour.
 
-    Returns the matplotlib ``Figure``; saves it to ``path`` when given.
+    Returns the matplotlib ``Figure`` (no pyplot; save it with ``figures.save_figure``).
     """
-    from matplotlib.figure import Figure
-
     grid, axis = plane_grid()
     shape = (len(axis), len(axis))
     truth_surface = c.truth.log_prob(grid).numpy().reshape(shape)
@@ -76,6 +73,4 @@ def comparison_figure(c: Comparison, path: str | Path | None = None):
     for ax in axes.ravel():
         ax.set_aspect("equal")
         ax.tick_params(labelsize=6)
-    if path is not None:
-        fig.savefig(path, dpi=110)
     return fig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 
@@ -39,30 +38,35 @@ def _table_html(markdown: str) -> str:
 
 
 def to_html(c: Comparison, figure_png: bytes) -> str:
-    """The whole report as one HTML string, the figure embedded as a data URL."""
+    """The whole report as one HTML page (``flowforge.report``'s), the figure embedded."""
+    from flowforge.report import figure, page, table
+
     markdown = to_markdown(c)
-    intro = html.escape(markdown.splitlines()[0])
-    image = base64.b64encode(figure_png).decode("ascii")
     details = "".join(
         f"<details><summary>{html.escape(r.name)}</summary><pre>"
         f"{html.escape(json.dumps(row_to_dict(r)['summary'], indent=1))}</pre></details>"
         for r in c.rows
         if r.summary
     )
-    setup = html.escape(json.dumps({**vars(c.setup), **c.plan.to_dict()}))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>flowforge compare</title>
-<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}
-table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>Model families on the two-moons data, scored against the true density</h1>
-<p>{intro}</p>
-{_table_html(markdown)}
-{NOTES}
-<img alt="densities and samples of each model" src="data:image/png;base64,{image}">
-<h2>What each model chose or saw</h2>
-{details}
-<h2>Settings</h2><pre>{setup}</pre>
-</body></html>
-"""
+    settings = {
+        **vars(c.setup),
+        **c.plan.to_dict(),
+        **{f"bandwidth_{k}": v for k, v in c.bandwidths.items()},
+    }
+    caption = (
+        "Top: log-density (black: zero density) or the GAN discriminator's P(real); "
+        "bottom: 2,000 samples over the truth's contour"
+    )
+    return page(
+        "Model families on the two-moons data, scored against the true density",
+        [
+            f"<p>{html.escape(markdown.splitlines()[0])}</p>",
+            _table_html(markdown),
+            NOTES,
+            figure(figure_png, caption),
+            "<h2>What each model chose or saw</h2>",
+            details,
+            "<h2>Settings</h2>",
+            table(settings.items()),
+        ],
+    )
