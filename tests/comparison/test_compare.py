@@ -87,6 +87,10 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert "budget" in capsys.readouterr().err
     assert main(["compare", "--models", "gan,gan"]) == 2
     assert "twice" in capsys.readouterr().err
+    assert main(["compare", "--noise", "0"]) == 2
+    assert "noise must be positive" in capsys.readouterr().err
+    assert main(["compare", "--samples", "30000"]) == 2
+    assert "must not exceed n_heldout" in capsys.readouterr().err
 
 
 def test_models_option_selects_the_models(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ class Setup:
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_heldout, self.samples, self.entropy_samples) < 10:
             raise ValueError(f"every sample size must be at least 10, got {self}")
+        if not (self.noise > 0 and math.isfinite(self.noise)):
+            raise ValueError(
+                f"noise must be positive, got {self.noise}: without noise the moons are "
+                "curves, with no density to score models against"
+            )
+        if self.samples > self.n_heldout:
+            raise ValueError(
+                f"samples ({self.samples}) must not exceed n_heldout ({self.n_heldout}): "
+                "each model's samples are compared with as many held-out points"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
@@ -107,8 +118,8 @@ def _likelihood_scores(model: Baseline, heldout: Tensor, truth_lp: Tensor, entro
 class Runner:
     """Holds the data, the truth and the referee while models are fitted and scored."""
 
-    def __init__(self, setup: Setup, plan: Plan, log: Callable[[str], None] = print) -> None:
-        self.setup, self.plan, self.log = setup, plan, log
+    def __init__(self, setup: Setup, plan: Plan) -> None:
+        self.setup, self.plan = setup, plan
         data, heldout = two_moons_splits(setup.n_train, setup.n_heldout, setup.noise, setup.seed)
         n_val = max(2, round(setup.validation_fraction * setup.n_train))
         self.train, self.validation = data.points[:-n_val], data.points[-n_val:]
@@ -171,7 +182,7 @@ def run_comparison(
     ``log`` receives one line per stage (the true entropy first).
     """
     setup = setup or Setup()
-    runner = Runner(setup, plan, log)
+    runner = Runner(setup, plan)
     log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
     rows, samples = runner.floor_rows()
     fitted = {}
