@@ -25,3 +25,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(
             f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'"
         ) from error
+
+
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the code that calls this (``False`` on old torch)."""
+    check = getattr(torch.compiler, "is_compiling", None)
+    return bool(check is not None and check())

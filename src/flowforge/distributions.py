@@ -8,6 +8,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Normal, constraints
 
+from flowforge.device import is_compiling
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
 
 def _distribution_parameters(dist: Distribution) -> dict[str, Tensor]:
     """The tensor parameters a distribution was built from (e.g. ``loc``, ``scale``)."""
@@ -115,11 +119,36 @@ class Multivariate(torch.nn.Module):
         return lp
 
     def _normal_log_prob(self, x: Tensor) -> Tensor:
-        # Closed form of Normal.log_prob, without building a Distribution per call.
-        loc, scale = self.loc.to(x.dtype), self.scale.to(x.dtype)
-        z = (x - loc) / scale
-        const = 0.5 * math.log(2 * math.pi)
-        return -0.5 * (z * z).sum(dim=1) - (torch.log(scale) + const).expand(self.width).sum()
+        # Closed form of Normal.log_prob, without building a Distribution per call:
+        # -|u|^2 / 2 - sum(log(scale * sqrt(2 pi))) with u = (x - loc) / scale.
+        loc, scale, minus_log_norm, standard = self._normal_constants(x.dtype)
+        u = x if standard else (x - loc) / scale
+        return torch.sub(minus_log_norm, (u * u).sum(dim=1), alpha=0.5)
+
+    def _normal_constants(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, bool]:
+        """``loc``, ``scale``, ``-sum(log(scale sqrt(2 pi)))`` in ``dtype``, and whether
+        the base is the standard normal; cached until a buffer changes (in place, by
+        ``load_state_dict``, or replaced by ``.to()``)."""
+        loc, scale = self.loc, self.scale
+        if is_compiling():
+            return self._compute_normal_constants(loc, scale, dtype)
+        versions = (loc._version, scale._version, dtype)
+        cached = self.__dict__.get("_normal_cache")
+        stale = cached is None or cached[2] != versions
+        if stale or cached[0] is not loc or cached[1] is not scale:
+            with torch.inference_mode(False), torch.no_grad():
+                constants = self._compute_normal_constants(loc, scale, dtype)
+            cached = (loc, scale, versions, constants)
+            self.__dict__["_normal_cache"] = cached
+        return cached[3]
+
+    def _compute_normal_constants(
+        self, loc: Tensor, scale: Tensor, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor, Tensor, bool]:
+        loc, scale = loc.to(dtype), scale.to(dtype)
+        log_norm = torch.log(scale * _SQRT_2PI).expand(self.width).sum()
+        standard = not is_compiling() and bool((loc == 0).all() and (scale == 1).all())
+        return loc, scale, -log_norm, standard
 
     def extra_repr(self) -> str:
         params = ", ".join(

@@ -5,6 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torch.nn.modules import module as nn_module
+
+# Modules whose forward is one functional call: ``MLP.forward`` calls the function
+# directly instead of going through ``nn.Module.__call__`` (a few microseconds each).
+_DIRECT: dict[type, object] = {
+    torch.nn.Linear: lambda m, h: F.linear(h, m.weight, m.bias),
+    torch.nn.ReLU: lambda m, h: torch.relu(h),
+    torch.nn.Tanh: lambda m, h: torch.tanh(h),
+    torch.nn.SiLU: lambda m, h: F.silu(h),
+    torch.nn.GELU: lambda m, h: F.gelu(h, approximate=m.approximate),
+}
+
+
+def _has_hooks(module: torch.nn.Module) -> bool:
+    """Whether calling ``module`` would run hooks (its own or global ones)."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or nn_module._global_forward_hooks
+        or nn_module._global_forward_pre_hooks
+        or nn_module._global_backward_hooks
+        or nn_module._global_backward_pre_hooks
+    )
 
 
 class MLP(torch.nn.Sequential):
@@ -13,6 +40,11 @@ class MLP(torch.nn.Sequential):
     A ``torch.nn.Sequential``, so it indexes and prints as one, with the input and
     output widths recorded as ``in_features`` and ``out_features``.
     Maps ``(batch, in_features)`` to ``(batch, out_features)``.
+
+    ``forward`` computes the same function as ``Sequential``'s, but calls the plain
+    layers (``Linear`` and the usual activations) as functions: for networks this
+    small, ``nn.Module.__call__`` costs more than the arithmetic. A child with forward
+    hooks (or of any other type) is called as a module, so its hooks still run.
     """
 
     def __init__(
@@ -37,6 +69,15 @@ class MLP(torch.nn.Sequential):
         super().__init__(*modules)
         self.in_features = in_features
         self.out_features = out_features
+
+    def forward(self, h: Tensor) -> Tensor:
+        for module in self._modules.values():
+            direct = _DIRECT.get(type(module))
+            if direct is None or _has_hooks(module):
+                h = module(h)
+            else:
+                h = direct(module, h)
+        return h
 
     def zero_last_layer_(self) -> MLP:
         """Zero the output layer in place, so the network outputs 0 everywhere."""

@@ -48,6 +48,13 @@ class FlowLayer(torch.nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement inverse()")
 
 
+def _accumulate(total: Tensor | None, log_det: Tensor, layer: FlowLayer) -> Tensor | None:
+    """``total + log_det``, skipping volume-preserving layers and the add to nothing."""
+    if layer.volume_preserving:
+        return total
+    return log_det if total is None else total + log_det
+
+
 class SequentialFlow(FlowLayer):
     """Compose layers: ``forward`` applies them in order, ``inverse`` in reverse order.
 
@@ -67,20 +74,18 @@ class SequentialFlow(FlowLayer):
         self.layers = torch.nn.ModuleList(layers)
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
-        log_det = zero_log_det(z)
+        log_det = None
         for layer in self.layers:
             z, ld = layer.forward(z, *context)
-            if not layer.volume_preserving:
-                log_det = log_det + ld
-        return z, log_det
+            log_det = _accumulate(log_det, ld, layer)
+        return z, zero_log_det(z) if log_det is None else log_det
 
     def inverse(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
-        log_det = zero_log_det(z)
-        for layer in reversed(self.layers):
+        log_det = None
+        for layer in list(self.layers)[::-1]:
             z, ld = layer.inverse(z, *context)
-            if not layer.volume_preserving:
-                log_det = log_det + ld
-        return z, log_det
+            log_det = _accumulate(log_det, ld, layer)
+        return z, zero_log_det(z) if log_det is None else log_det
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -19,23 +19,29 @@ def exp_log_scale(raw: Tensor) -> Tensor:
     return raw
 
 
-class SoftClampLogScale:
+class SoftClampLogScale(torch.nn.Module):
     """``s = bound * tanh(raw / bound)``: the identity near 0, bounded by ``±bound``.
 
     The scale ``exp(s)`` stays within ``[exp(-bound), exp(bound)]`` however large the
     network output grows, so neither direction can overflow to ``inf`` or ``NaN``.
+    A module whose constants are (non-persistent) buffers: they follow the layer's
+    device and dtype, and tensor constants are cheaper than Python numbers in the
+    training step.
     """
 
     def __init__(self, bound: float = 5.0) -> None:
+        super().__init__()
         if not bound > 0:
             raise ValueError(f"the log-scale bound must be positive, got {bound}")
         self.bound = float(bound)
+        self.register_buffer("_bound", torch.tensor(self.bound), persistent=False)
+        self.register_buffer("_inverse_bound", torch.tensor(1.0 / self.bound), persistent=False)
 
-    def __call__(self, raw: Tensor) -> Tensor:
-        return torch.tanh(raw / self.bound) * self.bound
+    def forward(self, raw: Tensor) -> Tensor:
+        return torch.tanh(raw * self._inverse_bound) * self._bound
 
-    def __repr__(self) -> str:
-        return f"soft_clamp(bound={self.bound})"
+    def extra_repr(self) -> str:
+        return f"bound={self.bound}"
 
 
 def sigmoid_log_scale(raw: Tensor) -> Tensor:
@@ -150,12 +156,15 @@ class AffineCoupling(Coupling):
     def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         zA, zB = _split_pair(self, z)
         s, t = self._shift_and_log_scale(zA, zB, context)
-        return (zA, torch.exp(s) * zB + t), sum_per_sample(s)
+        return (zA, torch.addcmul(t, torch.exp(s), zB)), sum_per_sample(s)
 
     def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         zA, zB = _split_pair(self, z)
         s, t = self._shift_and_log_scale(zA, zB, context)
-        return (zA, (zB - t) * torch.exp(-s)), -sum_per_sample(s)
+        minus_s = -s  # shared by the scale and the log-determinant
+        return (zA, (zB - t) * torch.exp(minus_s)), sum_per_sample(minus_s)
 
     def extra_repr(self) -> str:
-        return f"log_scale={self.log_scale!r}"
+        if isinstance(self.log_scale, torch.nn.Module):
+            return ""  # printed as a child module
+        return f"log_scale={getattr(self.log_scale, '__name__', repr(self.log_scale))}"

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from flowforge.evaluate import mean_nll
 from flowforge.training.data import check_points, tensor_batches
+from flowforge.training.optim import FlatAdam
 from flowforge.training.progress import ProgressReporter
 from flowforge.training.recipe import DEFAULT_RECIPE
 
@@ -81,14 +82,28 @@ class TrainState:
 def make_optimizer(
     params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
-    """Adam (AdamW when ``weight_decay > 0``), fused into one kernel where torch supports it."""
-    params = list(params)
+    """Adam (AdamW when ``weight_decay > 0``) with one update per step where possible.
+
+    Parameters on one device with one floating dtype get ``FlatAdam`` (the same
+    update over one flat buffer); others get torch's Adam/AdamW, fused where torch
+    supports it. Call ``release_optimizer`` when training is over.
+    """
+    params = [p for p in params if p.requires_grad]
+    floating = all(p.dtype in (torch.float32, torch.float64) for p in params)
+    if params and floating and len({(p.device, p.dtype) for p in params}) == 1:
+        return FlatAdam(params, lr=lr, weight_decay=weight_decay)
     cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
     fused = bool(params) and all(
         p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
         for p in params
     )
     return cls(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def release_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Give the parameters their own storage again if ``optimizer`` had flattened them."""
+    if isinstance(optimizer, FlatAdam):
+        optimizer.release()
 
 
 def learning_rate(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
@@ -115,10 +130,10 @@ def train_epoch(
 ) -> float:
     """One pass of NLL steps over ``batches``; returns the mean NLL per point.
 
+    The losses stay on the device until the epoch ends (one host sync per epoch).
     Raises ``FloatingPointError`` if the loss became NaN or infinite.
     """
-    total = None
-    count = 0
+    losses, sizes = [], []
     for x, context in batches:
         if set_lr is not None:
             set_lr()
@@ -126,11 +141,13 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        weighted = loss.detach() * len(x)
-        total = weighted if total is None else total + weighted
-        count += len(x)
-    mean = float(total) / count if count else math.nan
-    if count and not math.isfinite(mean):
+        losses.append(loss.detach())
+        sizes.append(len(x))
+    if not losses:
+        return math.nan
+    weights = torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device)
+    mean = float(torch.stack(losses) @ weights) / sum(sizes)
+    if not math.isfinite(mean):
         raise FloatingPointError(
             f"training diverged in epoch {epoch + 1} (mean NLL {mean}); "
             "lower the learning rate or use a bounded log-scale"
@@ -261,6 +278,7 @@ def fit(
                 break
     finally:
         reporter.close()
+        release_optimizer(optimizer)
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -13,7 +13,12 @@ from flowforge.training.data import (
     split_item,
     tensor_batches,
 )
-from flowforge.training.fit import epoch_generator, make_optimizer, train_epoch
+from flowforge.training.fit import (
+    epoch_generator,
+    make_optimizer,
+    release_optimizer,
+    train_epoch,
+)
 from flowforge.training.progress import ProgressReporter
 
 
@@ -31,7 +36,7 @@ def _optimizer(model: torch.nn.Module, optimizer, lr: float) -> torch.optim.Opti
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     if optimizer is torch.optim.Adam:
-        return make_optimizer(model.parameters(), lr)  # the same Adam, fused
+        return make_optimizer(model.parameters(), lr)  # the same Adam, in one update
     return optimizer(model.parameters(), lr=lr)
 
 
@@ -85,4 +90,6 @@ def train(
             reporter.update(losses[-1])
     finally:
         reporter.close()
+        if opt is not optimizer:  # made here: give the parameters their own storage back
+            release_optimizer(opt)
     return losses
