@@ -11,12 +11,12 @@ from torch.nn.modules import module as nn_module
 
 # Modules whose forward is one functional call: ``MLP.forward`` calls the function
 # directly instead of going through ``nn.Module.__call__`` (a few microseconds each).
-_DIRECT: dict[type, object] = {
-    torch.nn.Linear: lambda m, h: F.linear(h, m.weight, m.bias),
-    torch.nn.ReLU: lambda m, h: torch.relu(h),
-    torch.nn.Tanh: lambda m, h: torch.tanh(h),
-    torch.nn.SiLU: lambda m, h: F.silu(h),
-    torch.nn.GELU: lambda m, h: F.gelu(h, approximate=m.approximate),
+# The second function may overwrite its input; it is used on tensors the MLP made.
+_DIRECT: dict[type, tuple[Callable, Callable]] = {
+    torch.nn.ReLU: (lambda m, h: torch.relu(h), lambda m, h: torch.relu_(h)),
+    torch.nn.Tanh: (lambda m, h: torch.tanh(h), lambda m, h: torch.tanh_(h)),
+    torch.nn.SiLU: (lambda m, h: F.silu(h),) * 2,
+    torch.nn.GELU: (lambda m, h: F.gelu(h, approximate=m.approximate),) * 2,
 }
 
 
@@ -42,9 +42,10 @@ class MLP(torch.nn.Sequential):
     Maps ``(batch, in_features)`` to ``(batch, out_features)``.
 
     ``forward`` computes the same function as ``Sequential``'s, but calls the plain
-    layers (``Linear`` and the usual activations) as functions: for networks this
-    small, ``nn.Module.__call__`` costs more than the arithmetic. A child with forward
-    hooks (or of any other type) is called as a module, so its hooks still run.
+    layers (``Linear`` and the usual activations) as functions, with activations in
+    place on the ``Linear`` outputs: for networks this small, ``nn.Module.__call__``
+    and allocations cost more than the arithmetic. A child with hooks (or of any other
+    type) is called as a module, so its hooks still run.
     """
 
     def __init__(
@@ -71,12 +72,16 @@ class MLP(torch.nn.Sequential):
         self.out_features = out_features
 
     def forward(self, h: Tensor) -> Tensor:
+        fresh = False  # whether ``h`` was made here, so that an activation may overwrite it
         for module in self._modules.values():
-            direct = _DIRECT.get(type(module))
-            if direct is None or _has_hooks(module):
-                h = module(h)
+            if _has_hooks(module):
+                h, fresh = module(h), False
+            elif type(module) is torch.nn.Linear:
+                h, fresh = F.linear(h, module.weight, module.bias), True
+            elif type(module) in _DIRECT:
+                h = _DIRECT[type(module)][fresh](module, h)
             else:
-                h = direct(module, h)
+                h, fresh = module(h), False
         return h
 
     def zero_last_layer_(self) -> MLP:

@@ -13,10 +13,11 @@ import torch
 from torch import Tensor
 
 from flowforge.evaluate import mean_nll
+from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.data import check_points, tensor_batches
 from flowforge.training.optim import FlatAdam
 from flowforge.training.progress import ProgressReporter
-from flowforge.training.recipe import DEFAULT_RECIPE
+from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
 
 
 @dataclass
@@ -25,7 +26,10 @@ class History:
 
     ``train_nll`` is the mean NLL over the epoch's batches (nats per point, measured
     while the weights changed); ``heldout_nll`` the NLL on the validation data after
-    the epoch (``nan`` when there is none); ``seconds`` the wall time of each epoch.
+    the epoch (``nan`` when there is none); ``seconds`` the wall time of each epoch,
+    ``train_seconds`` the part of it spent on training steps (without validation).
+    ``compile_seconds`` is the time ``torch.compile`` took before the first epoch
+    (``fit(compile=True)``; 0 otherwise).
     """
 
     train_nll: list[float] = field(default_factory=list)
@@ -33,6 +37,8 @@ class History:
     seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    train_seconds: list[float] = field(default_factory=list)
+    compile_seconds: float = 0.0
 
     @property
     def epochs(self) -> int:
@@ -49,6 +55,8 @@ class History:
             "seconds": self.seconds,
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "train_seconds": self.train_seconds,
+            "compile_seconds": self.compile_seconds,
         }
 
     @classmethod
@@ -59,6 +67,8 @@ class History:
             list(d["seconds"]),
             d.get("best_epoch"),
             bool(d.get("stopped_early", False)),
+            list(d.get("train_seconds", [])),
+            float(d.get("compile_seconds", 0.0)),
         )
 
 
@@ -165,6 +175,27 @@ def _as_tuple(context: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
     return (context,) if isinstance(context, Tensor) else tuple(context)
 
 
+def _compile_for_training(
+    model: torch.nn.Module,
+    data: Tensor,
+    batch_size: int,
+    context: tuple[Tensor, ...] = (),
+) -> tuple[torch.nn.Module, float]:
+    """``torch.compile(model)``, compiled now; returns it and the seconds compiling took.
+
+    Compilation happens on the first forward and backward of each batch shape, so both
+    run here (without an optimizer step; the gradients are discarded) for a full batch
+    and for the epoch's last, shorter batch, if any. Training then never pauses to
+    compile, and its time excludes compilation.
+    """
+    compiled = torch.compile(model)
+    sizes = {min(batch_size, len(data)), len(data) % batch_size} - {0}
+    started = time.perf_counter()
+    for size in sorted(sizes, reverse=True):
+        (-compiled(data[:size], *(c[:size] for c in context)).mean()).backward()
+    return compiled, time.perf_counter() - started
+
+
 def fit(
     model: torch.nn.Module,
     data: Tensor,
@@ -184,20 +215,28 @@ def fit(
     progress: bool = True,
     callbacks: Sequence[Callable[[TrainState], None]] = (),
     resume: TrainState | None = None,
+    threads: int | str | None = "auto",
+    compile: bool = False,
 ) -> History:
     """Train ``model`` by maximum likelihood on the rows of ``data`` (``(n, width)``).
 
     Batches are slices of a shuffled copy of ``data`` on the model's device (no
     per-item collation); the order of epoch ``e`` depends only on ``seed`` and ``e``,
     so a resumed run repeats an uninterrupted one exactly; ``shuffle=False`` visits the
-    rows in their stored order every epoch (the notebook's loader). The optimizer is Adam (AdamW
-    with ``weight_decay``), the learning rate follows ``schedule`` per step.
+    rows in their stored order every epoch (the notebook's loader). The optimizer is Adam
+    (AdamW with ``weight_decay``) over one flat buffer (``FlatAdam``), the learning rate
+    follows ``schedule`` per step. The defaults are ``DEFAULT_RECIPE``.
 
     With ``validation`` data, the held-out NLL is measured after every epoch;
     ``patience`` stops training after that many epochs without improvement, and
     ``restore_best`` leaves the model with the weights of the best epoch.
     ``callbacks`` are called with the ``TrainState`` after every epoch (for
     checkpoints); ``resume`` continues from such a state. Returns the ``History``.
+
+    ``threads`` is the CPU thread count while training (``"auto"``: one thread for
+    small models, see ``flowforge.threads``; restored afterwards). ``compile=True``
+    trains through ``torch.compile(model)``; the compilation time is reported
+    separately as ``History.compile_seconds``.
     """
     width = getattr(model, "width", None)
     check_points(data, width)
@@ -212,8 +251,45 @@ def fit(
         raise ValueError(
             f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}"
         )
+    with cpu_threads(training_threads(model, batch_size, threads)):
+        return _fit(
+            model,
+            data,
+            context,
+            validation,
+            validation_context,
+            Recipe(epochs, batch_size, lr, schedule, weight_decay),
+            patience=patience,
+            restore_best=restore_best,
+            seed=seed,
+            progress=progress,
+            callbacks=callbacks,
+            resume=resume,
+            shuffle=shuffle,
+            compile=compile,
+        )
 
-    optimizer = make_optimizer(model.parameters(), lr, weight_decay)
+
+def _fit(
+    model: torch.nn.Module,
+    data: Tensor,
+    context: tuple[Tensor, ...],
+    validation: Tensor | None,
+    validation_context: tuple[Tensor, ...],
+    recipe: Recipe,
+    *,
+    patience: int | None,
+    restore_best: bool,
+    seed: int,
+    progress: bool,
+    callbacks: Sequence[Callable[[TrainState], None]],
+    resume: TrainState | None,
+    shuffle: bool,
+    compile: bool,
+) -> History:
+    """``fit`` after its arguments are checked and the data is on the model's device."""
+    epochs, batch_size = recipe.epochs, recipe.batch_size
+    optimizer = make_optimizer(model.parameters(), recipe.lr, recipe.weight_decay)
     history, step, start_epoch, best_state = History(), 0, 0, None
     if resume is not None:
         model.load_state_dict(resume.model_state)
@@ -223,18 +299,22 @@ def fit(
         if history.stopped_early:
             start_epoch = epochs
 
-    steps_per_epoch = math.ceil(len(data) / batch_size)
-    total_steps = max(1, epochs * steps_per_epoch)
+    total_steps = max(1, epochs * math.ceil(len(data) / batch_size))
     counter = {"step": step}
 
     def set_lr() -> None:
-        rate = learning_rate(lr, schedule, counter["step"], total_steps)
+        rate = learning_rate(recipe.lr, recipe.schedule, counter["step"], total_steps)
         for group in optimizer.param_groups:
             group["lr"] = rate
         counter["step"] += 1
 
+    step_model = model
     reporter = ProgressReporter(epochs, enabled=progress, initial=start_epoch)
     try:
+        if compile and start_epoch < epochs:
+            step_model, history.compile_seconds = _compile_for_training(
+                model, data, batch_size, context
+            )
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             model.train()
@@ -245,13 +325,15 @@ def fit(
                 shuffle=shuffle,
                 generator=epoch_generator(seed, epoch),
             )
-            train_nll = train_epoch(model, batches, optimizer, set_lr, epoch)
+            train_nll = train_epoch(step_model, batches, optimizer, set_lr, epoch)
+            trained = time.perf_counter()
             heldout = math.nan
             if validation is not None:
                 heldout = mean_nll(model, validation, *validation_context).mean
             history.train_nll.append(train_nll)
             history.heldout_nll.append(heldout)
             history.seconds.append(time.perf_counter() - started)
+            history.train_seconds.append(trained - started)
             if validation is not None and (
                 history.best_epoch is None or heldout < history.best_heldout_nll
             ):

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.data import (
     check_points,
     fast_loader_order,
@@ -50,6 +51,7 @@ def train(
     *,
     progress: bool = True,
     seed: int = 0,
+    threads: int | str | None = "auto",
 ) -> list[float]:
     """Train a normalizing flow by maximum likelihood, as in the notebook (section 10.4).
 
@@ -60,8 +62,9 @@ def train(
 
     A ``DataLoader`` over a ``TensorDataset`` is read by slicing the tensor instead of
     fetching items one by one: the same batches when it does not shuffle, a
-    ``seed``-determined shuffle when it does. Returns the mean NLL per point (nats) of
-    every epoch.
+    ``seed``-determined shuffle when it does. ``threads`` sets the CPU thread count
+    while training (``"auto"``: one for small models; see ``flowforge.threads``).
+    Returns the mean NLL per point (nats) of every epoch.
     """
     if device is not None:
         model.to(device)
@@ -69,6 +72,25 @@ def train(
     width = getattr(model, "width", None)
     _check_loader(data_loader, width)
     opt = _optimizer(model, optimizer, lr)
+    batch_size = getattr(data_loader, "batch_size", None) or 1
+    with cpu_threads(training_threads(model, batch_size, threads)):
+        try:
+            return _train_epochs(model, data_loader, opt, num_epochs, device, progress, seed)
+        finally:
+            if opt is not optimizer:  # made here: give the parameters their own storage back
+                release_optimizer(opt)
+
+
+def _train_epochs(
+    model: torch.nn.Module,
+    data_loader: Iterable,
+    opt: torch.optim.Optimizer,
+    num_epochs: int,
+    device: torch.device,
+    progress: bool,
+    seed: int,
+) -> list[float]:
+    """``train``'s loop: epochs of tensor-sliced batches, or of the loader's own."""
     order = fast_loader_order(data_loader)
     points = in_memory_points(data_loader).to(device) if order else None
     losses = []
@@ -90,6 +112,4 @@ def train(
             reporter.update(losses[-1])
     finally:
         reporter.close()
-        if opt is not optimizer:  # made here: give the parameters their own storage back
-            release_optimizer(opt)
     return losses
