@@ -4,8 +4,9 @@ The classes and ``train`` below are the notebook's cells 10.1-10.5, kept as writ
 (including ``torch.zeros`` log-determinants on the default device and the
 ``DataLoader`` over a ``TensorDataset``), so that the benchmark measures the code the
 project started from. Only two things differ, both outside the model and the step: ``train`` takes a
-``callback`` (after each step, so the benchmark can pause its clock and evaluate) and
-does not print; the device is the CPU.
+``callback`` (after each epoch, so the benchmark can pause its clock and evaluate)
+and does not print; the device is the CPU. ``speed.py`` also runs the other
+libraries' models through this ``train``: the notebook's recipe, in each library.
 """
 
 from __future__ import annotations
@@ -165,12 +166,11 @@ def seed_loader(points: torch.Tensor, batch_size: int = 128) -> torch.utils.data
 def train(model, data_loader, num_epochs=100, lr=0.001, callback=None):
     """The notebook's ``train`` (section 10.4) on the CPU, without its per-epoch print.
 
-    ``callback(epoch, step)`` (when given) is called after every step; returning
-    ``False`` stops training. The benchmark uses it to pause its clock and evaluate.
+    ``callback(epoch)`` (when given) is called after every epoch; returning ``False``
+    stops training. The benchmark uses it to pause its clock and evaluate.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    step = 0
-    for _epoch in range(num_epochs):
+    for epoch in range(num_epochs):
         epoch_loss = 0
         mb_count = 0
         for x, _y in data_loader:
@@ -180,6 +180,5 @@ def train(model, data_loader, num_epochs=100, lr=0.001, callback=None):
             optimizer.step()
             epoch_loss += loss.item()
             mb_count += 1
-            step += 1
-            if callback is not None and callback(_epoch, step) is False:
-                return
+        if callback is not None and callback(epoch) is False:
+            return

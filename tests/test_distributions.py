@@ -74,3 +74,28 @@ def test_bad_width_and_bad_dist():
         Multivariate(0)
     with pytest.raises(TypeError, match="torch.distributions.Distribution"):
         Multivariate(2, "normal")
+
+
+def test_cached_normal_constants_follow_every_change_of_the_buffers():
+    base = Multivariate(2)
+    x = torch.randn(5, 2)
+    expected = Normal(0.0, 1.0).log_prob(x).sum(1)
+    torch.testing.assert_close(base.log_prob(x), expected)
+    base.scale.fill_(2.0)  # in place
+    torch.testing.assert_close(base.log_prob(x), Normal(0.0, 2.0).log_prob(x).sum(1))
+    base.load_state_dict({"loc": torch.tensor(1.0), "scale": torch.tensor(0.5)})
+    torch.testing.assert_close(base.log_prob(x), Normal(1.0, 0.5).log_prob(x).sum(1))
+    base.double()  # replaced buffers
+    torch.testing.assert_close(
+        base.log_prob(x.double()), Normal(1.0, 0.5).log_prob(x.double()).sum(1)
+    )
+
+
+def test_log_prob_under_inference_mode_then_with_autograd():
+    """Constants cached inside ``inference_mode`` must still work with autograd later."""
+    base = Multivariate(2)
+    with torch.inference_mode():
+        base.log_prob(torch.randn(3, 2))
+    x = torch.randn(3, 2, requires_grad=True)
+    base.log_prob(x).sum().backward()
+    torch.testing.assert_close(x.grad, -x.detach())

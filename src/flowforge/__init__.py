@@ -15,7 +15,7 @@ from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobia
 from flowforge.data import MoonsDensity, PointData, Standardization, two_moons, two_moons_splits
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
-from flowforge.evaluate import NLLEstimate, log_likelihood, mean_nll
+from flowforge.evaluate import NLLEstimate, log_likelihood, mean_nll, sample_points
 from flowforge.flow import NormalizingFlow
 from flowforge.layers import (
     AffineCoupling,
@@ -28,7 +28,8 @@ from flowforge.layers import (
     Translate,
 )
 from flowforge.nets import MLP, block
-from flowforge.training import DEFAULT_RECIPE, History, Recipe, TrainState, fit, train
+from flowforge.threads import cpu_threads
+from flowforge.training import DEFAULT_RECIPE, FlatAdam, History, Recipe, TrainState, fit, train
 from flowforge.values import num_samples
 
 __version__ = "0.1.0"
@@ -71,6 +72,7 @@ __all__ = [
     "Recipe",
     "realnvp",
     "AffineCoupling",
+    "FlatAdam",
     "FlowCheckError",
     "FlowLayer",
     "History",
@@ -89,6 +91,7 @@ __all__ = [
     "Translate",
     "block",
     "check_flow",
+    "cpu_threads",
     "detect_device",
     "fit",
     "isclose",
@@ -96,6 +99,7 @@ __all__ = [
     "log_likelihood",
     "mean_nll",
     "num_samples",
+    "sample_points",
     "test_flow_layer",
     "train",
     "load",

@@ -121,14 +121,16 @@ class Multivariate(torch.nn.Module):
     def _normal_log_prob(self, x: Tensor) -> Tensor:
         # Closed form of Normal.log_prob, without building a Distribution per call:
         # -|u|^2 / 2 - sum(log(scale * sqrt(2 pi))) with u = (x - loc) / scale.
-        loc, scale, minus_log_norm, standard = self._normal_constants(x.dtype)
+        loc, scale, minus_log_norm, ones, standard = self._normal_constants(x.dtype)
         u = x if standard else (x - loc) / scale
-        return torch.sub(minus_log_norm, (u * u).sum(dim=1), alpha=0.5)
+        # (u * u) @ ones sums each row: a matrix-vector product, faster than .sum(dim=1)
+        # over a narrow last dimension.
+        return torch.sub(minus_log_norm, torch.mv(u * u, ones), alpha=0.5)
 
-    def _normal_constants(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, bool]:
-        """``loc``, ``scale``, ``-sum(log(scale sqrt(2 pi)))`` in ``dtype``, and whether
-        the base is the standard normal; cached until a buffer changes (in place, by
-        ``load_state_dict``, or replaced by ``.to()``)."""
+    def _normal_constants(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, bool]:
+        """``loc``, ``scale``, ``-sum(log(scale sqrt(2 pi)))``, a vector of ones, all in
+        ``dtype``, and whether the base is the standard normal; cached until a buffer
+        changes (in place, by ``load_state_dict``, or replaced by ``.to()``)."""
         loc, scale = self.loc, self.scale
         if is_compiling():
             return self._compute_normal_constants(loc, scale, dtype)
@@ -144,11 +146,12 @@ class Multivariate(torch.nn.Module):
 
     def _compute_normal_constants(
         self, loc: Tensor, scale: Tensor, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor, Tensor, bool]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, bool]:
         loc, scale = loc.to(dtype), scale.to(dtype)
         log_norm = torch.log(scale * _SQRT_2PI).expand(self.width).sum()
+        ones = torch.ones(self.width, dtype=dtype, device=loc.device)
         standard = not is_compiling() and bool((loc == 0).all() and (scale == 1).all())
-        return loc, scale, -log_norm, standard
+        return loc, scale, -log_norm, ones, standard
 
     def extra_repr(self) -> str:
         params = ", ".join(

@@ -73,7 +73,7 @@ class NormalizingFlow(torch.nn.Module):
         """Draw ``n`` samples: ``(n, width)``, or ``(m, n, width)`` for ``m`` context rows."""
         z, context, shape = self._draw(n, context)
         x, _ = self.flow.forward(z, *context)
-        return x.reshape(*shape, *x.shape[1:])
+        return x.reshape(*shape, *x.shape[1:]).contiguous()
 
     def sample_and_log_prob(self, n: int = 1, *context: Tensor) -> tuple[Tensor, Tensor]:
         """Draw ``n`` samples and their log-densities, in one pass through the flow.
@@ -86,7 +86,7 @@ class NormalizingFlow(torch.nn.Module):
         z, context, shape = self._draw(n, context)
         base_lp = self.base_distribution.log_prob(z)
         x, log_det = self.flow.forward(z, *context)
-        return x.reshape(*shape, *x.shape[1:]), (base_lp - log_det).reshape(shape)
+        return x.reshape(*shape, *x.shape[1:]).contiguous(), (base_lp - log_det).reshape(shape)
 
     def _draw(
         self, n: int, context: tuple[Tensor, ...]

@@ -20,6 +20,11 @@ _DIRECT: dict[type, tuple[Callable, Callable]] = {
 }
 
 
+# From this many rows on, ``MLP.forward`` works on transposed activations
+# (``_forward_transposed``): faster there, slower for small training batches.
+TRANSPOSED_ROWS = 2048
+
+
 def _has_hooks(module: torch.nn.Module) -> bool:
     """Whether calling ``module`` would run hooks (its own or global ones)."""
     return bool(
@@ -72,6 +77,8 @@ class MLP(torch.nn.Sequential):
         self.out_features = out_features
 
     def forward(self, h: Tensor) -> Tensor:
+        if h.dim() == 2 and h.shape[0] >= TRANSPOSED_ROWS and self._plain():
+            return self._forward_transposed(h)
         fresh = False  # whether ``h`` was made here, so that an activation may overwrite it
         for module in self._modules.values():
             if _has_hooks(module):
@@ -83,6 +90,29 @@ class MLP(torch.nn.Sequential):
             else:
                 h, fresh = module(h), False
         return h
+
+    def _plain(self) -> bool:
+        """Only ``Linear`` layers and known activations, and no hooks."""
+        return all(
+            (type(m) is torch.nn.Linear or type(m) in _DIRECT) and not _has_hooks(m)
+            for m in self._modules.values()
+        )
+
+    def _forward_transposed(self, h: Tensor) -> Tensor:
+        """The same function computed on ``(features, rows)`` activations.
+
+        For many rows, ``W @ h^T`` (few long rows) runs faster than ``h @ W^T`` (many
+        short rows) and keeps more of the activations in the cache.
+        """
+        h, fresh = h.t(), False
+        for module in self._modules.values():
+            if type(module) is torch.nn.Linear:
+                weight, bias = module.weight, module.bias
+                h = torch.mm(weight, h) if bias is None else torch.addmm(bias[:, None], weight, h)
+                fresh = True
+            else:
+                h = _DIRECT[type(module)][fresh](module, h)
+        return h.t()
 
     def zero_last_layer_(self) -> MLP:
         """Zero the output layer in place, so the network outputs 0 everywhere."""

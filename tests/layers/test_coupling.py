@@ -85,3 +85,13 @@ def test_sigmoid_log_scale_matches_nflows_formula():
     raw = torch.linspace(-5, 5, 11)
     torch.testing.assert_close(layer.log_scale(raw), torch.log(torch.sigmoid(raw + 2) + 1e-3))
     assert math.isfinite(float(layer.log_scale(torch.tensor(-1e9))))
+
+
+def test_soft_clamp_constants_follow_the_layer_and_stay_out_of_the_state_dict():
+    layer = AffineCoupling(block(1, 1, 4))
+    assert set(layer.state_dict()) == {f"block.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")}
+    layer.double()
+    assert layer.log_scale._bound.dtype == torch.float64
+    z = (torch.randn(3, 1, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))
+    out, log_det = layer.forward(z)
+    assert out[1].dtype == log_det.dtype == torch.float64

@@ -5,6 +5,7 @@ import torch
 
 from flowforge import (
     AffineCoupling,
+    History,
     Merge,
     Multivariate,
     NormalizingFlow,
@@ -15,6 +16,7 @@ from flowforge import (
     mean_nll,
     two_moons_splits,
 )
+from flowforge.training.fit import learning_rate
 
 
 def seed_model(hidden=16, couplings=4):
@@ -142,3 +144,40 @@ def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
     notebook_train(twin, data.data_loader(batch_size=128), num_epochs=2, lr=1e-3, progress=False)
     for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_history_separates_training_time_from_validation(moons):
+    train, heldout = moons
+    history = fit(
+        seed_model(), train.points, validation=heldout.points, epochs=2, progress=False
+    )
+    assert len(history.train_seconds) == len(history.seconds) == 2
+    assert all(0 < t <= s for t, s in zip(history.train_seconds, history.seconds))
+    assert history.compile_seconds == 0.0
+    assert History.from_dict(history.to_dict()) == history
+
+
+def test_warmup_rises_linearly_then_follows_the_schedule():
+    rates = [learning_rate(1.0, "constant", step, 100, warmup=10) for step in range(20)]
+    assert rates[:10] == pytest.approx([0.1 * (i + 1) for i in range(10)])
+    assert rates[10:] == [1.0] * 10
+    cosine = [learning_rate(1.0, "cosine", step, 100, warmup=10) for step in range(9, 100)]
+    assert cosine == pytest.approx([learning_rate(1.0, "cosine", s, 100) for s in range(9, 100)])
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training(moons):
+    """``fit(compile=True)``: the same steps (to rounding), compile time reported apart."""
+    train, _ = moons
+    torch.manual_seed(0)
+    model = seed_model()
+    twin = copy.deepcopy(model)
+    kwargs = dict(epochs=1, batch_size=300, lr=1e-2, progress=False)
+    points = train.points[:1000]  # batches of 300, 300, 300 and 100
+    history = fit(model, points, compile=True, **kwargs)
+    fit(twin, points, **kwargs)
+    assert history.compile_seconds > 0
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+    x = train.points[:500]
+    torch.testing.assert_close(torch.compile(model)(x), model.log_prob(x), atol=1e-5, rtol=1e-5)

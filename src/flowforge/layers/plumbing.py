@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.base import FlowLayer
-from flowforge.values import Value, describe, zero_log_det
+from flowforge.values import Value, concatenate, describe, zero_log_det
 
 
 def _split(z: Tensor, sizes: Sequence[int] | None, dim: int) -> tuple[Tensor, ...]:
@@ -45,7 +45,7 @@ def _merge(z: Value, sizes: Sequence[int] | None, dim: int) -> Tensor:
             f"merging parts of widths {seen}, which splitting back would cut as {expected}: "
             f"give the sizes explicitly, Merge({seen}) (or Split({seen}))"
         )
-    return torch.cat(z, dim=dim)
+    return concatenate(z, dim)
 
 
 def _normalize_sizes(sizes: int | Sequence[int] | None) -> tuple[int, ...] | None:

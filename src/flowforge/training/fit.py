@@ -116,13 +116,18 @@ def release_optimizer(optimizer: torch.optim.Optimizer) -> None:
         optimizer.release()
 
 
-def learning_rate(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
-    """The learning rate at ``step``: ``"constant"``, or ``"cosine"`` decay to zero."""
+def learning_rate(
+    base_lr: float, schedule: str, step: int, total_steps: int, warmup: int = 0
+) -> float:
+    """The learning rate at ``step`` (from 0): ``"constant"``, or ``"cosine"`` decay to
+    zero at ``total_steps``; during the first ``warmup`` steps it rises linearly."""
     if schedule == "constant":
-        return base_lr
-    if schedule == "cosine":
-        return 0.5 * base_lr * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+        rate = base_lr
+    elif schedule == "cosine":
+        rate = 0.5 * base_lr * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+    return rate * min(1.0, (step + 1) / warmup) if warmup > 0 else rate
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -208,6 +213,7 @@ def fit(
     lr: float = DEFAULT_RECIPE.lr,
     weight_decay: float = DEFAULT_RECIPE.weight_decay,
     schedule: str = DEFAULT_RECIPE.schedule,
+    warmup: int = DEFAULT_RECIPE.warmup,
     shuffle: bool = True,
     patience: int | None = None,
     restore_best: bool = True,
@@ -225,7 +231,8 @@ def fit(
     so a resumed run repeats an uninterrupted one exactly; ``shuffle=False`` visits the
     rows in their stored order every epoch (the notebook's loader). The optimizer is Adam
     (AdamW with ``weight_decay``) over one flat buffer (``FlatAdam``), the learning rate
-    follows ``schedule`` per step. The defaults are ``DEFAULT_RECIPE``.
+    follows ``schedule`` per step after ``warmup`` steps of linear rise. The defaults
+    are ``DEFAULT_RECIPE``.
 
     With ``validation`` data, the held-out NLL is measured after every epoch;
     ``patience`` stops training after that many epochs without improvement, and
@@ -258,7 +265,7 @@ def fit(
             context,
             validation,
             validation_context,
-            Recipe(epochs, batch_size, lr, schedule, weight_decay),
+            Recipe(epochs, batch_size, lr, schedule, weight_decay, warmup),
             patience=patience,
             restore_best=restore_best,
             seed=seed,
@@ -303,7 +310,9 @@ def _fit(
     counter = {"step": step}
 
     def set_lr() -> None:
-        rate = learning_rate(recipe.lr, recipe.schedule, counter["step"], total_steps)
+        rate = learning_rate(
+            recipe.lr, recipe.schedule, counter["step"], total_steps, recipe.warmup
+        )
         for group in optimizer.param_groups:
             group["lr"] = rate
         counter["step"] += 1

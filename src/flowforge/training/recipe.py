@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train: epochs, batch size, peak learning rate, schedule, weight decay."""
+    """How to train: epochs, batch size, peak learning rate, schedule, weight decay, and
+    the number of warm-up steps over which the learning rate rises linearly to its peak."""
 
     epochs: int = 10
     batch_size: int = 256
     lr: float = 5e-3
     schedule: str = "cosine"
     weight_decay: float = 0.0
+    warmup: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

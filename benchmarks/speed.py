@@ -1,0 +1,470 @@
+"""How fast the notebook's flow trains and scores in flowforge, beside the notebook's own
+code, zuko, nflows and normflows: one process, one CPU thread for every library.
+
+    pip install torch==2.13.0 -e '.[bench]'
+    python -m benchmarks.speed              # the full run (several minutes)
+    python -m benchmarks.speed --quick      # a smoke run of every section (seconds)
+
+Prints tables of medians, min-max ranges and ratios, and writes
+``benchmarks/results/speed.json``. Libraries that are not installed are skipped.
+
+Sections:
+
+1. Training steps per second at batches 128, 1,024 and 8,192 (interleaved
+   repetitions). The notebook's code and the peers run the notebook's ``train``
+   loop (a ``DataLoader`` and ``torch.optim.Adam``); flowforge runs ``fit``, the path
+   ``flowforge train`` uses, eagerly and with ``compile=True`` (compile time apart).
+2. ``log_prob`` and ``sample`` throughput on 1,000,000 points, each library's public
+   no-gradient call, and the peak memory of one call, measured in a fresh process;
+   flowforge also scores 100,000,000 points to show its memory stays bounded.
+3. Seconds of training until the held-out NLL (20,000 points) first reaches 1.9,
+   checked after every epoch with the clock paused: the notebook's recipe (batch
+   128, Adam at 1e-3, no shuffling) in every library, and flowforge's default
+   recipe; then the default recipe's whole run (training and validation) and its
+   final held-out NLL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+import flowforge
+from benchmarks import contenders, seed_notebook
+from benchmarks.measure import cpu_count, interleaved, summary
+
+TARGET_NLL = 1.9
+PEERS = ["zuko", "nflows", "normflows"]
+RESULTS = Path(__file__).parent / "results" / "speed.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one benchmark run."""
+
+    batches: tuple[tuple[int, int], ...]  # (batch size, steps per repetition)
+    reps: int
+    points: int  # for throughput
+    throughput_reps: int
+    huge_points: int  # flowforge scores this many points once (0: skip)
+    seed_recipe_cap: float  # seconds of training before giving up on NLL 1.9
+    default_seeds: int
+    full_runs: int
+    train_points: int
+
+
+FULL = Plan(((128, 400), (1024, 200), (8192, 40)), 5, 1_000_000, 5, 100_000_000, 90.0, 5, 2, 100_000)
+QUICK = Plan(((128, 20), (1024, 10), (8192, 2)), 2, 20_000, 2, 0, 2.0, 1, 1, 20_000)
+
+
+# --- 1. training steps per second ------------------------------------------------
+
+
+class _LogProbModel(torch.nn.Module):
+    """A contender seen as the notebook's model: ``parameters()`` and ``log_prob(x)``."""
+
+    def __init__(self, contender: contenders.Contender) -> None:
+        super().__init__()
+        self.inner = contender.model
+        self._log_prob = contender.log_prob
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self._log_prob(x)
+
+
+def notebook_steps(contender: contenders.Contender, points: torch.Tensor, batch: int) -> Callable:
+    """Steps per second of the notebook's ``train`` loop over ``points``."""
+    model = _LogProbModel(contender)
+    loader = seed_notebook.seed_loader(points, batch)
+    steps = math.ceil(len(points) / batch)
+
+    def run() -> float:
+        started = time.perf_counter()
+        seed_notebook.train(model, loader, num_epochs=1)
+        return steps / (time.perf_counter() - started)
+
+    return run
+
+
+def fit_steps(
+    model: torch.nn.Module, points: torch.Tensor, batch: int, compile: bool = False
+) -> tuple[Callable, dict]:
+    """Steps per second of ``flowforge.fit`` (training time only); compile time apart."""
+    steps = math.ceil(len(points) / batch)
+    info: dict = {}
+
+    def run() -> float:
+        history = flowforge.fit(
+            model,
+            points,
+            epochs=1,
+            batch_size=batch,
+            lr=1e-3,
+            schedule="constant",
+            progress=False,
+            compile=compile,
+        )
+        info.setdefault("compile_seconds", history.compile_seconds)
+        return steps / history.train_seconds[0]
+
+    return run, info
+
+
+def training_speed(names: list[str], plan: Plan) -> dict:
+    """Section 1: steps per second per batch size, interleaved repetitions."""
+    out = {}
+    for batch, steps in plan.batches:
+        points = torch.randn(batch * steps, 2, generator=torch.Generator().manual_seed(batch))
+        runs, compile_info = {}, {}
+        for name in names:
+            contender = contenders.build(name)
+            if name.startswith("flowforge"):
+                runs[name], _ = fit_steps(contender.model, points, batch)
+            else:
+                runs[name] = notebook_steps(contender, points, batch)
+        compiled = contenders.build("flowforge")
+        runs["flowforge-compiled"], compile_info = fit_steps(
+            compiled.model, points, batch, compile=True
+        )
+        results = interleaved(runs, plan.reps)
+        out[str(batch)] = {
+            "steps_per_repetition": steps,
+            "steps_per_second": {name: summary(values) for name, values in results.items()},
+            "compile_seconds": compile_info.get("compile_seconds"),
+        }
+    return out
+
+
+# --- 2. throughput and memory ---------------------------------------------------
+
+
+def throughput(names: list[str], plan: Plan) -> dict:
+    """Section 2a: points per second of ``score`` and ``sample``, interleaved."""
+    x = torch.randn(plan.points, 2, generator=torch.Generator().manual_seed(1))
+    built = {name: contenders.build(name) for name in names}
+    out = {}
+    for operation in ("score", "sample"):
+        runs = {}
+        for name, contender in built.items():
+
+            def run(contender=contender, operation=operation) -> float:
+                started = time.perf_counter()
+                if operation == "score":
+                    contender.score(x)
+                else:
+                    contender.sample(plan.points)
+                return plan.points / (time.perf_counter() - started)
+
+            runs[name] = run
+        results = interleaved(runs, plan.throughput_reps)
+        out[operation] = {name: summary(values) for name, values in results.items()}
+    return out
+
+
+def _probe(name: str, operation: str, points: int) -> dict:
+    command = [sys.executable, "-m", "benchmarks.memory_probe", name, operation, str(points)]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def memory(names: list[str], plan: Plan) -> dict:
+    """Section 2b: peak memory above the starting level, each call in a fresh process."""
+    out = {
+        f"{operation}_{plan.points}": {name: _probe(name, operation, plan.points) for name in names}
+        for operation in ("score", "sample")
+    }
+    if plan.huge_points:
+        out[f"score_{plan.huge_points}"] = {"flowforge": _probe("flowforge", "score", plan.huge_points)}
+    return out
+
+
+# --- 3. time to a held-out NLL of 1.9 -----------------------------------------
+
+
+def heldout_nll(contender: contenders.Contender, heldout: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(-contender.score(heldout).double().mean())
+
+
+def seed_recipe_time(
+    name: str, train: torch.Tensor, heldout: torch.Tensor, cap: float
+) -> dict:
+    """Training seconds until NLL <= 1.9 with the notebook's recipe, in library ``name``."""
+    contender = contenders.build(name)
+    loader = seed_notebook.seed_loader(train, 128)
+    clock = {"trained": 0.0, "since": time.perf_counter(), "epochs": 0, "nll": math.nan}
+
+    def after_epoch(epoch: int) -> bool:
+        clock["trained"] += time.perf_counter() - clock["since"]
+        clock["epochs"], clock["nll"] = epoch + 1, heldout_nll(contender, heldout)
+        clock["since"] = time.perf_counter()
+        return clock["nll"] > TARGET_NLL and clock["trained"] < cap
+
+    if name.startswith("flowforge"):
+        optimizer = flowforge.FlatAdam(contender.model.parameters(), lr=1e-3)
+        for epoch in range(100):
+            flowforge.train(contender.model, loader, 1, optimizer=optimizer, progress=False)
+            if not after_epoch(epoch):
+                break
+        optimizer.release()
+    else:
+        seed_notebook.train(_LogProbModel(contender), loader, 100, 1e-3, callback=after_epoch)
+    reached = clock["nll"] <= TARGET_NLL
+    return {
+        "seconds": clock["trained"] if reached else None,
+        "trained_seconds": clock["trained"],
+        "epochs": clock["epochs"],
+        "heldout_nll": clock["nll"],
+        "reached": reached,
+    }
+
+
+class _Reached(Exception):
+    pass
+
+
+def default_recipe_time(seed: int, train: torch.Tensor, heldout: torch.Tensor) -> dict:
+    """Training seconds until NLL <= 1.9 with ``fit`` and the default recipe."""
+    contender = contenders.build("flowforge", seed)
+    record: dict = {"reached": False}
+
+    def check(state: flowforge.TrainState) -> None:
+        nll = heldout_nll(contender, heldout)
+        record.update(
+            epochs=state.epoch, heldout_nll=nll, seconds=sum(state.history.train_seconds)
+        )
+        if nll <= TARGET_NLL:
+            record["reached"] = True
+            raise _Reached
+
+    try:
+        flowforge.fit(contender.model, train, progress=False, seed=seed, callbacks=[check])
+    except _Reached:
+        pass
+    if not record["reached"]:
+        record["seconds"] = None
+    return record
+
+
+def default_recipe_run(seed: int, train: torch.Tensor, heldout: torch.Tensor) -> dict:
+    """The default recipe's whole run: training, validation each epoch, final NLL."""
+    contender = contenders.build("flowforge", seed)
+    started = time.perf_counter()
+    history = flowforge.fit(
+        contender.model, train, validation=heldout, progress=False, seed=seed
+    )
+    seconds = time.perf_counter() - started
+    final = flowforge.mean_nll(contender.model, heldout)
+    return {
+        "seconds": seconds,
+        "train_seconds": sum(history.train_seconds),
+        "final_heldout_nll": final.mean,
+        "stderr": final.stderr,
+        "best_epoch": history.best_epoch,
+        "epochs": history.epochs,
+    }
+
+
+def time_to_target(names: list[str], plan: Plan) -> dict:
+    """Section 3."""
+    train, heldout = flowforge.two_moons_splits(plan.train_points, 20_000, seed=0)
+    x, h = train.points, heldout.points
+    seed_recipe = {
+        name: seed_recipe_time(name, x, h, plan.seed_recipe_cap)
+        for name in names
+        if name != "flowforge-exp"
+    }
+    default = [default_recipe_time(seed, x, h) for seed in range(plan.default_seeds)]
+    full = [default_recipe_run(seed, x, h) for seed in range(plan.full_runs)]
+    return {
+        "recipe": flowforge.DEFAULT_RECIPE.to_dict(),
+        "seed_recipe": seed_recipe,
+        "default_recipe": default,
+        "default_recipe_seconds": summary(
+            [r["seconds"] if r["seconds"] is not None else math.inf for r in default]
+        ),
+        "default_run": full,
+    }
+
+
+# --- report ------------------------------------------------------------------
+
+
+def _cell(s: dict, digits: int = 0) -> str:
+    return f"{s['median']:,.{digits}f} [{s['min']:,.{digits}f}-{s['max']:,.{digits}f}]"
+
+
+def _best_other(stats: dict, of: list[str]) -> tuple[str, float]:
+    candidates = [(stats[n]["median"], n) for n in of if n in stats]
+    value, name = max(candidates)
+    return name, value
+
+
+def report_training(result: dict, names: list[str]) -> list[str]:
+    lines = ["", "Training steps per second, median [min-max] of interleaved repetitions"]
+    others = [n for n in names if not n.startswith("flowforge")]
+    for batch, entry in result.items():
+        stats = entry["steps_per_second"]
+        seed_rate = stats["seed"]["median"]
+        best_name, best_rate = _best_other(stats, others)
+        lines.append(f"  batch {batch}:")
+        for name, s in stats.items():
+            ratio = s["median"] / seed_rate
+            extra = ""
+            if name.startswith("flowforge"):
+                extra = f"  x{s['median'] / best_rate:.2f} vs fastest other ({best_name})"
+            lines.append(f"    {name:19s} {_cell(s):>28s}  x{ratio:.2f} vs seed{extra}")
+        if entry.get("compile_seconds") is not None:
+            lines.append(f"    (flowforge-compiled: compile {entry['compile_seconds']:.1f} s apart)")
+    return lines
+
+
+def report_throughput(result: dict, mem: dict, names: list[str]) -> list[str]:
+    lines = ["", "Throughput, million points per second, median [min-max]"]
+    for operation, stats in result.items():
+        peers = [n for n in PEERS if n in stats]
+        lines.append(f"  {operation}:")
+        for name, s in stats.items():
+            m = {k: v / 1e6 for k, v in s.items() if k != "n"}
+            ratio = ""
+            if name.startswith("flowforge") and peers:
+                best_name, best = _best_other(stats, peers)
+                ratio = f"  x{s['median'] / best:.2f} vs fastest peer ({best_name})"
+            lines.append(f"    {name:15s} {_cell(m, 2):>22s}{ratio}")
+    lines.append("")
+    lines.append("Peak memory above the starting level, one call in a fresh process (MiB)")
+    for key, per_name in mem.items():
+        cells = []
+        for name, probe in per_name.items():
+            value = probe.get("peak_extra_bytes")
+            cells.append(f"{name} {value / 2**20:,.0f}" if value is not None else f"{name} -")
+        lines.append(f"  {key}: " + ", ".join(cells))
+    return lines
+
+
+def report_time(result: dict) -> list[str]:
+    lines = ["", f"Seconds of training to a held-out NLL of {TARGET_NLL}"]
+    for name, r in result["seed_recipe"].items():
+        when = f"{r['seconds']:.2f} s" if r["reached"] else f"not in {r['trained_seconds']:.0f} s"
+        lines.append(
+            f"  notebook recipe, {name:10s} {when:>14s}  ({r['epochs']} epochs, "
+            f"NLL {r['heldout_nll']:.3f})"
+        )
+    d = result["default_recipe_seconds"]
+    recipe = result["recipe"]
+    lines.append(
+        f"  flowforge default recipe   {_cell(d, 2)} s over {d['n']} seeds  "
+        f"(batch {recipe['batch_size']}, lr {recipe['lr']}, {recipe['schedule']}, "
+        f"{recipe['epochs']} epochs)"
+    )
+    for r in result["default_run"]:
+        lines.append(
+            f"  default run: {r['seconds']:.1f} s in all ({r['train_seconds']:.1f} s training), "
+            f"final held-out NLL {r['final_heldout_nll']:.4f} ± {r['stderr']:.4f}"
+        )
+    return lines
+
+
+def targets(results: dict, names: list[str]) -> list[str]:
+    """The issue's targets, each with the measured value."""
+    lines = ["", "Targets"]
+    tt = results["time_to_nll"]
+    t = tt["default_recipe_seconds"]["median"]
+    lines.append(f"  default recipe reaches NLL 1.9 in <= 0.5 s: {t:.2f} s  {_ok(t <= 0.5)}")
+    runs = tt["default_run"]
+    worst_time = max(r["seconds"] for r in runs)
+    worst_nll = max(r["final_heldout_nll"] for r in runs)
+    lines.append(
+        f"  default run < 30 s with final NLL <= 1.865: {worst_time:.1f} s, "
+        f"{worst_nll:.4f}  {_ok(worst_time < 30 and worst_nll <= 1.865)}"
+    )
+    for batch in ("128", "1024"):
+        stats = results["training"][batch]["steps_per_second"]
+        ff = stats["flowforge"]["median"]
+        others = [n for n in names if not n.startswith("flowforge")]
+        best_name, best = _best_other(stats, others)
+        lines.append(
+            f"  batch {batch}: flowforge {ff:,.0f} steps/s = x{ff / stats['seed']['median']:.2f}"
+            f" the seed, x{ff / best:.2f} the fastest other ({best_name})  "
+            f"{_ok(ff >= 3 * best)}"
+        )
+    for operation, stats in results["throughput"].items():
+        peers = [n for n in PEERS if n in stats]
+        if peers:
+            best_name, best = _best_other(stats, peers)
+            ratio = stats["flowforge"]["median"] / best
+            lines.append(
+                f"  {operation}: x{ratio:.2f} the fastest peer ({best_name})  {_ok(ratio >= 3)}"
+            )
+    return lines
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "NOT met"
+
+
+def environment() -> dict:
+    versions = {}
+    for package in ("torch", "zuko", "nflows", "normflows", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    torch.set_num_threads(1)  # every library alike
+    wanted = ["seed", "flowforge", "flowforge-exp", *PEERS]
+    names, missing = contenders.available(wanted)
+    notes = {name: contenders.build(name).note for name in names}
+    started = time.perf_counter()
+    results = {"environment": environment(), "plan": plan.__dict__, "notes": notes}
+    results["missing"] = missing
+    results["training"] = training_speed(names, plan)
+    results["throughput"] = throughput(names, plan)
+    results["memory"] = memory(names, plan)
+    results["time_to_nll"] = time_to_target(names, plan)
+    results["seconds"] = time.perf_counter() - started
+    lines = [f"{name:14s} {note}" for name, note in notes.items()]
+    if missing:
+        lines.append(f"not installed, skipped: {', '.join(missing)}")
+    lines += report_training(results["training"], names)
+    lines += report_throughput(results["throughput"], results["memory"], names)
+    lines += report_time(results["time_to_nll"])
+    lines += targets(results, names)
+    lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
