@@ -171,9 +171,7 @@ def available(names: list[str]) -> tuple[list[str], list[str]]:
     present, missing = [], []
     for name in names:
         package = BUILDERS[name][0]
-        (present if package is None or importlib.util.find_spec(package) else missing).append(
-            name
-        )
+        (present if package is None or importlib.util.find_spec(package) else missing).append(name)
     return present, missing
 
 

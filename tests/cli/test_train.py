@@ -78,10 +78,11 @@ def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
 
 def test_the_notebooks_exact_recipe_can_be_spelled():
     argv = ["train", "--batch-size", "128", "--lr", "1e-3", "--epochs", "100"]
-    argv += ["--schedule", "constant", "--no-shuffle", "--n-samples", "200"]
+    argv += ["--schedule", "constant", "--warmup", "0", "--no-shuffle", "--n-samples", "200"]
     recipe = config_from(build_parser().parse_args(argv)).recipe
     assert recipe["batch_size"] == 128 and recipe["lr"] == 1e-3 and recipe["epochs"] == 100
     assert recipe["schedule"] == "constant" and recipe["shuffle"] is False
+    assert recipe["warmup"] == 0
 
 
 def test_an_existing_run_is_never_overwritten(tiny_run, capsys):
@@ -194,7 +195,9 @@ def test_a_damaged_run_fails_cleanly_from_the_console(tiny_run, tmp_path):
 def test_a_uniform_base_that_loses_points_says_why(tmp_path, capsys):
     # The notebook's question 10.6 (b): once the flow maps a training point outside the
     # uniform base's support, its likelihood is zero and the NLL infinite.
-    code = main(["train", *TINY, "--base", "uniform", "--quiet", "--output", str(tmp_path / "u")])
+    # A rate that reaches 5e-3 at once (no warm-up) pushes points out within two epochs.
+    argv = ["train", *TINY, "--lr", "5e-3", "--warmup", "0", "--base", "uniform", "--quiet"]
+    code = main([*argv, "--output", str(tmp_path / "u")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "mean NLL inf" in err and "outside the base's support" in err

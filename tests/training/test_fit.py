@@ -115,13 +115,15 @@ def test_divergence_is_reported_not_silent(moons):
         fit(model, train.points, epochs=1, progress=False)
 
 
-def test_seed_model_reaches_the_notebook_target_with_default_recipe():
-    """Section 10.5 (b): held-out NLL below 1.9 nats, on the package's moons data."""
+@pytest.mark.slow
+def test_seed_model_reaches_the_issue_target_with_default_recipe():
+    """Section 10.5 (b) asks for a held-out NLL below 1.9 nats; the default recipe gets
+    the notebook's model to 1.865 or lower on the package's moons data."""
     train, heldout = two_moons_splits(100_000, 20_000, seed=0)
     torch.manual_seed(0)
     model = seed_model()
     fit(model, train.points, validation=heldout.points, progress=False)
-    assert mean_nll(model, heldout.points).mean < 1.9
+    assert mean_nll(model, heldout.points).mean <= 1.865
 
 
 def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
@@ -138,6 +140,7 @@ def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
         batch_size=128,
         lr=1e-3,
         schedule="constant",
+        warmup=0,
         shuffle=False,
         progress=False,
     )

@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"learning-rate schedule ({DEFAULT_RECIPE.schedule})",
     )
     recipe.add_argument(
+        "--warmup",
+        type=options.non_negative_int,
+        help=f"steps of linear learning-rate warm-up ({DEFAULT_RECIPE.warmup})",
+    )
+    recipe.add_argument(
         "--no-shuffle",
         action="store_const",
         const=True,
@@ -86,7 +91,7 @@ def _value(args: argparse.Namespace, name: str, default):
 def recipe_from(args: argparse.Namespace) -> dict:
     """``fit``'s keyword arguments: ``DEFAULT_RECIPE`` with the options given."""
     recipe = DEFAULT_RECIPE.to_dict()
-    for name in ("epochs", "batch_size", "lr", "schedule"):
+    for name in ("epochs", "batch_size", "lr", "schedule", "warmup"):
         recipe[name] = _value(args, name, recipe[name])
     recipe["shuffle"] = not args.no_shuffle
     return recipe
