@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from benchmarks import contenders, speed
 
 

@@ -89,7 +89,8 @@ def test_sigmoid_log_scale_matches_nflows_formula():
 
 def test_soft_clamp_constants_follow_the_layer_and_stay_out_of_the_state_dict():
     layer = AffineCoupling(block(1, 1, 4))
-    assert set(layer.state_dict()) == {f"block.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")}
+    expected = {f"block.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")}
+    assert set(layer.state_dict()) == expected
     layer.double()
     assert layer.log_scale._bound.dtype == torch.float64
     z = (torch.randn(3, 1, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))

@@ -151,9 +151,7 @@ def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
 
 def test_history_separates_training_time_from_validation(moons):
     train, heldout = moons
-    history = fit(
-        seed_model(), train.points, validation=heldout.points, epochs=2, progress=False
-    )
+    history = fit(seed_model(), train.points, validation=heldout.points, epochs=2, progress=False)
     assert len(history.train_seconds) == len(history.seconds) == 2
     assert all(0 < t <= s for t, s in zip(history.train_seconds, history.seconds))
     assert history.compile_seconds == 0.0
