@@ -14,10 +14,20 @@ from dataclasses import dataclass
 import torch
 
 from flowforge import (
+    ActNorm,
+    AdditiveCoupling,
     AffineCoupling,
+    BatchNormFlow,
+    Inverse,
+    LULinear,
+    MaskedAutoregressive,
     Merge,
+    Permute,
+    Reverse,
     Scale,
     SequentialFlow,
+    SplineCoupling,
+    SplineTransformer,
     Split,
     Swap,
     Translate,
@@ -119,3 +129,88 @@ def _realnvp(width, context_width):
         Merge([b, a]),
         Scale(torch.rand(width) + 0.5),
     )
+
+
+@register("AdditiveCoupling", value=pair_value, min_width=2, uses_context=True)
+def _additive(width, context_width):
+    a, b = _halves(width)
+    return AdditiveCoupling(block(a, b, 8, context_width=context_width, outputs_per_dim=1))
+
+
+def _spline_block(a, b, context_width, bins):
+    net = block(a, b, 8, context_width=context_width, outputs_per_dim=3 * bins - 1)
+    with torch.no_grad():  # a strongly bent spline, not the near-identity of a fresh net
+        net[-1].weight.mul_(3.0)
+    return net
+
+
+# A bound of 1.5 puts about 13% of standard normal inputs in the identity tails.
+@register("SplineCoupling", value=pair_value, min_width=2, uses_context=True)
+def _spline(width, context_width):
+    a, b = _halves(width)
+    return SplineCoupling(_spline_block(a, b, context_width, 5), bins=5, bound=1.5)
+
+
+@register("SplineCoupling-2bins", value=pair_value, min_width=2, uses_context=True)
+def _spline_two_bins(width, context_width):
+    a, b = _halves(width)
+    return SplineCoupling(_spline_block(a, b, context_width, 2), bins=2, bound=1.5)
+
+
+@register("MaskedAutoregressive-affine", uses_context=True)
+def _maf(width, context_width):
+    return MaskedAutoregressive(width, 8, context_width=context_width)
+
+
+@register("MaskedAutoregressive-spline", uses_context=True)
+def _maf_spline(width, context_width):
+    spline = SplineTransformer(bins=4, bound=1.5)
+    return MaskedAutoregressive(width, 8, transformer=spline, context_width=context_width)
+
+
+@register("Inverse-MaskedAutoregressive", uses_context=True)
+def _iaf(width, context_width):
+    return Inverse(MaskedAutoregressive(width, 8, context_width=context_width))
+
+
+@register("Inverse-Scale")
+def _inverse_scale(width, context_width):
+    return Inverse(Scale(torch.rand(width) + 0.5))
+
+
+@register("LULinear")
+def _lu(width, context_width):
+    layer = LULinear(width)
+    with torch.no_grad():  # away from the orthogonal start, so log|det| is not zero
+        layer.log_diagonal.add_(torch.randn(width) * 0.3)
+        layer.bias.normal_()
+    return layer
+
+
+@register("Permute")
+def _permute(width, context_width):
+    return Permute(width)
+
+
+@register("Reverse")
+def _reverse(width, context_width):
+    return Reverse()
+
+
+@register("ActNorm")
+def _actnorm(width, context_width):
+    layer = ActNorm(width)
+    with torch.no_grad():
+        layer.log_scale.normal_(0.0, 0.5)
+        layer.shift.normal_()
+    return layer
+
+
+@register("BatchNormFlow-eval")
+def _batchnorm(width, context_width):
+    layer = BatchNormFlow(width, momentum=1.0)
+    with torch.no_grad():
+        layer.log_gamma.normal_(0.0, 0.5)
+        layer.beta.normal_()
+    layer.inverse(torch.randn(16, width) * 2 + 1)  # running statistics away from 0 and 1
+    return layer.eval()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from flowforge.values import Value, zero_log_det
+from flowforge.values import Value, describe, zero_log_det
 
 
 class FlowLayer(torch.nn.Module):
@@ -97,3 +97,16 @@ class SequentialFlow(FlowLayer):
         if isinstance(index, slice):
             return SequentialFlow(*list(self.layers)[index])
         return self.layers[index]
+
+
+def require_matrix(layer: FlowLayer, z: Value, width: int | None = None) -> Tensor:
+    """``z`` itself if it is a ``(batch, width)`` tensor, else a ``TypeError``/``ValueError``."""
+    name = type(layer).__name__
+    if not isinstance(z, Tensor) or z.dim() != 2:
+        raise TypeError(
+            f"{name} acts on a (batch, width) tensor, got {describe(z)}; "
+            "place it before Split or after Merge"
+        )
+    if width is not None and z.shape[1] != width:
+        raise ValueError(f"{name} was built for width {width}, got width {z.shape[1]}")
+    return z

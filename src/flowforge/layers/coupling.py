@@ -168,3 +168,24 @@ class AffineCoupling(Coupling):
         if isinstance(self.log_scale, torch.nn.Module):
             return ""  # printed as a child module
         return f"log_scale={getattr(self.log_scale, '__name__', repr(self.log_scale))}"
+
+
+class AdditiveCoupling(Coupling):
+    """NICE's additive coupling on a pair ``(z_A, z_B)``: ``z_B' = z_B + t``.
+
+    ``t = block(z_A [, context])`` has the width of ``z_B`` (build the block with
+    ``outputs_per_dim=1``); ``z_A`` passes through. Volume preserving: both
+    log-determinants are zero.
+    """
+
+    volume_preserving = True
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        zA, zB = _split_pair(self, z)
+        (t,) = self.parameters_for(zA, zB, context, 1)
+        return (zA, zB + t), zB.new_zeros(zB.shape[0])
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        zA, zB = _split_pair(self, z)
+        (t,) = self.parameters_for(zA, zB, context, 1)
+        return (zA, zB - t), zB.new_zeros(zB.shape[0])

@@ -1,0 +1,93 @@
+"""MADE (Germain et al. 2015): an MLP whose masks make output ``i`` depend on inputs ``< i``.
+
+It conditions autoregressive layers: from ``x`` of width ``D`` (and context, which
+every output may read) it computes ``params_per_element`` numbers for each of the
+``D`` elements, those of element ``i`` from ``x[:, :i]`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class MaskedLinear(torch.nn.Linear):
+    """A ``Linear`` layer whose weight is multiplied by a fixed 0/1 ``mask`` buffer."""
+
+    def __init__(self, mask: Tensor) -> None:
+        out_features, in_features = mask.shape
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def _hidden_degrees(hidden: int, features: int) -> Tensor:
+    """Degrees ``1 .. features - 1`` in turn (all 1 when ``features`` is 1)."""
+    return torch.arange(hidden) % max(features - 1, 1) + 1
+
+
+class MADE(torch.nn.Module):
+    """Masked autoencoder for distribution estimation, with optional context.
+
+    Maps ``x`` ``(batch, features)`` and context ``(batch, context_width)`` to
+    ``(batch, features, params_per_element)``; row ``i`` of the output depends only
+    on ``x[:, :i]`` and the context (row 0 on the context alone).
+    ``zero_init=True`` zeroes the output layer, so the output starts at 0.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        hidden: int,
+        params_per_element: int,
+        *,
+        context_width: int = 0,
+        num_hidden_layers: int = 2,
+        activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
+        zero_init: bool = False,
+    ) -> None:
+        super().__init__()
+        if min(features, hidden, params_per_element, num_hidden_layers) < 1:
+            raise ValueError(
+                "MADE widths and depth must be positive, got "
+                f"features={features}, hidden={hidden}, params={params_per_element}, "
+                f"layers={num_hidden_layers}"
+            )
+        self.features, self.context_width = features, context_width
+        self.params_per_element = params_per_element
+        degrees = torch.cat(
+            [torch.arange(1, features + 1), torch.zeros(context_width, dtype=torch.long)]
+        )
+        layers: list[torch.nn.Module] = []
+        for _ in range(num_hidden_layers):
+            out = _hidden_degrees(hidden, features)
+            layers += [MaskedLinear(out[:, None] >= degrees[None, :]), activation()]
+            degrees = out
+        out = torch.arange(features).repeat_interleave(params_per_element) + 1
+        layers.append(MaskedLinear(out[:, None] > degrees[None, :]))
+        self.net = torch.nn.Sequential(*layers)
+        if zero_init:
+            torch.nn.init.zeros_(self.net[-1].weight)
+            torch.nn.init.zeros_(self.net[-1].bias)
+
+    @property
+    def in_features(self) -> int:
+        return self.features + self.context_width
+
+    def forward(self, x: Tensor, *context: Tensor) -> Tensor:
+        if context:
+            flat = [c.reshape(c.shape[0], -1).to(x.dtype) for c in context]
+            x = torch.cat([x, *flat], dim=1)
+        if x.shape[1] != self.in_features:
+            raise ValueError(
+                f"MADE expects {self.features} features plus {self.context_width} context "
+                f"columns, got {x.shape[1]} columns in all; build it with "
+                f"context_width={x.shape[1] - self.features}"
+            )
+        out = self.net(x)
+        return out.reshape(x.shape[0], self.features, self.params_per_element)
