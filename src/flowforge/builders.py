@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch.distributions import Normal, Uniform
 
 from flowforge.distributions import Multivariate
 from flowforge.flow import NormalizingFlow
-from flowforge.layers import AffineCoupling, Merge, Split, Swap
+from flowforge.layers import (
+    AdditiveCoupling,
+    AffineCoupling,
+    FlowLayer,
+    Inverse,
+    LULinear,
+    MaskedAutoregressive,
+    Merge,
+    Permute,
+    Reverse,
+    Scale,
+    SplineCoupling,
+    Split,
+    Swap,
+)
+from flowforge.monotone import SplineTransformer, Transformer
 from flowforge.nets import block
 
 BASES: dict[str, Callable[[], object]] = {
@@ -31,6 +47,29 @@ def base_distribution(name: str, width: int) -> Multivariate:
         raise ValueError(f"unknown base {name!r}; choose one of {sorted(BASES)}") from None
 
 
+def _coupling_stack(
+    width: int, couplings: int, make: Callable[[int, int], FlowLayer]
+) -> list[FlowLayer]:
+    """``Split``, ``couplings`` layers ``make(dim_A, dim_B)`` alternated by ``Swap``, ``Merge``.
+
+    For an odd ``width`` the halves differ (5 + 4 for 9); each coupling is made for the
+    pair it sees, and the final ``Merge`` is given the widths it receives.
+    """
+    if width < 2:
+        raise ValueError(f"a coupling flow needs width >= 2, got {width}")
+    if couplings < 1:
+        raise ValueError(f"need at least one coupling layer, got {couplings}")
+    a, b = width - width // 2, width // 2
+    layers: list[FlowLayer] = [Split()]
+    for i in range(couplings):
+        layers.append(make(a, b))
+        if i < couplings - 1:
+            layers.append(Swap())
+            a, b = b, a
+    layers.append(Merge([a, b]) if a != b else Merge())
+    return layers
+
+
 def realnvp(
     width: int = 2,
     *,
@@ -43,24 +82,185 @@ def realnvp(
 ) -> NormalizingFlow:
     """The notebook's RealNVP (section 10.5 a): ``Split``, couplings alternated by ``Swap``,
     ``Merge``. Defaults: 4 affine couplings with hidden width 16 and a normal base.
-
-    For an odd ``width`` the halves differ (5 + 4 for 9); each coupling's block is sized
-    for the pair it sees, and the final ``Merge`` is given the widths it receives.
     """
-    if width < 2:
-        raise ValueError(f"a coupling flow needs width >= 2, got {width}")
-    if couplings < 1:
-        raise ValueError(f"need at least one coupling layer, got {couplings}")
-    a, b = width - width // 2, width // 2
-    layers = [Split()]
-    for i in range(couplings):
+
+    def make(a: int, b: int) -> FlowLayer:
         net = block(a, b, hidden, context_width=context_width, zero_init=zero_init)
-        layers.append(AffineCoupling(net, log_scale=log_scale))
-        if i < couplings - 1:
-            layers.append(Swap())
-            a, b = b, a
-    layers.append(Merge([a, b]) if a != b else Merge())
-    return NormalizingFlow(base_distribution(base, width), *layers)
+        return AffineCoupling(net, log_scale=log_scale)
+
+    return NormalizingFlow(base_distribution(base, width), *_coupling_stack(width, couplings, make))
 
 
-BUILDERS: dict[str, Callable[..., NormalizingFlow]] = {"realnvp": realnvp}
+def nice(
+    width: int = 2,
+    *,
+    couplings: int = 4,
+    hidden: int = 32,
+    base: str = "normal",
+    context_width: int = 0,
+    zero_init: bool = False,
+) -> NormalizingFlow:
+    """NICE (Dinh et al. 2014): additive couplings alternated by ``Swap``, then a learned
+    per-column ``Scale`` (the only layer that changes volume). Defaults: 4 couplings,
+    hidden width 32, normal base.
+    """
+
+    def make(a: int, b: int) -> FlowLayer:
+        net = block(a, b, hidden, context_width=context_width, outputs_per_dim=1)
+        return AdditiveCoupling(net.zero_last_layer_() if zero_init else net)
+
+    layers = _coupling_stack(width, couplings, make)
+    return NormalizingFlow(
+        base_distribution(base, width), *layers, Scale(torch.ones(width), learnable=True)
+    )
+
+
+MIXINGS: dict[str, Callable[[int], FlowLayer]] = {
+    "reverse": lambda width: Reverse(),
+    "random": lambda width: Permute(width),
+    "lu": lambda width: LULinear(width),
+}
+
+
+def _mixing(name: str, width: int) -> FlowLayer:
+    try:
+        return MIXINGS[name](width)
+    except KeyError:
+        raise ValueError(f"unknown mixing {name!r}; choose one of {sorted(MIXINGS)}") from None
+
+
+def _autoregressive_stack(
+    width: int,
+    layers: int,
+    make: Callable[[], FlowLayer],
+    mixing: str,
+) -> list[FlowLayer]:
+    """``layers`` autoregressive layers with a mixing layer between each two."""
+    if width < 1 or layers < 1:
+        raise ValueError(f"need width >= 1 and layers >= 1, got width={width}, layers={layers}")
+    stack: list[FlowLayer] = []
+    for i in range(layers):
+        stack.append(make())
+        if i < layers - 1 and width > 1:
+            stack.append(_mixing(mixing, width))
+    return stack
+
+
+def maf(
+    width: int = 2,
+    *,
+    layers: int = 5,
+    hidden: int = 32,
+    transformer: str | Transformer = "affine",
+    mixing: str = "reverse",
+    base: str = "normal",
+    context_width: int = 0,
+    zero_init: bool = False,
+) -> NormalizingFlow:
+    """MAF (Papamakarios et al. 2017): ``layers`` masked autoregressive layers, with the
+    column order reversed (``mixing="reverse"``; or ``"random"``, ``"lu"``) between them.
+    Density evaluation is one pass per layer; sampling ``width`` passes per layer.
+    Defaults: 5 affine layers with MADE hidden width 32, normal base.
+    """
+
+    def make() -> FlowLayer:
+        return MaskedAutoregressive(
+            width,
+            hidden,
+            transformer=transformer,
+            context_width=context_width,
+            zero_init=zero_init,
+        )
+
+    stack = _autoregressive_stack(width, layers, make, mixing)
+    return NormalizingFlow(base_distribution(base, width), *stack)
+
+
+def iaf(
+    width: int = 2,
+    *,
+    layers: int = 5,
+    hidden: int = 32,
+    transformer: str | Transformer = "affine",
+    mixing: str = "reverse",
+    base: str = "normal",
+    context_width: int = 0,
+    zero_init: bool = False,
+) -> NormalizingFlow:
+    """IAF (Kingma et al. 2016): MAF's layers wrapped in ``Inverse``, so sampling is one
+    pass per layer and density evaluation ``width`` passes. Defaults as ``maf``.
+    """
+
+    def make() -> FlowLayer:
+        return Inverse(
+            MaskedAutoregressive(
+                width,
+                hidden,
+                transformer=transformer,
+                context_width=context_width,
+                zero_init=zero_init,
+            )
+        )
+
+    stack = _autoregressive_stack(width, layers, make, mixing)
+    return NormalizingFlow(base_distribution(base, width), *stack)
+
+
+def nsf(
+    width: int = 2,
+    *,
+    layers: int = 5,
+    hidden: int = 64,
+    bins: int = 8,
+    bound: float = 4.0,
+    coupling: bool = False,
+    mixing: str = "reverse",
+    base: str = "normal",
+    context_width: int = 0,
+    zero_init: bool = False,
+) -> NormalizingFlow:
+    """Neural spline flow (Durkan et al. 2019): monotone rational-quadratic splines with
+    ``bins`` bins on ``[-bound, bound]``, identity outside.
+
+    Autoregressive by default (MAF layers with a spline transformer, like zuko's NSF);
+    ``coupling=True`` builds ``SplineCoupling`` layers alternated by ``Swap`` instead,
+    one pass in both directions. Defaults: 5 layers, hidden width 64, 8 bins, bound 4
+    (standardized data lie well inside), normal base.
+    """
+    if coupling:
+
+        def make_coupling(a: int, b: int) -> FlowLayer:
+            net = block(
+                a,
+                b,
+                hidden,
+                context_width=context_width,
+                outputs_per_dim=3 * bins - 1,
+                zero_init=zero_init,
+            )
+            return SplineCoupling(net, bins=bins, bound=bound)
+
+        stack = _coupling_stack(width, layers, make_coupling)
+    else:
+        spline = SplineTransformer(bins, bound)
+
+        def make() -> FlowLayer:
+            return MaskedAutoregressive(
+                width,
+                hidden,
+                transformer=spline,
+                context_width=context_width,
+                zero_init=zero_init,
+            )
+
+        stack = _autoregressive_stack(width, layers, make, mixing)
+    return NormalizingFlow(base_distribution(base, width), *stack)
+
+
+BUILDERS: dict[str, Callable[..., NormalizingFlow]] = {
+    "realnvp": realnvp,
+    "nice": nice,
+    "maf": maf,
+    "iaf": iaf,
+    "nsf": nsf,
+}
