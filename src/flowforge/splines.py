@@ -131,9 +131,23 @@ def _spline_inverse(y: Tensor, k: Knots) -> tuple[Tensor, Tensor]:
     qa = b.h * (s - b.d0) + r * delta
     qb = b.h * b.d0 - r * delta
     qc = -s * r
-    root = torch.sqrt((qb**2 - 4 * qa * qc).clamp(min=0))
-    xi = (2 * qc / (-qb - root)).clamp(0, 1)
+    xi = _root_in_unit_interval(qa, qb, qc)
     return b.x0 + xi * b.w, -_log_derivative(b, xi)
+
+
+def _root_in_unit_interval(qa: Tensor, qb: Tensor, qc: Tensor) -> Tensor:
+    """The root in ``[0, 1]`` of ``qa xi^2 + qb xi + qc`` (``qc <= 0``), without cancellation.
+
+    ``2 qc / (-qb - sqrt(D))`` and ``(sqrt(D) - qb) / (2 qa)`` are the same root; each
+    is used where it subtracts nothing. Both denominators are kept away from zero so
+    the branch not taken cannot put NaN into the gradient.
+    """
+    root = torch.sqrt((qb**2 - 4 * qa * qc).clamp(min=0))
+    tiny = torch.finfo(qb.dtype).tiny
+    positive = qb >= 0
+    from_qc = 2 * qc / torch.where(positive, -qb - root, -qb.new_ones(())).clamp(max=-tiny)
+    from_qa = (root - qb) / torch.where(positive, qa.new_ones(()), 2 * qa).clamp(min=tiny)
+    return torch.where(positive, from_qc, from_qa).clamp(0, 1)
 
 
 def _with_identity_tails(v: Tensor, raw: Tensor, bound: float, spline) -> tuple[Tensor, Tensor]:
