@@ -81,7 +81,10 @@ def test_inverse_is_accurate_to_float32_rounding():
     assert ((y_again - y).abs() / (1 + log_slope.exp())).max() < 4e-6
 
 
-@pytest.mark.parametrize("direction", [rational_quadratic_spline, inverse_rational_quadratic_spline])
+DIRECTIONS = [rational_quadratic_spline, inverse_rational_quadratic_spline]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS, ids=["forward", "inverse"])
 def test_values_and_gradients_stay_finite_at_and_beyond_the_bound_in_float32(direction):
     x = _edges(torch.float32)
     for scale in (1.0, 30.0):  # ordinary and extreme parameters (tiny bins, steep slopes)

@@ -10,7 +10,7 @@ distribution, train it, and check any layer against autograd::
     )
 """
 
-from flowforge.builders import BUILDERS, realnvp
+from flowforge.builders import BUILDERS, iaf, maf, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.data import MoonsDensity, PointData, Standardization, two_moons, two_moons_splits
 from flowforge.device import detect_device
@@ -82,6 +82,10 @@ __all__ = [
     "DEFAULT_RECIPE",
     "MLP",
     "Recipe",
+    "iaf",
+    "maf",
+    "nice",
+    "nsf",
     "realnvp",
     "ActNorm",
     "AdditiveCoupling",

@@ -26,9 +26,14 @@ class MaskedLinear(torch.nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
-def _hidden_degrees(hidden: int, features: int) -> Tensor:
-    """Degrees ``1 .. features - 1`` in turn (all 1 when ``features`` is 1)."""
-    return torch.arange(hidden) % max(features - 1, 1) + 1
+def _hidden_degrees(hidden: int, features: int, conditional: bool) -> Tensor:
+    """Hidden degrees in turn: ``1 .. features - 1``, and 0 (context only) when conditional.
+
+    A unit of degree ``k`` reads inputs ``< k + 1``; degree 0 units read only the
+    context, which is what element 0's parameters may depend on.
+    """
+    low = 0 if conditional else 1
+    return torch.arange(hidden) % max(features - low, 1) + low
 
 
 class MADE(torch.nn.Module):
@@ -65,7 +70,7 @@ class MADE(torch.nn.Module):
         )
         layers: list[torch.nn.Module] = []
         for _ in range(num_hidden_layers):
-            out = _hidden_degrees(hidden, features)
+            out = _hidden_degrees(hidden, features, context_width > 0)
             layers += [MaskedLinear(out[:, None] >= degrees[None, :]), activation()]
             degrees = out
         out = torch.arange(features).repeat_interleave(params_per_element) + 1
