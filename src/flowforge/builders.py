@@ -98,6 +98,7 @@ def nice(
     hidden: int = 32,
     base: str = "normal",
     context_width: int = 0,
+    activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
     """NICE (Dinh et al. 2014): additive couplings alternated by ``Swap``, then a learned
@@ -106,7 +107,9 @@ def nice(
     """
 
     def make(a: int, b: int) -> FlowLayer:
-        net = block(a, b, hidden, context_width=context_width, outputs_per_dim=1)
+        net = block(
+            a, b, hidden, context_width=context_width, outputs_per_dim=1, activation=activation
+        )
         return AdditiveCoupling(net.zero_last_layer_() if zero_init else net)
 
     layers = _coupling_stack(width, couplings, make)
@@ -155,6 +158,7 @@ def maf(
     mixing: str = "reverse",
     base: str = "normal",
     context_width: int = 0,
+    activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
     """MAF (Papamakarios et al. 2017): ``layers`` masked autoregressive layers, with the
@@ -169,6 +173,7 @@ def maf(
             hidden,
             transformer=transformer,
             context_width=context_width,
+            activation=activation,
             zero_init=zero_init,
         )
 
@@ -185,6 +190,7 @@ def iaf(
     mixing: str = "reverse",
     base: str = "normal",
     context_width: int = 0,
+    activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
     """IAF (Kingma et al. 2016): MAF's layers wrapped in ``Inverse``, so sampling is one
@@ -198,6 +204,7 @@ def iaf(
                 hidden,
                 transformer=transformer,
                 context_width=context_width,
+                activation=activation,
                 zero_init=zero_init,
             )
         )
@@ -217,6 +224,7 @@ def nsf(
     mixing: str = "reverse",
     base: str = "normal",
     context_width: int = 0,
+    activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
     """Neural spline flow (Durkan et al. 2019): monotone rational-quadratic splines with
@@ -236,6 +244,7 @@ def nsf(
                 hidden,
                 context_width=context_width,
                 outputs_per_dim=3 * bins - 1,
+                activation=activation,
                 zero_init=zero_init,
             )
             return SplineCoupling(net, bins=bins, bound=bound)
@@ -250,6 +259,7 @@ def nsf(
                 hidden,
                 transformer=spline,
                 context_width=context_width,
+                activation=activation,
                 zero_init=zero_init,
             )
 
