@@ -38,6 +38,7 @@ from flowforge.layers import (
     initialize_actnorm,
 )
 from flowforge.made import MADE
+from flowforge.mixture import GaussianMixture, fit_gaussian_mixture, initialize_mixture
 from flowforge.monotone import AffineTransformer, SplineTransformer
 from flowforge.nets import MLP, block
 from flowforge.threads import cpu_threads
@@ -95,6 +96,7 @@ __all__ = [
     "BatchNormFlow",
     "FlowCheckError",
     "FlowLayer",
+    "GaussianMixture",
     "History",
     "Inverse",
     "LULinear",
@@ -122,7 +124,9 @@ __all__ = [
     "cpu_threads",
     "detect_device",
     "fit",
+    "fit_gaussian_mixture",
     "initialize_actnorm",
+    "initialize_mixture",
     "isclose",
     "log_det_jacobian",
     "log_likelihood",

@@ -28,21 +28,26 @@ from flowforge.layers import (
     Split,
     Swap,
 )
+from flowforge.mixture import GaussianMixture
 from flowforge.monotone import SplineTransformer, Transformer
 from flowforge.nets import block
 
-BASES: dict[str, Callable[[], object]] = {
-    "normal": lambda: Normal(0.0, 1.0),
+BASES: dict[str, Callable[[int], torch.nn.Module]] = {
+    "normal": lambda width: Multivariate(width, Normal(0.0, 1.0)),
     # Wide enough to cover standardized data at initialization (the flow starts near
     # the identity), yet bounded: the notebook's question 10.6 (b).
-    "uniform": lambda: Uniform(-3.0, 3.0),
+    "uniform": lambda width: Multivariate(width, Uniform(-3.0, 3.0)),
+    # 16 learnable full-covariance Gaussians; fit them with initialize_mixture(model, data).
+    "mixture": lambda width: GaussianMixture(width, 16),
 }
 
 
-def base_distribution(name: str, width: int) -> Multivariate:
-    """A named base distribution over ``width`` dimensions: ``"normal"`` or ``"uniform"``."""
+def base_distribution(name: str, width: int) -> torch.nn.Module:
+    """A named base distribution over ``width`` dimensions: ``"normal"``, ``"uniform"`` or
+    ``"mixture"`` (a ``GaussianMixture`` of 16 components, to be fitted by
+    ``initialize_mixture`` before training)."""
     try:
-        return Multivariate(width, BASES[name]())
+        return BASES[name](width)
     except KeyError:
         raise ValueError(f"unknown base {name!r}; choose one of {sorted(BASES)}") from None
 

@@ -1,0 +1,161 @@
+"""A learnable Gaussian-mixture base distribution, fitted by EM as an explicit first step.
+
+A flow whose base is a mixture starts where a Gaussian mixture model ends: fit the
+mixture to the data's latent image (``initialize_mixture``), with the flow at the
+identity (``zero_init=True``), and training only has to bend the components. On the
+moons this reaches a lower KL divergence in a minute than either part alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _kmeans(x: Tensor, k: int, iterations: int, generator: torch.Generator) -> Tensor:
+    """``k`` centres by Lloyd's algorithm from ``k`` distinct random points: ``(k, width)``."""
+    centres = x[torch.randperm(len(x), generator=generator)[:k]].clone()
+    for _ in range(iterations):
+        nearest = torch.cdist(x, centres).argmin(dim=1)
+        for j in range(k):
+            members = x[nearest == j]
+            if len(members):
+                centres[j] = members.mean(dim=0)
+    return centres
+
+
+def _m_step(x: Tensor, resp: Tensor, reg: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Weights ``(k,)``, means ``(k, d)`` and covariances ``(k, d, d)`` from responsibilities."""
+    counts = resp.sum(dim=0) + 10 * torch.finfo(x.dtype).eps
+    means = resp.T @ x / counts[:, None]
+    centred = x[None] - means[:, None]  # (k, n, d)
+    cov = torch.einsum("kn,knd,kne->kde", resp.T, centred, centred) / counts[:, None, None]
+    cov = cov + reg * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    return counts / len(x), means, cov
+
+
+def _log_joint(x: Tensor, weights: Tensor, means: Tensor, cov: Tensor) -> Tensor:
+    """``log w_k + log N(x_i; mu_k, Sigma_k)`` for every point and component: ``(n, k)``."""
+    tril = torch.linalg.cholesky(cov)  # (k, d, d)
+    centred = (x[None] - means[:, None]).transpose(1, 2)  # (k, d, n)
+    white = torch.linalg.solve_triangular(tril, centred, upper=False)
+    log_det = tril.diagonal(dim1=-2, dim2=-1).log().sum(dim=-1)
+    log_normal = -0.5 * white.square().sum(dim=1) - log_det[:, None]  # (k, n)
+    return (log_normal - 0.5 * x.shape[1] * math.log(2 * math.pi) + weights.log()[:, None]).T
+
+
+def fit_gaussian_mixture(
+    x: Tensor,
+    components: int,
+    *,
+    iterations: int = 100,
+    tol: float = 1e-4,
+    reg: float = 1e-6,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Maximum-likelihood Gaussian mixture with full covariances, by k-means then EM.
+
+    ``x`` is ``(n, width)``; returns ``(weights (k,), means (k, width), covariances
+    (k, width, width))`` in float64. EM stops when the mean log-likelihood gains less than
+    ``tol`` nats in an iteration. ``reg`` is added to every covariance's diagonal.
+    """
+    if not 1 <= components <= len(x):
+        raise ValueError(f"need 1 <= components <= points, got {components} and {len(x)} points")
+    x = x.detach().double()
+    generator = torch.Generator().manual_seed(seed)
+    centres = _kmeans(x.cpu(), components, 10, generator).to(x.device)
+    resp = torch.nn.functional.one_hot(torch.cdist(x, centres).argmin(dim=1), components)
+    params = _m_step(x, resp.double(), reg)
+    previous = -math.inf
+    for _ in range(iterations):
+        log_joint = _log_joint(x, *params)
+        log_likelihood = torch.logsumexp(log_joint, dim=1, keepdim=True)
+        params = _m_step(x, (log_joint - log_likelihood).exp(), reg)
+        mean = float(log_likelihood.mean())
+        if mean - previous < tol:
+            break
+        previous = mean
+    return params
+
+
+class GaussianMixture(torch.nn.Module):
+    """A mixture of ``components`` full-covariance Gaussians over vectors of ``width``.
+
+    Parameters: mixture ``logits`` ``(k,)``, ``means`` ``(k, width)`` and the Cholesky
+    factor of each covariance as ``log_diagonal`` ``(k, width)`` and ``lower``
+    (strictly lower part of ``(k, width, width)``), so every value is a valid mixture.
+    ``sample(n)`` gives ``(n, width)``; ``log_prob(z)`` gives ``(batch,)`` in nats, in
+    the dtype of ``z``. Starts as ``components`` unit Gaussians at random means; the
+    ``initialized`` buffer records a fit by ``initialize_mixture``.
+    """
+
+    def __init__(self, width: int, components: int = 16) -> None:
+        super().__init__()
+        if width < 1 or components < 1:
+            raise ValueError(f"need width >= 1 and components >= 1, got {width}, {components}")
+        self.width, self.components = width, components
+        self.logits = torch.nn.Parameter(torch.zeros(components))
+        self.means = torch.nn.Parameter(torch.randn(components, width))
+        self.log_diagonal = torch.nn.Parameter(torch.zeros(components, width))
+        self.lower = torch.nn.Parameter(torch.zeros(components, width, width))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def scale_tril(self) -> Tensor:
+        """The Cholesky factors of the covariances: ``(k, width, width)``."""
+        return self.lower.tril(-1) + torch.diag_embed(self.log_diagonal.exp())
+
+    @torch.no_grad()
+    def set_(self, weights: Tensor, means: Tensor, covariances: Tensor) -> None:
+        """Take the given mixture (for instance from ``fit_gaussian_mixture``)."""
+        tril = torch.linalg.cholesky(covariances.double())
+        self.logits.copy_(weights.log())
+        self.means.copy_(means)
+        self.log_diagonal.copy_(tril.diagonal(dim1=-2, dim2=-1).log())
+        self.lower.copy_(tril.tril(-1))
+        self.initialized.fill_(True)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        tril = self.scale_tril().to(z.dtype)
+        diff = (z[:, None, :] - self.means.to(z.dtype)).unsqueeze(-1)  # (n, k, d, 1)
+        white = torch.linalg.solve_triangular(tril.expand(len(z), -1, -1, -1), diff, upper=False)
+        log_normal = (
+            -0.5 * white.square().sum(dim=(-2, -1))
+            - self.log_diagonal.to(z.dtype).sum(dim=-1)
+            - 0.5 * self.width * math.log(2 * math.pi)
+        )
+        log_weights = torch.log_softmax(self.logits.to(z.dtype), dim=0)
+        return torch.logsumexp(log_normal + log_weights, dim=-1)
+
+    def sample(self, n: int = 1) -> Tensor:
+        which = torch.multinomial(torch.softmax(self.logits.detach(), 0), n, replacement=True)
+        noise = torch.randn(n, self.width, 1, dtype=self.means.dtype, device=self.means.device)
+        return self.means[which] + (self.scale_tril()[which] @ noise).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, components={self.components}"
+
+
+@torch.no_grad()
+def initialize_mixture(
+    model: torch.nn.Module, data: Tensor, *context: Tensor, seed: int = 0
+) -> bool:
+    """Fit ``model``'s uninitialized ``GaussianMixture`` base to the latent image of ``data``.
+
+    Maps ``data`` ``(n, width)`` through ``model.flow.inverse`` (at its current weights,
+    in eval mode) and runs ``fit_gaussian_mixture`` there. Returns whether it fitted
+    one; a base already fitted (a loaded model, say) is left alone. Run it once, before
+    training and before wrapping the model in DistributedDataParallel.
+    """
+    base = getattr(model, "base_distribution", None)
+    if not isinstance(base, GaussianMixture) or bool(base.initialized):
+        return False
+    was_training = model.training
+    model.eval()
+    try:
+        z, _ = model.flow.inverse(data, *context)
+    finally:
+        model.train(was_training)
+    base.set_(*fit_gaussian_mixture(z, base.components, seed=seed))
+    return True
