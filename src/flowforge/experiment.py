@@ -23,10 +23,13 @@ import numpy as np
 import torch
 
 from flowforge.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_weights
+from flowforge.data import PointData
 from flowforge.device import resolve_device
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.files import atomic_write_text, write_json
 from flowforge.flow import NormalizingFlow
+from flowforge.layers import initialize_actnorm
+from flowforge.mixture import initialize_mixture
 from flowforge.runs import (
     CHECKPOINT,
     CONFIG,
@@ -36,12 +39,23 @@ from flowforge.runs import (
     RunConfig,
     RunError,
     build_model,
+    context_classes,
     load_data,
     parameter_count,
     read_config,
+    run_context,
     write_config,
 )
 from flowforge.training import History, TrainState, fit
+
+
+def initialize_from_data(
+    model: NormalizingFlow, data: torch.Tensor, *context: torch.Tensor, seed: int = 0
+) -> None:
+    """The explicit data-dependent start of a fresh model: its ``ActNorm`` layers, then a
+    ``GaussianMixture`` base (fitted to the data's latent image). No-op for other models."""
+    initialize_actnorm(model, data, *context)
+    initialize_mixture(model, data, *context, seed=seed)
 
 
 def start_run(folder: str | Path, config: RunConfig) -> Path:
@@ -106,6 +120,10 @@ def train_run(
     device = resolve_device(device or config.device)
     train, heldout = load_data(config)
     model, resume = _model_for(folder, config, device)
+    context = tuple(c.to(device) for c in run_context(config, train))
+    heldout_context = tuple(c.to(device) for c in run_context(config, heldout))
+    if resume is None:
+        initialize_from_data(model, train.points.to(device), *context, seed=config.seed)
 
     def checkpoint(state: TrainState) -> None:
         save_checkpoint(folder / CHECKPOINT, state)
@@ -113,7 +131,9 @@ def train_run(
     history = fit(
         model,
         train.points,
+        context=context,
         validation=heldout.points,
+        validation_context=heldout_context,
         **config.recipe,
         seed=config.seed,
         restore_best=False,
@@ -122,10 +142,10 @@ def train_run(
         resume=resume,
     )
     save_weights(folder / WEIGHTS, model.state_dict())
-    log_q = log_likelihood(model, heldout.points)
+    log_q = log_likelihood(model, heldout.points, *heldout_context)
     estimate = nll_estimate(log_q)
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
-    metrics["heldout"].update(floor_metrics(config, heldout.points, log_q))
+    metrics["heldout"].update(floor_metrics(config, heldout, log_q))
     metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
     write_json(folder / METRICS, metrics)
     model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
@@ -180,13 +200,19 @@ def run_metrics(
     }
 
 
-def floor_metrics(config: RunConfig, x: torch.Tensor, log_q: torch.Tensor) -> dict[str, float]:
+def floor_metrics(config: RunConfig, heldout: PointData, log_q: torch.Tensor) -> dict[str, float]:
     """The held-out NLL's gap to the true entropy and the paired KL, when the data's true
-    density is known (moons with noise); otherwise nothing."""
-    from flowforge.truth import floor_of, true_density
+    density is known (moons with noise); otherwise nothing. For a conditional run the
+    truth is ``p(x | label)``: each point's own moon."""
+    from flowforge.truth import conditional_floor_of, floor_of, true_density
 
     truth = true_density(config.data, config.standardization)
-    return {} if truth is None else floor_of(truth, x.cpu(), log_q.cpu()).to_dict()
+    if truth is None:
+        return {}
+    x, log_q = heldout.points.cpu(), log_q.cpu()
+    if context_classes(config):
+        return conditional_floor_of(truth, x, heldout.labels, log_q).to_dict()
+    return floor_of(truth, x, log_q).to_dict()
 
 
 def write_outputs(
@@ -197,13 +223,26 @@ def write_outputs(
     metrics: dict[str, Any],
 ) -> list[Path]:
     """Draw the run's figures and write them and ``report.html`` into ``folder``."""
-    from flowforge.figures import FIGURES, run_figures, save_figure
+    from flowforge.figures import (
+        FIGURES,
+        conditional_caption,
+        conditional_figures,
+        run_figures,
+        save_figure,
+    )
     from flowforge.report import render_run
 
     written = []
-    for name, figure in run_figures(model, train_points, metrics, seed=config.seed).items():
+    classes = context_classes(config)
+    if classes:
+        figures = conditional_figures(model, classes, metrics, seed=config.seed)
+    else:
+        figures = run_figures(model, train_points, metrics, seed=config.seed)
+    for name, figure in figures.items():
         written.append(save_figure(figure, folder / name))
     captions = {name: caption for name, (caption, _) in FIGURES.items()}
+    captions.update({name: conditional_caption(name) for name in figures if name not in captions})
+    captions = {name: text for name, text in captions.items() if name in figures}
     html = render_run(folder, config.to_dict(), metrics, captions)
     written.append(atomic_write_text(folder / REPORT, html))
     return written

@@ -18,7 +18,7 @@ from torch import Tensor
 from flowforge import plots
 from flowforge.files import atomic_write_bytes
 from flowforge.flow import NormalizingFlow
-from flowforge.layers import AffineCoupling
+from flowforge.plots import STEP_LAYERS
 
 FIGURE_DPI = 100
 POINTS_SHOWN = 20_000  # data points drawn in the scatter figures
@@ -26,7 +26,7 @@ POINTS_SHOWN = 20_000  # data points drawn in the scatter figures
 
 def coupling_count(model: NormalizingFlow) -> int:
     """How many coupling layers ``model`` has (the panels of ``plot_model_steps`` minus one)."""
-    return sum(isinstance(layer, AffineCoupling) for layer in model.flow.layers)
+    return sum(isinstance(layer, STEP_LAYERS) for layer in model.flow.layers)
 
 
 def _density_and_samples(model, data, history) -> Figure:
@@ -96,3 +96,35 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _conditional_name(label: int) -> str:
+    return f"density_given_label_{label}.png"
+
+
+def conditional_caption(name: str) -> str:
+    """The caption of a figure ``conditional_figures`` draws, from its file name."""
+    label = name.removeprefix("density_given_label_").removesuffix(".png")
+    return f"Log-density p(x | label {label}) (clipped below -10) and samples given label {label}"
+
+
+def conditional_figures(
+    model: NormalizingFlow,
+    classes: int,
+    history: Mapping | object,
+    *,
+    seed: int = 0,
+) -> dict[str, Figure]:
+    """The figures of a flow conditioned on one-hot labels: the density and samples given
+    each label (``density_given_label_K.png``), and the learning curves."""
+    from flowforge.conditional import Conditioned, label_context
+
+    figures = {}
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for label in range(classes):
+            given = Conditioned(model, label_context(torch.tensor([label]), classes)[0])
+            figures[_conditional_name(label)] = _density_and_samples(given, None, history)
+        figures["learning_curves.png"] = _learning_curves(model, None, history)
+    return figures

@@ -46,24 +46,10 @@ def _log_joint(x: Tensor, weights: Tensor, means: Tensor, cov: Tensor) -> Tensor
     return (log_normal - 0.5 * x.shape[1] * math.log(2 * math.pi) + weights.log()[:, None]).T
 
 
-def fit_gaussian_mixture(
-    x: Tensor,
-    components: int,
-    *,
-    iterations: int = 100,
-    tol: float = 1e-4,
-    reg: float = 1e-6,
-    seed: int = 0,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Maximum-likelihood Gaussian mixture with full covariances, by k-means then EM.
-
-    ``x`` is ``(n, width)``; returns ``(weights (k,), means (k, width), covariances
-    (k, width, width))`` in float64. EM stops when the mean log-likelihood gains less than
-    ``tol`` nats in an iteration. ``reg`` is added to every covariance's diagonal.
-    """
-    if not 1 <= components <= len(x):
-        raise ValueError(f"need 1 <= components <= points, got {components} and {len(x)} points")
-    x = x.detach().double()
+def _em(
+    x: Tensor, components: int, iterations: int, tol: float, reg: float, seed: int
+) -> tuple[float, tuple[Tensor, Tensor, Tensor]]:
+    """One EM run from a seeded k-means start: ``(mean log-likelihood, parameters)``."""
     generator = torch.Generator().manual_seed(seed)
     centres = _kmeans(x.cpu(), components, 10, generator).to(x.device)
     resp = torch.nn.functional.one_hot(torch.cdist(x, centres).argmin(dim=1), components)
@@ -77,7 +63,31 @@ def fit_gaussian_mixture(
         if mean - previous < tol:
             break
         previous = mean
-    return params
+    return float(torch.logsumexp(_log_joint(x, *params), dim=1).mean()), params
+
+
+def fit_gaussian_mixture(
+    x: Tensor,
+    components: int,
+    *,
+    restarts: int = 1,
+    iterations: int = 100,
+    tol: float = 1e-4,
+    reg: float = 1e-6,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Maximum-likelihood Gaussian mixture with full covariances, by k-means then EM.
+
+    ``x`` is ``(n, width)``; returns ``(weights (k,), means (k, width), covariances
+    (k, width, width))`` in float64. EM stops when the mean log-likelihood gains less than
+    ``tol`` nats in an iteration; of ``restarts`` runs from different k-means starts the
+    most likely is kept. ``reg`` is added to every covariance's diagonal.
+    """
+    if not 1 <= components <= len(x):
+        raise ValueError(f"need 1 <= components <= points, got {components} and {len(x)} points")
+    x = x.detach().double()
+    runs = [_em(x, components, iterations, tol, reg, seed + i) for i in range(restarts)]
+    return max(runs, key=lambda run: run[0])[1]
 
 
 class GaussianMixture(torch.nn.Module):
@@ -139,12 +149,13 @@ class GaussianMixture(torch.nn.Module):
 
 @torch.no_grad()
 def initialize_mixture(
-    model: torch.nn.Module, data: Tensor, *context: Tensor, seed: int = 0
+    model: torch.nn.Module, data: Tensor, *context: Tensor, seed: int = 0, restarts: int = 4
 ) -> bool:
     """Fit ``model``'s uninitialized ``GaussianMixture`` base to the latent image of ``data``.
 
     Maps ``data`` ``(n, width)`` through ``model.flow.inverse`` (at its current weights,
-    in eval mode) and runs ``fit_gaussian_mixture`` there. Returns whether it fitted
+    in eval mode) and runs ``fit_gaussian_mixture`` there (``restarts`` k-means starts,
+    the most likely kept). Returns whether it fitted
     one; a base already fitted (a loaded model, say) is left alone. Run it once, before
     training and before wrapping the model in DistributedDataParallel.
     """
@@ -157,5 +168,5 @@ def initialize_mixture(
         z, _ = model.flow.inverse(data, *context)
     finally:
         model.train(was_training)
-    base.set_(*fit_gaussian_mixture(z, base.components, seed=seed))
+    base.set_(*fit_gaussian_mixture(z, base.components, restarts=restarts, seed=seed))
     return True

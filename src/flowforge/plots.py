@@ -21,7 +21,10 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from flowforge.flow import NormalizingFlow
-from flowforge.layers import AffineCoupling
+from flowforge.layers import Coupling, Inverse, MaskedAutoregressive
+
+# The layers that count as steps of a flow in ``part_model`` and ``plot_model_steps``.
+STEP_LAYERS = (Coupling, MaskedAutoregressive, Inverse)
 
 _CHUNK = 1 << 16
 
@@ -212,10 +215,11 @@ def plot_inverse_samples(
 def part_model(
     model: NormalizingFlow,
     num_coupling_layers: int,
-    counted: type | tuple[type, ...] = AffineCoupling,
+    counted: type | tuple[type, ...] = STEP_LAYERS,
 ) -> NormalizingFlow:
     """A flow that shares ``model``'s base and layers but keeps only its first
-    ``num_coupling_layers`` coupling layers (all other layers stay), as in the notebook.
+    ``num_coupling_layers`` coupling layers (all other layers stay), as in the notebook;
+    autoregressive layers (and ``Inverse`` ones) count as coupling layers.
 
     ``counted`` are the layer types that count as coupling layers.
     """

@@ -182,6 +182,25 @@ def load_data(config: RunConfig) -> tuple[PointData, PointData]:
     return train, heldout
 
 
+def context_classes(config: RunConfig) -> int:
+    """How many labels a conditional run is conditioned on; 0 for an unconditional run."""
+    context = config.extra.get("context")
+    if context is None:
+        return 0
+    if not (isinstance(context, dict) and context.get("kind") == "label"):
+        raise RunError(f"unknown context {context!r} in {CONFIG}; known: label")
+    return int(context["classes"])
+
+
+def run_context(config: RunConfig, data: PointData) -> tuple[torch.Tensor, ...]:
+    """The context tensors a run's model takes for ``data``: its one-hot labels when the
+    run is conditional (``p(x | label)``), else none."""
+    from flowforge.conditional import label_context
+
+    classes = context_classes(config)
+    return (label_context(data.labels, classes),) if classes else ()
+
+
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

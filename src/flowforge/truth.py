@@ -9,11 +9,13 @@ the points are drawn from the moons distribution (a held-out set is).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from flowforge.data.moons_density import MoonsDensity, outer_fraction
@@ -87,3 +89,30 @@ def floor_of(
     return Floor(
         entropy, nll_gap(nll_estimate(log_q), entropy), paired_kl(truth.log_prob(x), log_q)
     )
+
+
+def given_label(truth: MoonsDensity, label: int) -> MoonsDensity:
+    """One moon's distribution, ``p(x | label)``: label 0 is the outer moon, 1 the inner
+    one, as ``make_moons`` labels them."""
+    if label not in (0, 1):
+        raise ValueError(f"the moons have labels 0 and 1, got {label}")
+    return replace(truth, outer=1.0 if label == 0 else 0.0)
+
+
+def conditional_floor_of(truth: MoonsDensity, x: Tensor, labels: Tensor, log_q: Tensor) -> Floor:
+    """The floor scores of a model of ``p(x | label)`` with log-likelihoods ``log_q`` at ``x``.
+
+    Each point is scored against its own moon's density; the floor is the conditional
+    entropy ``H(X | label)``, the labels' shares times each moon's entropy.
+    """
+    log_p = torch.empty(len(x), dtype=torch.float64)
+    mean, variance = 0.0, 0.0
+    for label in (0, 1):
+        mask = labels == label
+        moon = given_label(truth, label)
+        log_p[mask] = moon.log_prob(x[mask]) if mask.any() else log_p[mask]
+        share, h = float(mask.double().mean()), true_entropy(moon)
+        mean, variance = mean + share * h.mean, variance + (share * h.stderr) ** 2
+    entropy = NLLEstimate(mean, math.sqrt(variance), ENTROPY_SAMPLES)
+    log_q = log_q.double()
+    return Floor(entropy, nll_gap(nll_estimate(log_q), entropy), paired_kl(log_p, log_q))

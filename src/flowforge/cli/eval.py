@@ -28,31 +28,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_device(parser, default="cpu")
 
 
-def points_to_score(args: argparse.Namespace, standardization) -> tuple[torch.Tensor, str]:
-    """The points in the model's (standardized) units, and a name for where they came from."""
+def points_to_score(
+    args: argparse.Namespace, standardization
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], str]:
+    """The points in the model's (standardized) units, the context a conditional run's
+    model needs for them (their one-hot labels), and a name for where they came from."""
     from flowforge.datafiles import read_points
-    from flowforge.runs import load_data, read_config
+    from flowforge.runs import context_classes, load_data, read_config, run_context
 
+    config = read_config(args.run)
     if args.data is None:
-        _, heldout = load_data(read_config(args.run))
-        return heldout.points, "held-out set"
+        _, heldout = load_data(config)
+        return heldout.points, run_context(config, heldout), "held-out set"
+    if context_classes(config):
+        raise UserError(
+            f"{args.run} is a conditional run (p(x | label)) and {args.data} has no labels; "
+            "leave out --data to score the held-out set with its labels"
+        )
     points = read_points(args.data, standardization.width)
-    return torch.as_tensor(standardization.transform(points), dtype=torch.float32), str(args.data)
+    x = torch.as_tensor(standardization.transform(points), dtype=torch.float32)
+    return x, (), str(args.data)
 
 
-def scores(model, x: torch.Tensor, log_abs_det: float) -> tuple[NLLEstimate, NLLEstimate]:
+def scores(
+    model, x: torch.Tensor, log_abs_det: float, *context: torch.Tensor
+) -> tuple[NLLEstimate, NLLEstimate]:
     """NLL in the model's units, and in the data's original units (with the standardization's
     log-Jacobian: ``-(log q(standardize(x)) + log_abs_det)``), both in nats per point."""
-    ll = log_likelihood(model, x).double()
+    ll = log_likelihood(model, x, *context).double()
     return nll_estimate(ll), nll_estimate(ll + log_abs_det)
 
 
-def floor_for(run: Path, model, x: torch.Tensor):
+def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
     """The gap to the true entropy and the paired KL at ``x`` (a ``Floor``), when the run's
     data has a known true density (moons with noise); else ``None``. The entropy is the
-    one ``flowforge train`` stored in ``metrics.json`` when it is there."""
+    one ``flowforge train`` stored in ``metrics.json`` when it is there. With the one-hot
+    labels of a conditional run as ``context``, the truth is each point's own moon."""
     from flowforge.runs import RunError, read_config, read_metrics
-    from flowforge.truth import ENTROPY_SAMPLES, floor_of, true_density
+    from flowforge.truth import ENTROPY_SAMPLES, conditional_floor_of, floor_of, true_density
 
     config = read_config(run)
     truth = true_density(config.data, config.standardization)
@@ -65,7 +78,10 @@ def floor_for(run: Path, model, x: torch.Tensor):
         )
     except (RunError, KeyError, TypeError):  # no metrics, or an older run's: estimate it
         entropy = None
-    return floor_of(truth, x.cpu(), log_likelihood(model, x).cpu(), entropy)
+    log_q = log_likelihood(model, x, *context).cpu()
+    if context:
+        return conditional_floor_of(truth, x.cpu(), context[0].argmax(dim=1).cpu(), log_q)
+    return floor_of(truth, x.cpu(), log_q, entropy)
 
 
 def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
@@ -101,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     model, standardization = load(args.run, device)
-    x, source = points_to_score(args, standardization)
-    standardized, original = scores(model, x, standardization.log_abs_det)
-    floor = floor_for(args.run, model, x)
+    x, context, source = points_to_score(args, standardization)
+    standardized, original = scores(model, x, standardization.log_abs_det, *context)
+    floor = floor_for(args.run, model, x, *context)
     if standardized.n_outside:
         print(
             f"note: {standardized.n_outside} of {standardized.n} points lie outside the model's "

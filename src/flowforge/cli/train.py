@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,13 @@ RUN_OPTIONS = (
     "noise",
     "model",
     "couplings",
+    "layers",
     "hidden",
+    "bins",
+    "coupling",
+    "zero_init",
     "base",
+    "conditional",
     "epochs",
     "batch_size",
     "lr",
@@ -36,7 +42,11 @@ RUN_OPTIONS = (
     "output",
 )
 DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000, "noise": 0.1}
-MODEL_DEFAULTS = {"model": "realnvp", "couplings": 4, "hidden": 16, "base": "normal"}
+DEFAULT_MODEL = "realnvp"
+# Builder options the command line sets; each builder takes some of them (its defaults
+# fill in what is not given; an option a builder does not take is an error).
+MODEL_FLAGS = ("couplings", "layers", "hidden", "bins", "coupling", "zero_init", "base")
+SWITCHES = ("coupling", "zero_init")  # recorded in config.json only when given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,9 +56,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--noise", type=options.non_negative_float, help="moons noise (0.1)")
     model = parser.add_argument_group("model (the notebook's 10.5 a)")
     model.add_argument("--model", choices=sorted(BUILDERS), help="model family (realnvp)")
-    model.add_argument("--couplings", type=options.positive_int, help="coupling layers (4)")
-    model.add_argument("--hidden", type=options.positive_int, help="hidden width (16)")
-    model.add_argument("--base", choices=sorted(BASES), help="base distribution (normal)")
+    model.add_argument(
+        "--couplings", type=options.positive_int, help="coupling layers: realnvp (4), nice (4)"
+    )
+    model.add_argument(
+        "--layers", type=options.positive_int, help="layers: maf (5), iaf (5), nsf (5)"
+    )
+    model.add_argument(
+        "--hidden", type=options.positive_int, help="hidden width (realnvp 16, nsf 64, others 32)"
+    )
+    model.add_argument("--bins", type=options.at_least_two, help="spline bins: nsf (8)")
+    model.add_argument(
+        "--coupling",
+        action="store_const",
+        const=True,
+        help="nsf: spline coupling layers instead of autoregressive ones",
+    )
+    model.add_argument(
+        "--zero-init", action="store_const", const=True, help="start the flow at the identity"
+    )
+    model.add_argument(
+        "--base",
+        choices=sorted(BASES),
+        help="base distribution (normal); 'mixture' is fitted to the data by EM before training",
+    )
+    model.add_argument(
+        "--conditional",
+        action="store_const",
+        const=True,
+        help="learn p(x | moon): condition every layer on the one-hot moon label",
+    )
     recipe = parser.add_argument_group("training (defaults: flowforge.DEFAULT_RECIPE)")
     recipe.add_argument("--epochs", type=options.positive_int, help=f"({DEFAULT_RECIPE.epochs})")
     recipe.add_argument(
@@ -102,8 +139,13 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     data = {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
     seed = _value(args, "seed", 0)
     train, _ = two_moons_splits(seed=seed, **data)
-    model = {k: _value(args, k, v) for k, v in MODEL_DEFAULTS.items()}
-    name = model.pop("model")
+    name = _value(args, "model", DEFAULT_MODEL)
+    model = model_options_from(args, name)
+    extra = {}
+    if args.conditional:
+        classes = int(train.labels.max()) + 1
+        model["context_width"] = classes
+        extra["context"] = {"kind": "label", "classes": classes}
     return RunConfig(
         model=name,
         model_options={"width": train.points.shape[1], **model},
@@ -112,7 +154,28 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         recipe=recipe_from(args),
         seed=seed,
         device=args.device or "auto",
+        extra=extra,
     )
+
+
+def model_options_from(args: argparse.Namespace, name: str) -> dict:
+    """The builder's options: those given, else the builder's own defaults.
+
+    Raises ``UserError`` for an option that builder does not take.
+    """
+    parameters = inspect.signature(BUILDERS[name]).parameters
+    chosen = {}
+    for flag in MODEL_FLAGS:
+        value = getattr(args, flag)
+        if flag in parameters:
+            if value is not None or flag not in SWITCHES:
+                chosen[flag] = parameters[flag].default if value is None else value
+        elif value is not None:
+            takes = ", ".join(f"--{f.replace('_', '-')}" for f in MODEL_FLAGS if f in parameters)
+            raise UserError(
+                f"--{flag.replace('_', '-')} does not apply to --model {name}; it takes {takes}"
+            )
+    return chosen
 
 
 def default_output() -> Path:

@@ -1,0 +1,45 @@
+"""Conditioning on labels: one-hot context, and a conditional flow with its context fixed."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def label_context(labels: Tensor, classes: int) -> Tensor:
+    """One-hot float context ``(n, classes)`` for integer ``labels`` ``(n,)`` in 0..classes-1."""
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        raise ValueError(
+            f"labels must lie in 0..{classes - 1}, got values from {int(labels.min())} "
+            f"to {int(labels.max())}"
+        )
+    return torch.nn.functional.one_hot(labels, classes).to(torch.get_default_dtype())
+
+
+class Conditioned(torch.nn.Module):
+    """A conditional flow with one context row fixed: the distribution ``p(x | context)``.
+
+    ``log_prob(x)`` ``(batch, width) -> (batch,)`` and ``sample(n) -> (n, width)``, so it
+    can stand wherever an unconditional model does (plots, metrics). ``context`` is one
+    row, shape ``(c,)``; it is kept as a buffer and follows the model's dtype and device.
+    """
+
+    def __init__(self, model: torch.nn.Module, context: Tensor) -> None:
+        super().__init__()
+        if context.dim() != 1:
+            raise ValueError(f"give one context row of shape (c,), got {tuple(context.shape)}")
+        self.model = model
+        self.register_buffer("context", context.detach().clone())
+
+    def _rows(self, n: int, like: Tensor) -> Tensor:
+        return self.context.to(like.dtype).expand(n, -1)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.model.log_prob(x, self._rows(len(x), x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.log_prob(x)
+
+    def sample(self, n: int = 1) -> Tensor:
+        return self.model.sample(n, self.context)

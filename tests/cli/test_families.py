@@ -1,0 +1,70 @@
+"""``flowforge train --model NAME`` for every family; the conditional moons run end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from flowforge.cli.main import main
+from flowforge.runs import load
+from tests.workbench import pixel_spread, train_tiny
+
+SMALL = {
+    "nice": ["--couplings", "2", "--hidden", "8"],
+    "maf": ["--layers", "2", "--hidden", "8"],
+    "iaf": ["--layers", "2", "--hidden", "8"],
+    "nsf": ["--layers", "2", "--hidden", "8", "--bins", "4"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_builder_trains_from_the_command_line(tmp_path, name):
+    folder = train_tiny(tmp_path / name, "--model", name, *SMALL[name])
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["name"] == name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert np.isfinite(metrics["heldout"]["nll"])
+    assert pixel_spread(folder / "density_and_samples.png") > 0
+
+
+def test_mixture_base_spline_couplings_and_zero_init(tmp_path):
+    extra = ["--model", "nsf", "--coupling", "--layers", "2", "--hidden", "8", "--bins", "4"]
+    folder = train_tiny(tmp_path / "mix", *extra, "--base", "mixture", "--zero-init")
+    options = json.loads((folder / "config.json").read_text())["model"]["options"]
+    assert options["coupling"] and options["zero_init"] and options["base"] == "mixture"
+    model, _ = load(folder)
+    assert bool(model.base_distribution.initialized)  # fitted by EM before training
+
+
+def test_an_option_the_builder_does_not_take_is_a_user_error(tmp_path, capsys):
+    code = main(["train", "--model", "maf", "--couplings", "3", "-o", str(tmp_path / "x")])
+    assert code == 2
+    assert "--couplings does not apply to --model maf; it takes --layers" in capsys.readouterr().err
+
+
+def test_conditional_run_end_to_end(tmp_path, capsys):
+    folder = train_tiny(tmp_path / "cond", "--model", "nsf", *SMALL["nsf"], "--conditional")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["context"] == {"kind": "label", "classes": 2}
+    assert config["model"]["options"]["context_width"] == 2
+    for label in (0, 1):
+        assert pixel_spread(folder / f"density_given_label_{label}.png") > 0
+    capsys.readouterr()
+    assert main(["eval", str(folder), "--json"]) == 0
+    assert np.isfinite(json.loads(capsys.readouterr().out)["nll"])
+    for label in (0, 1):
+        out = tmp_path / f"moon{label}.npy"
+        assert main(["sample", str(folder), "--label", str(label), "-n", "50", "-o", str(out)]) == 0
+        assert np.load(out).shape == (50, 2)
+    assert main(["sample", str(folder), "--label", "2", "-n", "5", "-o", str(tmp_path / "x.npy")])
+    assert "labels 0 to 1" in capsys.readouterr().err
+    points = tmp_path / "points.npy"
+    np.save(points, np.zeros((3, 2)))
+    assert main(["eval", str(folder), "--data", str(points)]) == 2
+    assert "has no labels" in capsys.readouterr().err
+
+
+def test_label_needs_a_conditional_run(tiny_run, tmp_path, capsys):
+    code = main(["sample", str(tiny_run), "--label", "0", "-o", str(tmp_path / "s.npy")])
+    assert code == 2
+    assert "train with --conditional" in capsys.readouterr().err
