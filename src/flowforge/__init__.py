@@ -12,6 +12,7 @@ distribution, train it, and check any layer against autograd::
 
 from flowforge.builders import BUILDERS, iaf, maf, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
+from flowforge.conditional import Conditioned, label_context
 from flowforge.data import MoonsDensity, PointData, Standardization, two_moons, two_moons_splits
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
@@ -94,6 +95,7 @@ __all__ = [
     "FlatAdam",
     "AffineTransformer",
     "BatchNormFlow",
+    "Conditioned",
     "FlowCheckError",
     "FlowLayer",
     "GaussianMixture",
@@ -128,6 +130,7 @@ __all__ = [
     "initialize_actnorm",
     "initialize_mixture",
     "isclose",
+    "label_context",
     "log_det_jacobian",
     "log_likelihood",
     "mean_nll",
