@@ -59,3 +59,13 @@ def test_initialize_mixture_fits_the_latent_image_once():
     torch.testing.assert_close(
         model.state_dict()["base_distribution.means"], state["base_distribution.means"]
     )
+
+
+def test_initialize_mixture_on_a_seeded_subsample_is_reproducible():
+    data = torch.randn(3000, 2) * torch.tensor([0.3, 1.5])
+    means = []
+    for _ in range(2):
+        model = nsf(2, coupling=True, layers=1, hidden=8, base="mixture", zero_init=True)
+        initialize_mixture(model, data, seed=3, restarts=1, max_points=500)
+        means.append(model.base_distribution.means.detach().clone())
+    torch.testing.assert_close(means[0], means[1])

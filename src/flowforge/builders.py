@@ -37,14 +37,14 @@ BASES: dict[str, Callable[[int], torch.nn.Module]] = {
     # Wide enough to cover standardized data at initialization (the flow starts near
     # the identity), yet bounded: the notebook's question 10.6 (b).
     "uniform": lambda width: Multivariate(width, Uniform(-3.0, 3.0)),
-    # 16 learnable full-covariance Gaussians; fit them with initialize_mixture(model, data).
-    "mixture": lambda width: GaussianMixture(width, 16),
+    # 24 learnable full-covariance Gaussians; fit them with initialize_mixture(model, data).
+    "mixture": lambda width: GaussianMixture(width, 24),
 }
 
 
 def base_distribution(name: str, width: int) -> torch.nn.Module:
     """A named base distribution over ``width`` dimensions: ``"normal"``, ``"uniform"`` or
-    ``"mixture"`` (a ``GaussianMixture`` of 16 components, to be fitted by
+    ``"mixture"`` (a ``GaussianMixture`` of 24 components, to be fitted by
     ``initialize_mixture`` before training)."""
     try:
         return BASES[name](width)

@@ -149,19 +149,29 @@ class GaussianMixture(torch.nn.Module):
 
 @torch.no_grad()
 def initialize_mixture(
-    model: torch.nn.Module, data: Tensor, *context: Tensor, seed: int = 0, restarts: int = 4
+    model: torch.nn.Module,
+    data: Tensor,
+    *context: Tensor,
+    seed: int = 0,
+    restarts: int = 4,
+    max_points: int = 20_000,
 ) -> bool:
     """Fit ``model``'s uninitialized ``GaussianMixture`` base to the latent image of ``data``.
 
     Maps ``data`` ``(n, width)`` through ``model.flow.inverse`` (at its current weights,
     in eval mode) and runs ``fit_gaussian_mixture`` there (``restarts`` k-means starts,
-    the most likely kept). Returns whether it fitted
-    one; a base already fitted (a loaded model, say) is left alone. Run it once, before
-    training and before wrapping the model in DistributedDataParallel.
+    the most likely kept), on a random ``max_points`` of them when there are more.
+    Returns whether it fitted one; a base already fitted (a loaded model, say) is left
+    alone. Run it once, before training and before wrapping the model in
+    DistributedDataParallel.
     """
     base = getattr(model, "base_distribution", None)
     if not isinstance(base, GaussianMixture) or bool(base.initialized):
         return False
+    if len(data) > max_points:
+        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        keep = keep[:max_points].to(data.device)
+        data, context = data[keep], tuple(c[keep] for c in context)
     was_training = model.training
     model.eval()
     try:
