@@ -47,6 +47,9 @@ def test_conditional_run_end_to_end(tmp_path, capsys):
     config = json.loads((folder / "config.json").read_text())
     assert config["context"] == {"kind": "label", "classes": 2}
     assert config["model"]["options"]["context_width"] == 2
+    heldout = json.loads((folder / "metrics.json").read_text())["heldout"]
+    assert np.isfinite(heldout["kl_paired"])  # against p(x | moon), each point's own moon
+    assert heldout["true_entropy"] < 1.5  # H(X | moon), about H(X) - log 2
     for label in (0, 1):
         assert pixel_spread(folder / f"density_given_label_{label}.png") > 0
     capsys.readouterr()
