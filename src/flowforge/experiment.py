@@ -28,8 +28,7 @@ from flowforge.device import resolve_device
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.files import atomic_write_text, write_json
 from flowforge.flow import NormalizingFlow
-from flowforge.layers import initialize_actnorm
-from flowforge.mixture import initialize_mixture
+from flowforge.initialize import initialize_from_data
 from flowforge.runs import (
     CHECKPOINT,
     CONFIG,
@@ -47,15 +46,6 @@ from flowforge.runs import (
     write_config,
 )
 from flowforge.training import History, TrainState, fit
-
-
-def initialize_from_data(
-    model: NormalizingFlow, data: torch.Tensor, *context: torch.Tensor, seed: int = 0
-) -> None:
-    """The explicit data-dependent start of a fresh model: its ``ActNorm`` layers, then a
-    ``GaussianMixture`` base (fitted to the data's latent image). No-op for other models."""
-    initialize_actnorm(model, data, *context)
-    initialize_mixture(model, data, *context, seed=seed)
 
 
 def start_run(folder: str | Path, config: RunConfig) -> Path:

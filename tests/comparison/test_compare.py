@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from flowforge.cli.main import main
-from flowforge.comparison import MODELS, Plan
+from flowforge.comparison import DEFAULT_MODELS, Plan
 from flowforge.comparison.table import without_timings
 
 TINY = [
@@ -43,7 +43,7 @@ def test_two_runs_give_the_same_table(two_runs):
 def test_every_model_and_floor_is_in_the_table(two_runs):
     folders, results = two_runs
     rows = {r["model"]: r for r in json.loads((folders[0] / "results.json").read_text())["rows"]}
-    assert set(MODELS) <= set(rows)
+    assert set(DEFAULT_MODELS) <= set(rows)
     assert {"truth (fresh sample)", "make_moons (fresh sample)"} <= set(rows)
     for row in rows.values():
         assert set(row["distances"]) == {"energy", "mmd2", "sliced_w1"}

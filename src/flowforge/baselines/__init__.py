@@ -6,7 +6,7 @@ them alike.
 """
 
 from flowforge.baselines.base import Baseline, NoLikelihoodError
-from flowforge.baselines.flows import FlowBaseline, UniformFlowBaseline
+from flowforge.baselines.flows import BuilderFlowBaseline, FlowBaseline, UniformFlowBaseline
 from flowforge.baselines.gan import GANBaseline
 from flowforge.baselines.gaussian import GaussianBaseline
 from flowforge.baselines.kde import KernelDensityBaseline
@@ -14,6 +14,7 @@ from flowforge.baselines.mixture import MixtureBaseline
 
 __all__ = [
     "Baseline",
+    "BuilderFlowBaseline",
     "FlowBaseline",
     "GANBaseline",
     "GaussianBaseline",

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 
 from flowforge.baselines.base import Baseline, check_fit_data, seeded
-from flowforge.builders import realnvp
+from flowforge.builders import BUILDERS, realnvp
 from flowforge.evaluate import log_likelihood
 from flowforge.flow import NormalizingFlow
+from flowforge.initialize import initialize_from_data
 from flowforge.training.data import tensor_batches
 from flowforge.training.fit import epoch_generator, fit, make_optimizer
 
@@ -39,7 +40,7 @@ class FlowBaseline(Baseline):
     def fit(self, train: Tensor, validation: Tensor) -> FlowBaseline:
         check_fit_data(train, validation)
         with seeded(self.seed):
-            self.model = realnvp(train.shape[1], couplings=self.couplings, hidden=self.hidden)
+            self.model = self._build(train)
         self.history = fit(
             self.model,
             train.float(),
@@ -52,6 +53,10 @@ class FlowBaseline(Baseline):
             progress=False,
         )
         return self
+
+    def _build(self, train: Tensor) -> NormalizingFlow:
+        """A fresh model for ``train`` (``(n, width)``), under the baseline's seed."""
+        return realnvp(train.shape[1], couplings=self.couplings, hidden=self.hidden)
 
     def _fitted(self) -> NormalizingFlow:
         if self.model is None:
@@ -77,6 +82,25 @@ class FlowBaseline(Baseline):
             "best_epoch": self.history.best_epoch,
             "validation_nll": self.history.heldout_nll,
         }
+
+
+class BuilderFlowBaseline(FlowBaseline):
+    """Any builder in ``flowforge.BUILDERS`` with its options (``nsf``, ``maf``, ...), its
+    data-dependent start (``initialize_from_data``: ActNorm, a mixture base) run on the
+    training points, then trained like ``FlowBaseline``."""
+
+    def __init__(self, name: str, builder: str, options: dict, epochs: int = 20, **kwargs) -> None:
+        super().__init__(epochs, **kwargs)
+        self.name, self.builder, self.options = name, builder, dict(options)
+
+    def _build(self, train: Tensor) -> NormalizingFlow:
+        model = BUILDERS[self.builder](train.shape[1], **self.options)
+        initialize_from_data(model, train.float(), seed=self.seed)
+        return model
+
+    def _architecture(self) -> dict:
+        self._fitted()
+        return {"builder": self.builder, **self.options, "epochs": self.epochs}
 
 
 class UniformFlowBaseline(FlowBaseline):

@@ -16,7 +16,7 @@ HELP = "compare model families on the two-moons data, scored against its true de
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from flowforge.comparison import DEFAULT_BUDGET, MODELS
+    from flowforge.comparison import DEFAULT_BUDGET, DEFAULT_MODELS, FAMILIES
 
     parser.add_argument(
         "--out", default="runs/compare", help="output folder (default: %(default)s)"
@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--models",
-        default=",".join(MODELS),
-        help="comma-separated models from: %(default)s",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated models (default: %(default)s); the other flow families: "
+        + ",".join(FAMILIES),
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -5,7 +5,17 @@
 present the result. ``flowforge compare`` runs all of it.
 """
 
-from flowforge.comparison.plan import DEFAULT_BUDGET, MODELS, Plan
+from flowforge.comparison.plan import DEFAULT_BUDGET, DEFAULT_MODELS, FAMILIES, MODELS, Plan
 from flowforge.comparison.run import Comparison, Row, Setup, run_comparison
 
-__all__ = ["DEFAULT_BUDGET", "MODELS", "Comparison", "Plan", "Row", "Setup", "run_comparison"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_MODELS",
+    "FAMILIES",
+    "MODELS",
+    "Comparison",
+    "Plan",
+    "Row",
+    "Setup",
+    "run_comparison",
+]

@@ -1,0 +1,27 @@
+"""The flow families in ``flowforge compare``: opt-in models scored like the seed's flow."""
+
+import json
+
+from flowforge.cli.main import main
+from flowforge.comparison import DEFAULT_MODELS, FAMILIES, MODELS, Plan
+
+TINY = [
+    "--budget", "1", "--n-train", "3000", "--n-heldout", "1000",
+    "--samples", "300", "--entropy-samples", "3000",
+]  # fmt: skip
+
+
+def test_families_are_models_but_not_in_the_default_run():
+    assert {"nice", "maf", "nsf", "nsf-mixture"} <= set(FAMILIES) <= set(MODELS)
+    assert not set(FAMILIES) & set(DEFAULT_MODELS)
+    model = Plan(budget=1, n_train=3000).build("nsf-mixture")
+    assert (model.name, model.builder, model.options["base"]) == ("nsf-mixture", "nsf", "mixture")
+
+
+def test_compare_scores_the_families_against_the_truth(tmp_path):
+    out = tmp_path / "families"
+    assert main(["compare", "--out", str(out), *TINY, "--models", "nsf-mixture,maf"]) == 0
+    rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    for name in ("nsf-mixture", "maf"):
+        assert rows[name]["kl_paired"]["mean"] < 1.0  # finite: a density near the truth
+        assert rows[name]["summary"]["builder"] in ("nsf", "maf")
