@@ -6,8 +6,9 @@ a transformer. ``forward(z, params) -> (x, log|dx/dz|)`` and
 ``inverse(x, params) -> (z, log|dz/dx|)`` act elementwise, so every returned tensor is
 shaped like the input; the layer sums the log-derivatives per sample.
 
-A transformer holds no tensors: it only says how numbers become a monotone map, so
-layers keep all their state in their networks.
+A transformer is a module with no parameters: it says how numbers become a monotone
+map. Any constants it keeps (a log-scale function's, say) are buffers of the layer that
+holds it, so they follow ``.to(device)`` and ``.double()``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from flowforge.splines import (
 )
 
 
-class Transformer:
+class Transformer(torch.nn.Module):
     """A family of elementwise monotone maps indexed by ``params_per_element`` numbers."""
 
     params_per_element: int
@@ -47,6 +48,7 @@ class AffineTransformer(Transformer):
     params_per_element = 2
 
     def __init__(self, log_scale: str | LogScaleFunction = "soft_clamp") -> None:
+        super().__init__()
         self.log_scale = log_scale_function(log_scale)
 
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
@@ -60,8 +62,10 @@ class AffineTransformer(Transformer):
         s, t = self._split(params)
         return (x - t) * torch.exp(-s), -s
 
-    def __repr__(self) -> str:
-        return f"AffineTransformer(log_scale={self.log_scale!r})"
+    def extra_repr(self) -> str:
+        if isinstance(self.log_scale, torch.nn.Module):
+            return ""  # printed as a child module
+        return f"log_scale={getattr(self.log_scale, '__name__', repr(self.log_scale))}"
 
 
 class SplineTransformer(Transformer):
@@ -69,6 +73,7 @@ class SplineTransformer(Transformer):
     the identity outside (see ``flowforge.splines``)."""
 
     def __init__(self, bins: int = 8, bound: float = 3.0) -> None:
+        super().__init__()
         if bins < 2 or not bound > 0:
             # One bin with unit slopes at both ends is always the identity.
             raise ValueError(f"need bins >= 2 and bound > 0, got bins={bins}, bound={bound}")
@@ -81,8 +86,8 @@ class SplineTransformer(Transformer):
     def inverse(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         return inverse_rational_quadratic_spline(x, params, self.bound)
 
-    def __repr__(self) -> str:
-        return f"SplineTransformer(bins={self.bins}, bound={self.bound})"
+    def extra_repr(self) -> str:
+        return f"bins={self.bins}, bound={self.bound}"
 
 
 def resolve_transformer(spec: str | Transformer) -> Transformer:

@@ -62,4 +62,4 @@ class MaskedAutoregressive(FlowLayer):
         return z, sum_per_sample(log_det)
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, transformer={self.transformer!r}"
+        return f"width={self.width}"

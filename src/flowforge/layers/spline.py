@@ -37,6 +37,3 @@ class SplineCoupling(Coupling):
         zA, zB = _split_pair(self, z)
         x, log_det = self.transformer.inverse(zB, self._params(zA, zB, context))
         return (zA, x), sum_per_sample(log_det)
-
-    def extra_repr(self) -> str:
-        return f"bins={self.transformer.bins}, bound={self.transformer.bound}"
