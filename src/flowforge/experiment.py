@@ -135,7 +135,7 @@ def train_run(
     log_q = log_likelihood(model, heldout.points, *heldout_context)
     estimate = nll_estimate(log_q)
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
-    metrics["heldout"].update(floor_metrics(config, heldout, log_q))
+    metrics["heldout"].update(floor_metrics(config, heldout, log_q, model))
     metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
     write_json(folder / METRICS, metrics)
     model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
@@ -190,19 +190,21 @@ def run_metrics(
     }
 
 
-def floor_metrics(config: RunConfig, heldout: PointData, log_q: torch.Tensor) -> dict[str, float]:
-    """The held-out NLL's gap to the true entropy and the paired KL, when the data's true
-    density is known (moons with noise); otherwise nothing. For a conditional run the
-    truth is ``p(x | label)``: each point's own moon."""
-    from flowforge.truth import conditional_floor_of, floor_of, true_density
+def floor_metrics(
+    config: RunConfig, heldout: PointData, log_q: torch.Tensor, model: NormalizingFlow
+) -> dict[str, Any]:
+    """The held-out NLL's gap to the true entropy and the paired KL when the data's true
+    density is known; sample distances when only its sampler is (pinwheel, ...); else
+    nothing. For a conditional run the truth is ``p(x | label)``: each point's own moon."""
+    from flowforge.truth import conditional_floor_of, true_distribution, truth_scores
 
-    truth = true_density(config.data, config.standardization)
+    truth = true_distribution(config.data, config.standardization)
     if truth is None:
         return {}
     x, log_q = heldout.points.cpu(), log_q.cpu()
     if context_classes(config):
         return conditional_floor_of(truth, x, heldout.labels, log_q).to_dict()
-    return floor_of(truth, x, log_q).to_dict()
+    return truth_scores(truth, x, log_q, model, seed=config.seed).to_dict()
 
 
 def write_outputs(

@@ -61,6 +61,8 @@ def metric_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[t
         ("gap of the held-out NLL to H", heldout.get("gap_to_entropy")),
         ("KL(truth ‖ model), paired on the held-out points", heldout.get("kl_paired")),
         ("its standard error", heldout.get("kl_paired_stderr")),
+        ("no true density", heldout.get("no_true_density")),
+        ("sample distances to the held-out points", heldout.get("sample_distances")),
         ("final training NLL (epoch mean)", metrics.get("final_train_nll")),
         ("epochs", metrics.get("epochs")),
         ("training time (s, all epochs)", metrics.get("train_seconds")),

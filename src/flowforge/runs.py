@@ -3,7 +3,8 @@
 A run folder holds:
 
 - ``config.json``: everything needed to rebuild the model (builder name and options),
-  the data (data set, sizes, noise, seed), its standardization, and the recipe;
+  the data (data set, sizes, options such as the moons' noise, seed), its
+  standardization, and the recipe;
 - ``checkpoint.safetensors``: the training state after the last completed epoch
   (weights, optimizer, history, random-number state), for ``--resume``;
 - ``model.safetensors``: the trained weights;
@@ -23,7 +24,7 @@ import torch
 
 from flowforge.builders import BUILDERS
 from flowforge.checkpoint import CheckpointError, load_weights
-from flowforge.data import PointData, Standardization, two_moons_splits
+from flowforge.data import DATASETS, PointData, Standardization
 from flowforge.device import resolve_device
 from flowforge.errors import InputError
 from flowforge.files import write_json
@@ -37,9 +38,6 @@ REPORT = "report.html"
 FORMAT = "flowforge-run"
 FORMAT_VERSION = 1
 
-# Data set name -> function(seed=..., **options) -> (training PointData, held-out PointData).
-DATASETS = {"two_moons": two_moons_splits}
-
 
 class RunError(InputError):
     """A run folder that is missing, incomplete, or describes a model flowforge cannot build."""
@@ -50,7 +48,8 @@ class RunConfig:
     """What a run is: model, data, standardization, training recipe, seed and device.
 
     ``model`` names a builder in ``BUILDERS`` called with ``model_options``; ``data``
-    is ``{"name": <DATASETS key>, **options}``; ``recipe`` holds ``fit``'s keyword
+    is ``{"name": <flowforge.data.DATASETS key>, "n_samples": ..., "n_heldout": ...,
+    **options}``; ``recipe`` holds ``fit``'s keyword
     arguments (epochs, batch size, learning rate, schedule, ...).
     """
 
@@ -171,8 +170,11 @@ def load_data(config: RunConfig) -> tuple[PointData, PointData]:
     options = dict(config.data)
     name = options.pop("name", None)
     if name not in DATASETS:
-        raise RunError(f"unknown data set {name!r}; known: {sorted(DATASETS)}")
-    train, heldout = DATASETS[name](seed=config.seed, **options)
+        raise RunError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    try:
+        train, heldout = DATASETS[name].splits(seed=config.seed, **options)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"cannot regenerate the data in {CONFIG}: {error}") from None
     if train.standardization != config.standardization:
         raise RunError(
             "the data regenerated from the config differs from the run's "

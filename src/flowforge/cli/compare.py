@@ -1,4 +1,5 @@
-"""``flowforge compare``: flows, a GAN, mixtures, kernels and a Gaussian vs. the true density."""
+"""``flowforge compare``: flows, a GAN, mixtures, kernels and a Gaussian vs. the truth, on any
+data set of ``flowforge.data.DATASETS``."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ import torch
 
 from flowforge.cli.main import UserError
 
-HELP = "compare model families on the two-moons data, scored against its true density"
+HELP = (
+    "compare model families on the two moons or a toy data set, scored against its true "
+    "density (or, without one, by sample distances)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from flowforge.comparison import DEFAULT_BUDGET, DEFAULT_MODELS, FAMILIES
+    from flowforge.data import DATASETS
 
+    parser.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        default="two_moons",
+        metavar="NAME",
+        help=f"data set (default: %(default)s): one of {', '.join(DATASETS)}",
+    )
     parser.add_argument(
         "--out", default="runs/compare", help="output folder (default: %(default)s)"
     )
@@ -44,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples", type=int, default=10_000, help="samples per model for distances"
     )
-    parser.add_argument("--noise", type=float, default=0.1, help="make_moons noise")
+    parser.add_argument("--noise", type=float, help="two_moons only: make_moons noise (0.1)")
     parser.add_argument(
         "--entropy-samples",
         type=int,
@@ -117,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             args.samples,
             entropy_samples=args.entropy_samples,
             seed=args.seed,
+            dataset=args.dataset,
         )
         plan = Plan(args.budget, round(args.n_train * (1 - setup.validation_fraction)), args.seed)
     except ValueError as error:

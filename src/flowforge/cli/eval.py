@@ -59,29 +59,36 @@ def scores(
     return nll_estimate(ll), nll_estimate(ll + log_abs_det)
 
 
-def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
-    """The gap to the true entropy and the paired KL at ``x`` (a ``Floor``), when the run's
-    data has a known true density (moons with noise); else ``None``. The entropy is the
-    one ``flowforge train`` stored in ``metrics.json`` when it is there. With the one-hot
-    labels of a conditional run as ``context``, the truth is each point's own moon."""
-    from flowforge.runs import RunError, read_config, read_metrics
-    from flowforge.truth import ENTROPY_SAMPLES, conditional_floor_of, floor_of, true_density
+def _stored_entropy(run: Path) -> NLLEstimate | None:
+    """The true entropy ``flowforge train`` stored in ``metrics.json``, if it is there."""
+    from flowforge.runs import RunError, read_metrics
+    from flowforge.truth import ENTROPY_SAMPLES
 
-    config = read_config(run)
-    truth = true_density(config.data, config.standardization)
-    if truth is None:
-        return None
     try:
         heldout = read_metrics(run)["heldout"]
-        entropy = NLLEstimate(
-            heldout["true_entropy"], heldout["true_entropy_stderr"], ENTROPY_SAMPLES
-        )
+        return NLLEstimate(heldout["true_entropy"], heldout["true_entropy_stderr"], ENTROPY_SAMPLES)
     except (RunError, KeyError, TypeError):  # no metrics, or an older run's: estimate it
-        entropy = None
+        return None
+
+
+def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
+    """How far the model is from the truth at ``x``: the gap to the true entropy and the
+    paired KL (a ``Floor``) when the run's data has a known density, sample distances (a
+    ``SampleCheck``) when it has only a sampler, else ``None``. The entropy is the one
+    ``flowforge train`` stored in ``metrics.json`` when it is there. With the one-hot
+    labels of a conditional run as ``context``, the truth is each point's own moon."""
+    from flowforge.runs import read_config
+    from flowforge.truth import conditional_floor_of, true_distribution, truth_scores
+
+    config = read_config(run)
+    truth = true_distribution(config.data, config.standardization)
+    if truth is None:
+        return None
     log_q = log_likelihood(model, x, *context).cpu()
     if context:
         return conditional_floor_of(truth, x.cpu(), context[0].argmax(dim=1).cpu(), log_q)
-    return floor_of(truth, x.cpu(), log_q, entropy)
+    entropy = _stored_entropy(run) if truth.has_density else None
+    return truth_scores(truth, x.cpu(), log_q, model, seed=config.seed, entropy=entropy)
 
 
 def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:

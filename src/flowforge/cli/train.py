@@ -1,4 +1,5 @@
-"""``flowforge train``: the notebook's experiment (moons, RealNVP, maximum likelihood) as a run."""
+"""``flowforge train``: the notebook's experiment (moons, RealNVP, maximum likelihood) as a run,
+on the moons or any data set of the toy suite (``--dataset``)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from pathlib import Path
 from flowforge.builders import BASES, BUILDERS
 from flowforge.cli import options
 from flowforge.cli.main import UserError
-from flowforge.data import two_moons_splits
+from flowforge.data import DATASETS, DataSet
 from flowforge.runs import RunConfig, read_config
 from flowforge.training import DEFAULT_RECIPE
 
 HELP = (
-    "train a flow on the two-moons data and write a run folder (weights, metrics, figures, report)"
+    "train a flow on the two moons or a toy data set and write a run folder (weights, "
+    "metrics, figures, report)"
 )
 
 # Options that define a run; --resume takes them all from the run's config.json.
 RUN_OPTIONS = (
+    "dataset",
     "n_samples",
     "n_heldout",
     "noise",
@@ -41,7 +44,10 @@ RUN_OPTIONS = (
     "seed",
     "output",
 )
-DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000, "noise": 0.1}
+DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000}
+DEFAULT_DATASET = "two_moons"
+# Data options the command line sets; each data set takes some of them (DataSet.options).
+DATA_FLAGS = ("noise",)
 DEFAULT_MODEL = "realnvp"
 # Builder options the command line sets; each builder takes some of them (its defaults
 # fill in what is not given; an option a builder does not take is an error).
@@ -50,10 +56,18 @@ SWITCHES = ("coupling", "zero_init")  # recorded in config.json only when given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data (the notebook's section 10.5)")
+    data = parser.add_argument_group("data (the notebook's section 10.5, or the toy suite)")
+    data.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        metavar="NAME",
+        help=f"data set (two_moons): one of {', '.join(DATASETS)}",
+    )
     data.add_argument("--n-samples", type=options.at_least_two, help="training points (100000)")
     data.add_argument("--n-heldout", type=options.at_least_two, help="held-out points (20000)")
-    data.add_argument("--noise", type=options.non_negative_float, help="moons noise (0.1)")
+    data.add_argument(
+        "--noise", type=options.non_negative_float, help="two_moons only: the moons' noise (0.1)"
+    )
     model = parser.add_argument_group("model (the notebook's 10.5 a)")
     model.add_argument("--model", choices=sorted(BUILDERS), help="model family (realnvp)")
     model.add_argument(
@@ -134,11 +148,33 @@ def recipe_from(args: argparse.Namespace) -> dict:
     return recipe
 
 
+def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
+    """The data set's options: those given, else its defaults. Raises ``UserError`` for an
+    option it does not take, and for ``--conditional`` on a set without ``p(x | label)``."""
+    chosen = {}
+    for flag in DATA_FLAGS:
+        value = getattr(args, flag)
+        if flag in data.options:
+            chosen[flag] = data.options[flag] if value is None else value
+        elif value is not None:
+            takes = ", ".join(f"--{f}" for f in data.options) or "no data options"
+            raise UserError(f"--{flag} does not apply to --dataset {data.name}; it takes {takes}")
+    if args.conditional and not data.conditional:
+        known = ", ".join(name for name, d in DATASETS.items() if d.conditional)
+        raise UserError(
+            f"--conditional needs the true p(x | label), which flowforge knows for {known}; "
+            f"train --dataset {data.name} without it"
+        )
+    return chosen
+
+
 def config_from(args: argparse.Namespace) -> RunConfig:
     """The run's configuration from the options; fits the data's standardization."""
+    dataset = DATASETS[_value(args, "dataset", DEFAULT_DATASET)]
     data = {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
+    data.update(data_options_from(args, dataset))
     seed = _value(args, "seed", 0)
-    train, _ = two_moons_splits(seed=seed, **data)
+    train, _ = dataset.splits(seed=seed, **data)
     name = _value(args, "model", DEFAULT_MODEL)
     model = model_options_from(args, name)
     extra = {}
@@ -149,7 +185,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         model=name,
         model_options={"width": train.points.shape[1], **model},
-        data={"name": "two_moons", **data},
+        data={"name": dataset.name, **data},
         standardization=train.standardization,
         recipe=recipe_from(args),
         seed=seed,
@@ -198,15 +234,12 @@ def _check_resume(args: argparse.Namespace) -> None:
 
 
 def _floor_line(heldout: dict) -> list[str]:
-    """The gap to the true entropy, when the run's metrics have it (moons data)."""
-    if "gap_to_entropy" not in heldout:
-        return []
-    return [
-        f"  gap to the true entropy H = {heldout['true_entropy']:.4f} ± "
-        f"{heldout['true_entropy_stderr']:.4f}: {heldout['gap_to_entropy']:.4f} ± "
-        f"{heldout['gap_stderr']:.4f} nats; KL(truth ‖ model) paired: "
-        f"{heldout['kl_paired']:.4f} ± {heldout['kl_paired_stderr']:.4f}"
-    ]
+    """The gap to the true entropy and the paired KL, or the sample distances of a data set
+    without a known density, when the run's metrics have them."""
+    from flowforge.truth import describe_truth
+
+    line = describe_truth(heldout)
+    return [f"  {line}"] if line else []
 
 
 def _summary(outcome) -> str:

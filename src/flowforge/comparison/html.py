@@ -16,12 +16,12 @@ NOTES = """
 points, with its standard error; ∞ when some points have q(x) = 0.</li>
 <li><b>−inf</b>: share of held-out points to which the model gives zero density.</li>
 <li><b>energy</b>, <b>MMD²</b> (RBF kernel exp(−|a−b|²/2h²); <i>median</i>: h is the median
-distance between held-out points; <i>fine</i>: h is the noise's standard deviation in model
-units, the thickness of a moon) and <b>sliced W1</b>: distances between the model's samples and
-the held-out points. Energy and MMD² are unbiased, so a perfect model scores 0 ± noise. The
-rows in italics are the floors: fresh samples of the true distribution (random angles), and a
-fresh <code>make_moons</code> draw (evenly spaced angles, exactly half per moon), which sits
-below the honest floor.</li>
+distance between held-out points; <i>fine</i>: h is the width of the data's finest feature in
+model units, e.g. the noise's standard deviation, the thickness of a moon) and <b>sliced W1</b>:
+distances between the model's samples and the held-out points. Energy and MMD² are unbiased,
+so a perfect model scores 0 ± noise. The rows in italics are the floors: a fresh sample of the
+true distribution and, for the moons, a fresh <code>make_moons</code> draw (evenly spaced
+angles, exactly half per moon), which sits below the honest floor.</li>
 </ul>
 """
 
@@ -58,7 +58,7 @@ def to_html(c: Comparison, figure_png: bytes) -> str:
         "bottom: 2,000 samples over the truth's contour"
     )
     return page(
-        "Model families on the two-moons data, scored against the true density",
+        f"Model families on the {c.setup.dataset} data, scored against the truth",
         [
             f"<p>{html.escape(markdown.splitlines()[0])}</p>",
             _table_html(markdown),

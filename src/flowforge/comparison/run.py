@@ -1,4 +1,9 @@
-"""Run a comparison: fit every model on the same moons data and score it against the truth."""
+"""Run a comparison: fit every model on the same data and score it against the truth.
+
+With a known density (the moons, eight Gaussians, checkerboard, circles, rings) every
+model with a likelihood gets its gap to the true entropy and the paired KL; every model,
+and a fresh sample of the truth as the floor, gets sample distances to the held-out set.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from torch import Tensor
 
 from flowforge.baselines import Baseline
 from flowforge.comparison.plan import Plan
-from flowforge.data.moons import two_moons, two_moons_splits
-from flowforge.data.moons_density import MoonsDensity
+from flowforge.data.distribution import TrueDistribution
+from flowforge.data.moons import two_moons
+from flowforge.data.registry import dataset
 from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.metrics import (
     PairedEstimate,
@@ -30,20 +36,26 @@ MAKE_MOONS = "make_moons (fresh sample)"
 
 @dataclass(frozen=True)
 class Setup:
-    """The data and scoring sizes of a comparison (points, nats, model units)."""
+    """The data and scoring sizes of a comparison (points, nats, model units).
+
+    ``dataset`` names a set of ``flowforge.data.DATASETS``; ``noise`` is the moons' noise
+    (``None``: 0.1 for the moons; the toys take none).
+    """
 
     n_train: int = 100_000
     n_heldout: int = 20_000
-    noise: float = 0.1
+    noise: float | None = None
     samples: int = 10_000
     validation_fraction: float = 0.1
     entropy_samples: int = 200_000
     seed: int = 0
+    dataset: str = "two_moons"
 
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_heldout, self.samples, self.entropy_samples) < 10:
             raise ValueError(f"every sample size must be at least 10, got {self}")
-        if not (self.noise > 0 and math.isfinite(self.noise)):
+        self.data_options()  # a known data set, and options it takes
+        if self.noise is not None and not (self.noise > 0 and math.isfinite(self.noise)):
             raise ValueError(
                 f"noise must be positive, got {self.noise}: without noise the moons are "
                 "curves, with no density to score models against"
@@ -57,6 +69,13 @@ class Setup:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
             )
+
+    def data_options(self) -> dict[str, float]:
+        """The data set's options (the moons' noise), checked; ``ValueError`` otherwise."""
+        options = {} if self.noise is None else {"noise": self.noise}
+        entry = dataset(self.dataset)
+        entry.check_options(options)
+        return {**entry.options, **options}
 
 
 @dataclass
@@ -86,9 +105,9 @@ class Comparison:
 
     setup: Setup
     plan: Plan
-    truth: MoonsDensity
-    entropy: NLLEstimate
-    heldout_truth: NLLEstimate
+    truth: TrueDistribution
+    entropy: NLLEstimate | None  # None without a known density, as is:
+    heldout_truth: NLLEstimate | None
     bandwidths: dict[str, float]
     rows: list[Row]
     models: dict[str, Baseline]
@@ -102,17 +121,18 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def _likelihood_scores(model: Baseline, heldout: Tensor, truth_lp: Tensor, entropy) -> dict:
+def _likelihood_scores(
+    model: Baseline, heldout: Tensor, truth_lp: Tensor | None, entropy: NLLEstimate | None
+) -> dict:
+    """Held-out NLL and share outside the support; gap and paired KL if the truth is known."""
     if not model.has_likelihood:
         return {}
     lp = model.log_prob(heldout).double()
     nll = nll_estimate(lp)
-    return {
-        "nll": nll,
-        "gap": nll_gap(nll, entropy),
-        "kl": paired_kl(truth_lp, lp),
-        "outside": float(torch.isneginf(lp).double().mean()),
-    }
+    scores = {"nll": nll, "outside": float(torch.isneginf(lp).double().mean())}
+    if truth_lp is not None:
+        scores.update(gap=nll_gap(nll, entropy), kl=paired_kl(truth_lp, lp))
+    return scores
 
 
 class Runner:
@@ -120,14 +140,17 @@ class Runner:
 
     def __init__(self, setup: Setup, plan: Plan) -> None:
         self.setup, self.plan = setup, plan
-        data, heldout = two_moons_splits(setup.n_train, setup.n_heldout, setup.noise, setup.seed)
+        entry, options = dataset(setup.dataset), setup.data_options()
+        data, heldout = entry.splits(setup.n_train, setup.n_heldout, seed=setup.seed, **options)
         n_val = max(2, round(setup.validation_fraction * setup.n_train))
         self.train, self.validation = data.points[:-n_val], data.points[-n_val:]
         self.heldout = heldout.points
         self.standardization = data.standardization
-        self.truth = MoonsDensity.of(data, setup.noise)
-        self.entropy = self.truth.entropy(setup.entropy_samples, seed=setup.seed + 1)
-        self.truth_lp = self.truth.log_prob(self.heldout)
+        self.truth = entry.distribution(data.standardization, {"n_samples": len(data), **options})
+        self.entropy, self.truth_lp = None, None
+        if self.truth.has_density:
+            self.entropy = self.truth.entropy(setup.entropy_samples, seed=setup.seed + 1)
+            self.truth_lp = self.truth.log_prob(self.heldout)
         reference = self.heldout[: setup.samples]
         self.bandwidths = {
             "median": median_bandwidth(reference, seed=setup.seed),
@@ -136,22 +159,22 @@ class Runner:
         self.referee = SampleReferee(reference, self.bandwidths)
 
     def floor_rows(self) -> tuple[list[Row], dict[str, Tensor]]:
-        """Distances of fresh samples of the truth (random angles) and of ``make_moons``."""
+        """Distances of a fresh sample of the truth (random angles), with its own scores
+        where its density is known, and for the moons of a fresh ``make_moons`` draw."""
         n, seed = self.setup.samples, self.setup.seed
         truth_sample = self.truth.sample(n, seed=seed + 2)
-        moons = two_moons(n, self.setup.noise, seed=seed + 3, standardization=self.standardization)
-        nll = nll_estimate(self.truth_lp)
-        truth_row = Row(
-            TRUTH,
-            "floor",
-            self.referee.score(truth_sample),
-            nll=nll,
-            gap=nll_gap(nll, self.entropy),
-            kl=PairedEstimate(0.0, 0.0, len(self.truth_lp)),
-            outside=0.0,
-        )
-        moons_row = Row(MAKE_MOONS, "floor", self.referee.score(moons.points))
-        return [truth_row, moons_row], {TRUTH: truth_sample}
+        likelihood = {}
+        if self.truth_lp is not None:
+            nll = nll_estimate(self.truth_lp)
+            zero = PairedEstimate(0.0, 0.0, len(self.truth_lp))
+            likelihood = {"nll": nll, "gap": nll_gap(nll, self.entropy), "kl": zero}
+            likelihood["outside"] = 0.0
+        rows = [Row(TRUTH, "floor", self.referee.score(truth_sample), **likelihood)]
+        if self.setup.dataset == "two_moons":  # make_moons spaces its angles evenly
+            noise = self.setup.data_options()["noise"]
+            moons = two_moons(n, noise, seed=seed + 3, standardization=self.standardization)
+            rows.append(Row(MAKE_MOONS, "floor", self.referee.score(moons.points)))
+        return rows, {TRUTH: truth_sample}
 
     def model_row(self, name: str) -> tuple[Row, Baseline, Tensor]:
         """Fit model ``name``, score its likelihood and its samples."""
@@ -183,21 +206,25 @@ def run_comparison(
     """
     setup = setup or Setup()
     runner = Runner(setup, plan)
-    log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
+    if runner.entropy is None:
+        log(f"{runner.truth.no_density_message()}; scored by sample distances")
+    else:
+        log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
     rows, samples = runner.floor_rows()
     fitted = {}
     for name in models:
         row, model, sample = runner.model_row(name)
         rows.append(row)
         fitted[name], samples[name] = model, sample
-        nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}, KL {row.kl}"
+        nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}"
+        nll += "" if row.kl is None else f", KL {row.kl}"
         log(f"{name}: {nll}; trained in {row.train_seconds:.1f} s")
     return Comparison(
         setup,
         plan,
         runner.truth,
         runner.entropy,
-        nll_estimate(runner.truth_lp),
+        None if runner.truth_lp is None else nll_estimate(runner.truth_lp),
         runner.bandwidths,
         rows,
         fitted,

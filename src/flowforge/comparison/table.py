@@ -99,6 +99,17 @@ def _cells(row: Row) -> list[str]:
     ]
 
 
+def _truth_line(c: Comparison) -> str:
+    """The true entropy and the truth's held-out NLL, or why there are none."""
+    if c.entropy is None or c.heldout_truth is None:
+        return f"{c.truth.no_density_message()}; the sample distances are the scores."
+    return (
+        f"True entropy H = {c.entropy.mean:.4f} ± {c.entropy.stderr:.4f} nats "
+        f"(Monte Carlo, n = {c.entropy.n}); the truth's NLL on the {c.heldout_truth.n} "
+        f"held-out points is {c.heldout_truth.mean:.4f} ± {c.heldout_truth.stderr:.4f}."
+    )
+
+
 def to_markdown(c: Comparison) -> str:
     """The results table in Markdown, with the entropy and the bandwidths above it."""
     h = c.bandwidths
@@ -115,9 +126,7 @@ def to_markdown(c: Comparison) -> str:
         "train / sample s",
     ]
     lines = [
-        f"True entropy H = {c.entropy.mean:.4f} ± {c.entropy.stderr:.4f} nats "
-        f"(Monte Carlo, n = {c.entropy.n}); the truth's NLL on the {c.heldout_truth.n} "
-        f"held-out points is {c.heldout_truth.mean:.4f} ± {c.heldout_truth.stderr:.4f}.",
+        f"Data: {c.setup.dataset}. {_truth_line(c)}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",

@@ -1,7 +1,30 @@
-"""Data sets, with the standardization that maps them to model units, and true densities."""
+"""Data sets, with the standardization that maps them to model units, and true densities.
 
-from flowforge.data.moons import PointData, two_moons, two_moons_splits
+``DATASETS`` names every set (the notebook's ``two_moons`` and the toy suite, ``toys``);
+``TrueDistribution`` is what a set's truth offers: ``log_prob``, ``sample``, ``entropy``.
+"""
+
+from flowforge.data.distribution import NoDensityError, TrueDistribution
+from flowforge.data.moons import two_moons, two_moons_splits
 from flowforge.data.moons_density import MoonsDensity
+from flowforge.data.points import PointData
+from flowforge.data.registry import DATASETS, DataSet, dataset
 from flowforge.data.standardize import Standardization
+from flowforge.data.toys import TOYS, ToyDistribution, toy_data, toy_splits
 
-__all__ = ["MoonsDensity", "PointData", "Standardization", "two_moons", "two_moons_splits"]
+__all__ = [
+    "DATASETS",
+    "DataSet",
+    "MoonsDensity",
+    "NoDensityError",
+    "PointData",
+    "Standardization",
+    "TOYS",
+    "ToyDistribution",
+    "TrueDistribution",
+    "dataset",
+    "toy_data",
+    "toy_splits",
+    "two_moons",
+    "two_moons_splits",
+]

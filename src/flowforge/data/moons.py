@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import torch
-from torch import Tensor
 
+from flowforge.data.points import PointData, split_seeds, standardized
 from flowforge.data.standardize import Standardization
 
-
-@dataclass(frozen=True)
-class PointData:
-    """Standardized points with their labels and the standardization that made them.
-
-    ``points`` is ``(n, d)`` in standardized units, ``labels`` is ``(n,)`` (int64),
-    ``standardization`` maps original units to standardized ones.
-    """
-
-    points: Tensor
-    labels: Tensor
-    standardization: Standardization
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-    @property
-    def original_points(self) -> Tensor:
-        """The points in the data's original units."""
-        return self.standardization.inverse_transform(self.points.double()).to(self.points.dtype)
-
-    def data_loader(self, batch_size: int = 128, shuffle: bool = False, **kwargs):
-        """A ``DataLoader`` of ``(x, label)`` batches, like the notebook's ``moon_data_loader``."""
-        dataset = torch.utils.data.TensorDataset(self.points, self.labels)
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, **kwargs
-        )
+__all__ = ["PointData", "two_moons", "two_moons_splits"]
 
 
 def two_moons(
@@ -61,13 +32,7 @@ def two_moons(
     if not noise >= 0:
         raise ValueError(f"noise must be non-negative, got {noise}")
     raw, labels = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
-    standardization = standardization or Standardization.fit(raw)
-    points = standardization.transform(raw)
-    return PointData(
-        torch.as_tensor(points, dtype=dtype),
-        torch.as_tensor(labels, dtype=torch.int64),
-        standardization,
-    )
+    return standardized(raw, labels, standardization, dtype)
 
 
 def two_moons_splits(
@@ -77,9 +42,7 @@ def two_moons_splits(
     seed: int = 0,
 ) -> tuple[PointData, PointData]:
     """A training set and an independent held-out set standardized with its statistics."""
-    train_seed, heldout_seed = np.random.SeedSequence(seed).generate_state(2)
-    train = two_moons(n_samples, noise, seed=int(train_seed))
-    heldout = two_moons(
-        n_heldout, noise, seed=int(heldout_seed), standardization=train.standardization
-    )
+    train_seed, heldout_seed = split_seeds(seed)
+    train = two_moons(n_samples, noise, seed=train_seed)
+    heldout = two_moons(n_heldout, noise, seed=heldout_seed, standardization=train.standardization)
     return train, heldout

@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from flowforge.data.arc_integral import NODES, log_peak_integral
-from flowforge.data.moons import PointData
+from flowforge.data.distribution import TrueDistribution
+from flowforge.data.points import PointData
 from flowforge.data.standardize import Standardization
-from flowforge.evaluate import NLLEstimate, nll_estimate
 
 # Each moon as (centre, orientation): the point at angle θ of the arc is
 # centre + orientation * (cos θ, sin θ). The inner moon is the outer one turned by π.
@@ -41,12 +40,13 @@ def outer_fraction(n_samples: int) -> float:
 
 
 @dataclass(frozen=True)
-class MoonsDensity:
+class MoonsDensity(TrueDistribution):
     """The noisy two-moons distribution, in standardized units when ``standardization`` is set.
 
     ``noise`` is the Gaussian noise's standard deviation in the original units (> 0);
     ``outer`` the probability of the outer moon (``make_moons`` uses ``(n // 2) / n``,
-    see ``outer_fraction``). ``log_prob`` is in nats per point.
+    see ``outer_fraction``). ``log_prob``, ``sample`` and ``entropy`` (model units, nats)
+    come from ``TrueDistribution``.
     """
 
     noise: float = 0.1
@@ -64,10 +64,7 @@ class MoonsDensity:
             raise ValueError(
                 f"outer (the outer moon's probability) must be in [0, 1], got {self.outer}"
             )
-        if self.standardization is not None and self.standardization.width != 2:
-            raise ValueError(
-                f"the moons are 2-D, but the standardization has width {self.standardization.width}"
-            )
+        self.check_standardization()
 
     @classmethod
     def of(cls, data: PointData, noise: float) -> MoonsDensity:
@@ -75,23 +72,9 @@ class MoonsDensity:
         return cls(noise, data.standardization, outer_fraction(len(data)))
 
     @property
-    def log_abs_det(self) -> float:
-        """``log|det ∂(standardized)/∂(original)|`` (0 without a standardization)."""
-        return 0.0 if self.standardization is None else self.standardization.log_abs_det
-
-    @property
-    def noise_scale(self) -> float:
-        """The noise's standard deviation in model units (geometric mean over the axes)."""
-        if self.standardization is None:
-            return self.noise
-        return self.noise / math.exp(np.mean(np.log(self.standardization.std)))
-
-    def to_original(self, x: Tensor) -> Tensor:
-        """Model units -> the data's original units, as a float64 ``(n, 2)`` tensor."""
-        x = torch.as_tensor(x, dtype=torch.float64)
-        if x.dim() != 2 or x.shape[1] != 2:
-            raise ValueError(f"expected points of shape (n, 2), got {tuple(x.shape)}")
-        return x if self.standardization is None else self.standardization.inverse_transform(x)
+    def detail(self) -> float:
+        """The noise's standard deviation (original units): the thickness of a moon."""
+        return self.noise
 
     def _moon_log_prob(self, x: Tensor, centre: tuple[float, float], turn: float) -> Tensor:
         """``log (1/π) ∫ N(x; c(θ), noise² I) dθ`` for one moon; ``x`` is ``(n, 2)`` original."""
@@ -105,44 +88,23 @@ class MoonsDensity:
         nearest = (rho - 1) ** 2 + 4 * rho * torch.sin(delta / 2) ** 2
         return log_j - nearest / (2 * var) - math.log(2 * math.pi * var) - math.log(math.pi)
 
-    def log_prob(self, x: Tensor, chunk_size: int = 1 << 16) -> Tensor:
-        """Exact log-density of each row of ``x`` (``(n, 2)``, model units), in nats.
-
-        Returns ``(n,)`` float64; accurate to ~1e-9 nats (see ``arc_integral``).
-        """
-        x = self.to_original(x)
-        out = torch.empty(len(x), dtype=torch.float64)
+    def original_log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-density of each row of ``x`` (``(n, 2)`` float64, original units), in
+        nats; accurate to ~1e-9 nats (see ``arc_integral``)."""
         weights = (self.outer, 1 - self.outer)
-        for start in range(0, len(x), chunk_size):
-            part = x[start : start + chunk_size]
-            terms = [
-                self._moon_log_prob(part, centre, turn) + math.log(w)
-                for (centre, turn), w in zip(MOONS, weights)
-                if w > 0
-            ]
-            out[start : start + chunk_size] = torch.logsumexp(torch.stack(terms), 0)
-        return out - self.log_abs_det
+        terms = [
+            self._moon_log_prob(x, centre, turn) + math.log(w)
+            for (centre, turn), w in zip(MOONS, weights)
+            if w > 0
+        ]
+        return torch.logsumexp(torch.stack(terms), 0)
 
-    def sample(self, n: int, seed: int | None = None) -> Tensor:
-        """``n`` points of this distribution in model units: ``(n, 2)`` float64.
-
-        Each point picks the outer moon with probability ``outer``, an angle uniform in
-        ``[0, π]`` and its own noise, all from a generator seeded with ``seed``.
-        """
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        g = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
-        inner = torch.rand(n, generator=g, dtype=torch.float64) >= self.outer
-        theta = math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    def original_sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` points in original units, ``(n, 2)`` float64: each picks the outer moon with
+        probability ``outer``, an angle uniform in ``[0, π]`` and its own noise."""
+        inner = torch.rand(n, generator=generator, dtype=torch.float64) >= self.outer
+        theta = math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
         arc = torch.stack([torch.cos(theta), torch.sin(theta)], 1)
         centre = torch.tensor(MOONS[1][0], dtype=torch.float64)
         arc = torch.where(inner[:, None], centre - arc, arc)
-        x = arc + self.noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
-        return x if self.standardization is None else self.standardization.transform(x)
-
-    def entropy(self, n: int = 200_000, seed: int = 0) -> NLLEstimate:
-        """Differential entropy ``−E[log p(X)]`` in nats, by Monte Carlo with its standard error.
-
-        This is the lowest expected NLL any model can reach on this data.
-        """
-        return nll_estimate(self.log_prob(self.sample(n, seed)))
+        return arc + self.noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)

@@ -1,0 +1,103 @@
+"""Every data set flowforge trains on, by name: how to draw it and its true distribution.
+
+``DATASETS`` maps a name (what ``--dataset`` and a run's ``config.json`` record) to a
+``DataSet``: the notebook's ``two_moons`` first, then the toy suite (``toys``). A run's
+data record is ``{"name": ..., "n_samples": ..., "n_heldout": ..., **options}``;
+``two_moons`` takes the option ``noise``, the toys none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from flowforge.data.distribution import TrueDistribution
+from flowforge.data.moons import two_moons_splits
+from flowforge.data.moons_density import MoonsDensity, outer_fraction
+from flowforge.data.points import PointData
+from flowforge.data.standardize import Standardization
+from flowforge.data.toys import TOYS, ToyDistribution, toy_splits
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One data set: ``splits`` draws a training and a held-out set (the held-out one
+    standardized with the training statistics); ``distribution`` gives the true
+    distribution of a data record in model units (``None`` when there is none).
+
+    ``options`` are the data options the set takes, with their defaults; ``conditional``
+    says whether flowforge knows ``p(x | label)`` for it (only the moons).
+    """
+
+    name: str
+    summary: str
+    make_splits: Callable[..., tuple[PointData, PointData]]
+    make_distribution: Callable[[Standardization, Mapping[str, Any]], TrueDistribution | None]
+    options: Mapping[str, float] = field(default_factory=dict)
+    conditional: bool = False
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """``ValueError`` for an option this set does not take, naming those it does."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            takes = ", ".join(self.options) or "none"
+            raise ValueError(
+                f"data set {self.name} takes no option {', '.join(unknown)} (its options: {takes})"
+            )
+
+    def splits(
+        self, n_samples: int, n_heldout: int, *, seed: int = 0, **options: Any
+    ) -> tuple[PointData, PointData]:
+        """``n_samples`` training and ``n_heldout`` held-out points, standardized; seeded."""
+        self.check_options(options)
+        return self.make_splits(n_samples, n_heldout, seed=seed, **{**self.options, **options})
+
+    def distribution(
+        self, standardization: Standardization | None, record: Mapping[str, Any]
+    ) -> TrueDistribution | None:
+        """The true distribution of the data ``record`` describes, in model units."""
+        return self.make_distribution(standardization, record)
+
+
+def _moons(standardization: Standardization | None, record: Mapping[str, Any]):
+    noise = float(record.get("noise", 0.0))
+    if not noise > 0:  # points on two curves: no density in the plane
+        return None
+    return MoonsDensity(noise, standardization, outer_fraction(int(record.get("n_samples", 2))))
+
+
+def _toy_distribution(name: str, standardization: Standardization | None, record: Mapping):
+    return ToyDistribution(TOYS[name], standardization)
+
+
+def _toy(name: str) -> DataSet:
+    density = "exact density" if TOYS[name].shape.has_density else "no closed-form density"
+    return DataSet(
+        name,
+        f"{name.replace('_', ' ')} (toy suite; {density})",
+        partial(toy_splits, name),
+        partial(_toy_distribution, name),
+    )
+
+
+DATASETS: dict[str, DataSet] = {
+    "two_moons": DataSet(
+        "two_moons",
+        "the notebook's noisy two moons (scikit-learn's make_moons; exact density)",
+        two_moons_splits,
+        _moons,
+        {"noise": 0.1},
+        conditional=True,
+    ),
+    **{name: _toy(name) for name in TOYS},
+}
+
+
+def dataset(name: str) -> DataSet:
+    """The data set called ``name``; ``ValueError`` listing the known ones otherwise."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
