@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from flowforge.cli import options
 from flowforge.cli.main import UserError
 
 HELP = (
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--dataset",
-        choices=list(DATASETS),
+        type=options.dataset_name,
         default="two_moons",
         metavar="NAME",
         help=f"data set (default: %(default)s): one of {', '.join(DATASETS)}",

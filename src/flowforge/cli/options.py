@@ -58,6 +58,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def dataset_name(text: str) -> str:
+    """The name of a data set in ``flowforge.data.DATASETS``."""
+    from flowforge.data import dataset
+
+    try:
+        return dataset(text).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
     parser.add_argument(
         "--device",

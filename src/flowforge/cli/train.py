@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (the notebook's section 10.5, or the toy suite)")
     data.add_argument(
         "--dataset",
-        choices=list(DATASETS),
+        type=options.dataset_name,
         metavar="NAME",
         help=f"data set (two_moons): one of {', '.join(DATASETS)}",
     )

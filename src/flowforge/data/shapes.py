@@ -110,7 +110,8 @@ class Square(Shape):
     def log_prob(self, x: Tensor) -> Tensor:
         low = torch.tensor(self.corner, dtype=x.dtype) - EDGE_TOLERANCE
         inside = ((x >= low) & (x <= low + self.side + 2 * EDGE_TOLERANCE)).all(1)
-        return torch.where(inside, -2 * math.log(self.side), -math.inf).to(x.dtype)
+        density = torch.full_like(x[:, 0], -2 * math.log(self.side))
+        return density.masked_fill_(~inside, -math.inf)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,10 @@ class Mixture(Shape):
 
     def log_prob(self, x: Tensor) -> Tensor:
         if not self.has_density:
-            return super().log_prob(x)
+            sampled = sorted({type(c).__name__ for c in self.components if not c.has_density})
+            raise NoDensityError(
+                f"this mixture has no closed-form density: {', '.join(sampled)} can only be sampled"
+            )
         terms = [
             c.log_prob(x) + math.log(w)
             for c, w in zip(self.components, self.probabilities)

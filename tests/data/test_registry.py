@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from flowforge.data import DATASETS, MoonsDensity, ToyDistribution, dataset
+
+TOY_NAMES = ["eight_gaussians", "checkerboard", "circles", "pinwheel", "two_spirals", "rings"]
+
+
+def test_the_moons_and_the_seven_toys_are_registered():
+    assert list(DATASETS) == ["two_moons", *TOY_NAMES, "swiss_roll"]
+    with_density = [name for name, d in DATASETS.items() if d.summary.endswith("exact density)")]
+    assert with_density == ["two_moons", "eight_gaussians", "checkerboard", "circles", "rings"]
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_set_splits_and_knows_its_truth(name):
+    entry = dataset(name)
+    train, heldout = entry.splits(300, 100, seed=3)
+    assert train.points.shape == (300, 2) and heldout.points.shape == (100, 2)
+    assert heldout.standardization == train.standardization
+    record = {"name": name, "n_samples": 300, "n_heldout": 100, **entry.options}
+    truth = entry.distribution(train.standardization, record)
+    assert isinstance(truth, MoonsDensity if name == "two_moons" else ToyDistribution)
+    assert truth.standardization == train.standardization
+    assert truth.sample(4, seed=0).dtype == torch.float64
+    again, _ = entry.splits(300, 100, seed=3)
+    assert torch.equal(train.points, again.points)
+
+
+def test_unknown_names_and_options_are_refused_with_what_is_known():
+    with pytest.raises(ValueError, match="unknown data set 'moons'; known: two_moons, eight_gau"):
+        dataset("moons")
+    with pytest.raises(ValueError, match="data set rings takes no option noise .its options: none"):
+        dataset("rings").splits(100, 10, noise=0.1)
+    with pytest.raises(ValueError, match="takes no option scale .its options: noise"):
+        dataset("two_moons").splits(100, 10, scale=2.0)
