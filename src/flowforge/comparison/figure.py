@@ -22,7 +22,10 @@ def plane_grid(limit: float = LIMIT, resolution: int = RESOLUTION) -> tuple[Tens
     return torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1)), axis
 
 
-def _surface_panel(ax, values: np.ndarray, label: str, vmin: float, vmax: float):
+def surface_panel(ax, values: np.ndarray, label: str, vmin: float, vmax: float):
+    """Draw a ``(RESOLUTION, RESOLUTION)`` surface over ``[-LIMIT, LIMIT]²`` into ``ax``: a
+    log-density clipped to ``[vmin, vmax]`` nats (black where ``-inf``), or a discriminator's
+    P(real) when ``label`` says so. Returns the image (for a colour bar)."""
     extent = (-LIMIT, LIMIT, -LIMIT, LIMIT)
     if label.startswith("discriminator"):
         return ax.imshow(values, origin="lower", extent=extent, cmap="RdBu_r", vmin=0, vmax=1)
@@ -55,7 +58,7 @@ def no_density_panel(ax, text: str = "no closed-form\ndensity provided") -> None
     ax.set_ylim(-LIMIT, LIMIT)
 
 
-def _top_of_scale(truth_surface: np.ndarray | None, surfaces: list[np.ndarray]) -> float:
+def top_of_scale(truth_surface: np.ndarray | None, surfaces: list[np.ndarray]) -> float:
     """The colour scale's top (nats): the truth's peak, or without a truth the median of
     the models' peaks (one model's spike cannot wash out the others)."""
     if truth_surface is not None:
@@ -79,7 +82,7 @@ def comparison_figure(c: Comparison) -> Figure:
         values = model.surface(grid).double().numpy().reshape(shape)
         columns.append((name, values, model.surface_label))
     densities = [v for _, v, label in columns[1:] if not label.startswith("discriminator")]
-    vmax = _top_of_scale(truth_surface, densities)
+    vmax = top_of_scale(truth_surface, densities)
     vmin = vmax - LOG_DENSITY_RANGE
     fig = Figure(figsize=(2.4 * len(columns), 5.0), layout="constrained")
     axes = fig.subplots(2, len(columns), squeeze=False, sharex=True, sharey=True)
@@ -88,7 +91,7 @@ def comparison_figure(c: Comparison) -> Figure:
         if values is None:
             no_density_panel(axes[0, j])
         else:
-            image = _surface_panel(axes[0, j], values, label, vmin, vmax)
+            image = surface_panel(axes[0, j], values, label, vmin, vmax)
             if label.startswith("discriminator") or j == 0:
                 fig.colorbar(image, ax=axes[0, j], shrink=0.7)
         sample = c.samples[TRUTH if j == 0 else name]

@@ -177,8 +177,11 @@ class Runner:
         return rows, {TRUTH: truth_sample}
 
     def model_row(self, name: str) -> tuple[Row, Baseline, Tensor]:
-        """Fit model ``name``, score its likelihood and its samples."""
-        model = self.plan.build(name)
+        """Fit model ``name`` (see ``MODELS``), score its likelihood and its samples."""
+        return self.score(name, self.plan.build(name))
+
+    def score(self, name: str, model: Baseline) -> tuple[Row, Baseline, Tensor]:
+        """Fit an unfitted ``model`` on the training split and score it as row ``name``."""
         _, train_s = _timed(lambda: model.fit(self.train, self.validation))
         sample, sample_s = _timed(lambda: model.sample(self.setup.samples, self.setup.seed + 4))
         scores = _likelihood_scores(model, self.heldout, self.truth_lp, self.entropy)
