@@ -32,3 +32,34 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     probe = saved["memory"]["score_20000"]["flowforge"]
     assert probe["peak_extra_bytes"] >= 0 and probe["points"] == 20_000
     assert saved["time_to_nll"]["default_run"][0]["final_heldout_nll"] < 3.0
+
+
+@pytest.mark.slow
+def test_toy_suite_writes_its_figure_and_table(tmp_path):
+    from benchmarks import toy_suite
+
+    figure, out = tmp_path / "suite.png", tmp_path / "suite.json"
+    results = toy_suite.main(
+        ["--quick", "--sets", "circles,swiss_roll", "--figure", str(figure), "--out", str(out)]
+    )
+    saved = json.loads(out.read_text())["sets"]
+    assert list(saved) == ["circles", "swiss_roll"]
+    for name, record in saved.items():
+        assert record["best"] in toy_suite.CANDIDATES
+        assert record["setup"]["dataset"] == name
+    assert (
+        saved["circles"]["true_entropy"]["mean"] > 0 and saved["swiss_roll"]["true_entropy"] is None
+    )
+    best = toy_suite.best_row(results["circles"])
+    assert best.kl.mean > 0 and validation_is_lowest(results["circles"], best)
+    table = out.with_suffix(".md").read_text()
+    assert "\n| circles | " in table and "\n| swiss_roll | — |" in table
+    assert figure.stat().st_size > 20_000
+
+
+def validation_is_lowest(comparison, best) -> bool:
+    from benchmarks.toy_suite import validation_nll
+
+    return all(
+        validation_nll(best) <= validation_nll(r) for r in comparison.rows if r.kind == "model"
+    )

@@ -13,7 +13,17 @@ distribution, train it, and check any layer against autograd::
 from flowforge.builders import BUILDERS, iaf, maf, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.conditional import Conditioned, label_context
-from flowforge.data import MoonsDensity, PointData, Standardization, two_moons, two_moons_splits
+from flowforge.data import (
+    DATASETS,
+    MoonsDensity,
+    PointData,
+    Standardization,
+    ToyDistribution,
+    toy_data,
+    toy_splits,
+    two_moons,
+    two_moons_splits,
+)
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
 from flowforge.evaluate import NLLEstimate, log_likelihood, mean_nll, sample_points
@@ -81,6 +91,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BUILDERS",
+    "DATASETS",
     "DEFAULT_RECIPE",
     "MLP",
     "Recipe",
@@ -119,6 +130,7 @@ __all__ = [
     "Split",
     "Standardization",
     "Swap",
+    "ToyDistribution",
     "TrainState",
     "Translate",
     "block",
@@ -137,6 +149,8 @@ __all__ = [
     "num_samples",
     "sample_points",
     "test_flow_layer",
+    "toy_data",
+    "toy_splits",
     "train",
     "load",
     "two_moons",

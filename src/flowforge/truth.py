@@ -147,8 +147,8 @@ def describe_truth(scores: Mapping[str, Any]) -> str:
     if "sample_distances" in scores:
         d = scores["sample_distances"]
         distances = (
-            f"distances of {d['n']} model samples to the held-out points (in brackets: a fresh "
-            f"sample of the data, the floor): {_distances(d)}"
+            f"distances of {d['n']} model samples to {d['n']} of the points scored (in "
+            f"brackets: a fresh sample of the data's distribution, the floor): {_distances(d)}"
         )
         return "; ".join(filter(None, [scores["no_true_density"], distances]))
     return ""

@@ -39,7 +39,7 @@ class Setup:
     """The data and scoring sizes of a comparison (points, nats, model units).
 
     ``dataset`` names a set of ``flowforge.data.DATASETS``; ``noise`` is the moons' noise
-    (``None``: 0.1 for the moons; the toys take none).
+    (``None`` gives the moons 0.1; the toys take none and keep ``None``).
     """
 
     n_train: int = 100_000
@@ -54,7 +54,8 @@ class Setup:
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_heldout, self.samples, self.entropy_samples) < 10:
             raise ValueError(f"every sample size must be at least 10, got {self}")
-        self.data_options()  # a known data set, and options it takes
+        # a known data set and options it takes; the moons' default noise filled in
+        object.__setattr__(self, "noise", self.data_options().get("noise"))
         if self.noise is not None and not (self.noise > 0 and math.isfinite(self.noise)):
             raise ValueError(
                 f"noise must be positive, got {self.noise}: without noise the moons are "
@@ -106,7 +107,7 @@ class Comparison:
     setup: Setup
     plan: Plan
     truth: TrueDistribution
-    entropy: NLLEstimate | None  # None without a known density, as is:
+    entropy: NLLEstimate | None  # both None without a known density
     heldout_truth: NLLEstimate | None
     bandwidths: dict[str, float]
     rows: list[Row]
