@@ -32,7 +32,6 @@ class DataSet:
     """
 
     name: str
-    summary: str
     make_splits: Callable[..., tuple[PointData, PointData]]
     make_distribution: Callable[[Standardization, Mapping[str, Any]], TrueDistribution | None]
     options: Mapping[str, float] = field(default_factory=dict)
@@ -73,19 +72,12 @@ def _toy_distribution(name: str, standardization: Standardization | None, record
 
 
 def _toy(name: str) -> DataSet:
-    density = "exact density" if TOYS[name].shape.has_density else "no closed-form density"
-    return DataSet(
-        name,
-        f"{name.replace('_', ' ')} (toy suite; {density})",
-        partial(toy_splits, name),
-        partial(_toy_distribution, name),
-    )
+    return DataSet(name, partial(toy_splits, name), partial(_toy_distribution, name))
 
 
 DATASETS: dict[str, DataSet] = {
     "two_moons": DataSet(
         "two_moons",
-        "the notebook's noisy two moons (scikit-learn's make_moons; exact density)",
         two_moons_splits,
         _moons,
         {"noise": 0.1},
