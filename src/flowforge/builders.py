@@ -137,21 +137,36 @@ def _mixing(name: str, width: int) -> FlowLayer:
         raise ValueError(f"unknown mixing {name!r}; choose one of {sorted(MIXINGS)}") from None
 
 
-def _autoregressive_stack(
+def _masked_autoregressive_flow(
     width: int,
     layers: int,
-    make: Callable[[], FlowLayer],
+    hidden: int,
+    transformer: str | Transformer,
     mixing: str,
-) -> list[FlowLayer]:
-    """``layers`` autoregressive layers with a mixing layer between each two."""
+    base: str,
+    context_width: int,
+    activation: Callable[[], torch.nn.Module],
+    zero_init: bool,
+    wrap: Callable[[FlowLayer], FlowLayer] = lambda layer: layer,
+) -> NormalizingFlow:
+    """``layers`` masked autoregressive layers (each passed through ``wrap``), with a
+    mixing layer between each two, on a ``base`` distribution: MAF, IAF and NSF's body."""
     if width < 1 or layers < 1:
         raise ValueError(f"need width >= 1 and layers >= 1, got width={width}, layers={layers}")
     stack: list[FlowLayer] = []
     for i in range(layers):
-        stack.append(make())
+        made = MaskedAutoregressive(
+            width,
+            hidden,
+            transformer=transformer,
+            context_width=context_width,
+            activation=activation,
+            zero_init=zero_init,
+        )
+        stack.append(wrap(made))
         if i < layers - 1 and width > 1:
             stack.append(_mixing(mixing, width))
-    return stack
+    return NormalizingFlow(base_distribution(base, width), *stack)
 
 
 def maf(
@@ -171,19 +186,9 @@ def maf(
     Density evaluation is one pass per layer; sampling ``width`` passes per layer.
     Defaults: 5 affine layers with MADE hidden width 32, normal base.
     """
-
-    def make() -> FlowLayer:
-        return MaskedAutoregressive(
-            width,
-            hidden,
-            transformer=transformer,
-            context_width=context_width,
-            activation=activation,
-            zero_init=zero_init,
-        )
-
-    stack = _autoregressive_stack(width, layers, make, mixing)
-    return NormalizingFlow(base_distribution(base, width), *stack)
+    return _masked_autoregressive_flow(
+        width, layers, hidden, transformer, mixing, base, context_width, activation, zero_init
+    )
 
 
 def iaf(
@@ -201,21 +206,18 @@ def iaf(
     """IAF (Kingma et al. 2016): MAF's layers wrapped in ``Inverse``, so sampling is one
     pass per layer and density evaluation ``width`` passes. Defaults as ``maf``.
     """
-
-    def make() -> FlowLayer:
-        return Inverse(
-            MaskedAutoregressive(
-                width,
-                hidden,
-                transformer=transformer,
-                context_width=context_width,
-                activation=activation,
-                zero_init=zero_init,
-            )
-        )
-
-    stack = _autoregressive_stack(width, layers, make, mixing)
-    return NormalizingFlow(base_distribution(base, width), *stack)
+    return _masked_autoregressive_flow(
+        width,
+        layers,
+        hidden,
+        transformer,
+        mixing,
+        base,
+        context_width,
+        activation,
+        zero_init,
+        wrap=Inverse,
+    )
 
 
 def nsf(
@@ -255,21 +257,11 @@ def nsf(
             return SplineCoupling(net, bins=bins, bound=bound)
 
         stack = _coupling_stack(width, layers, make_coupling)
-    else:
-        spline = SplineTransformer(bins, bound)
-
-        def make() -> FlowLayer:
-            return MaskedAutoregressive(
-                width,
-                hidden,
-                transformer=spline,
-                context_width=context_width,
-                activation=activation,
-                zero_init=zero_init,
-            )
-
-        stack = _autoregressive_stack(width, layers, make, mixing)
-    return NormalizingFlow(base_distribution(base, width), *stack)
+        return NormalizingFlow(base_distribution(base, width), *stack)
+    spline = SplineTransformer(bins, bound)
+    return _masked_autoregressive_flow(
+        width, layers, hidden, spline, mixing, base, context_width, activation, zero_init
+    )
 
 
 BUILDERS: dict[str, Callable[..., NormalizingFlow]] = {
