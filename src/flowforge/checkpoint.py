@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from flowforge.errors import InputError
-from flowforge.files import atomic_write_bytes, finite_or_none
+from flowforge.files import atomic_write_bytes, json_safe
 from flowforge.training.fit import History, TrainState
 
 META_KEY = "flowforge"
@@ -48,7 +48,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict
 
     cpu = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}
     meta = {**meta, "sha256": digest(cpu)}
-    text = json.dumps(finite_or_none(meta), allow_nan=False)
+    text = json.dumps(json_safe(meta), allow_nan=False)
     return atomic_write_bytes(path, save(cpu, metadata={META_KEY: text}))
 
 

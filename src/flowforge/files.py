@@ -54,20 +54,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def finite_or_none(value: Any) -> Any:
-    """``value`` with every NaN or infinite float (at any depth) replaced by ``None``."""
+def json_safe(value: Any) -> Any:
+    """``value`` ready for strict JSON, at any depth: NaN becomes ``None`` (no number),
+    an infinity the string ``"inf"`` or ``"-inf"`` (a real result, such as the NLL of a
+    point outside a uniform base's support, that ``float()`` reads back)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def to_json(value: Any) -> str:
-    """Strict JSON (non-finite floats become ``null``), indented for people to read."""
-    return json.dumps(finite_or_none(value), indent=2, allow_nan=False) + "\n"
+    """Strict JSON (NaN as ``null``, infinities as ``"inf"``/``"-inf"``, see ``json_safe``),
+    indented for people to read."""
+    return json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n"
 
 
 def write_json(path: str | os.PathLike, value: Any) -> Path:

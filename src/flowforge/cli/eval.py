@@ -92,7 +92,7 @@ def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
 
 
 def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
-    from flowforge.files import finite_or_none
+    from flowforge.files import json_safe
 
     record = {
         "nll": standardized.mean,
@@ -101,7 +101,7 @@ def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str
         "n": standardized.n,
         **(floor.to_dict() if floor is not None else {}),
     }
-    return json.dumps(finite_or_none(record))
+    return json.dumps(json_safe(record))
 
 
 def as_text(source: str, standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:

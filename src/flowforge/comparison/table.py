@@ -6,64 +6,53 @@ import math
 
 from flowforge.comparison.run import Comparison, Row
 from flowforge.evaluate import NLLEstimate
+from flowforge.files import json_safe
 from flowforge.metrics import PairedEstimate
 
 TIMING_KEYS = ("train_seconds", "sample_seconds")
-
-
-def _number(value: float | None) -> float | str | None:
-    """JSON has no infinities: ``inf`` becomes the string ``"inf"``, NaN ``None``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 def _estimate(e: NLLEstimate | PairedEstimate | None) -> dict | None:
     if e is None:
         return None
     return {
-        "mean": _number(e.mean),
-        "stderr": _number(e.stderr),
+        "mean": e.mean,
+        "stderr": e.stderr,
         "n": e.n,
         "n_outside": e.n_outside,
     }
 
 
-def _clean(value):
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return _number(value) if isinstance(value, float) else value
-
-
 def row_to_dict(row: Row) -> dict:
-    return {
-        "model": row.name,
-        "kind": row.kind,
-        "heldout_nll": _estimate(row.nll),
-        "gap_to_entropy": _estimate(row.gap),
-        "kl_paired": _estimate(row.kl),
-        "outside_support": _number(row.outside),
-        "distances": _clean(row.distances.to_dict()),
-        "train_seconds": row.train_seconds,
-        "sample_seconds": row.sample_seconds,
-        "summary": _clean(row.summary),
-    }
+    """One row, JSON-ready (``flowforge.files.json_safe``: infinities as ``"inf"``)."""
+    return json_safe(
+        {
+            "model": row.name,
+            "kind": row.kind,
+            "heldout_nll": _estimate(row.nll),
+            "gap_to_entropy": _estimate(row.gap),
+            "kl_paired": _estimate(row.kl),
+            "outside_support": row.outside,
+            "distances": row.distances.to_dict(),
+            "train_seconds": row.train_seconds,
+            "sample_seconds": row.sample_seconds,
+            "summary": row.summary,
+        }
+    )
 
 
 def to_dict(c: Comparison) -> dict:
     """Everything in the table, JSON-ready (infinities as ``"inf"``)."""
-    return {
-        "setup": {**vars(c.setup)},
-        "plan": c.plan.to_dict(),
-        "true_entropy": _estimate(c.entropy),
-        "heldout_nll_of_truth": _estimate(c.heldout_truth),
-        "bandwidths": c.bandwidths,
-        "rows": [row_to_dict(r) for r in c.rows],
-    }
+    return json_safe(
+        {
+            "setup": {**vars(c.setup)},
+            "plan": c.plan.to_dict(),
+            "true_entropy": _estimate(c.entropy),
+            "heldout_nll_of_truth": _estimate(c.heldout_truth),
+            "bandwidths": c.bandwidths,
+            "rows": [row_to_dict(r) for r in c.rows],
+        }
+    )
 
 
 def without_timings(results: dict) -> dict:
