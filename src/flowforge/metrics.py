@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowforge.evaluate import NLLEstimate
+from flowforge.evaluate import NLLEstimate, nll_estimate
 
 CHUNK = 64  # rows per block: a 64 x 10,000 block of float64 stays in cache
 
@@ -196,18 +196,10 @@ class SampleReferee:
         return SampleScores(energy, dict(zip(self.names, mmds)), sw)
 
 
-@dataclass(frozen=True)
-class PairedEstimate:
-    """A mean of per-point differences in nats, its standard error, ``n``, and how many
-    points had ``log q = −inf`` (which make the mean infinite)."""
-
-    mean: float
-    stderr: float
-    n: int
-    n_outside: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4f} ± {self.stderr:.4f} nats (n={self.n})"
+class PairedEstimate(NLLEstimate):
+    """A mean of per-point differences in nats (a KL divergence or a gap to the entropy),
+    its standard error, ``n``, and how many points had ``log q = −inf`` (which make the
+    mean infinite). The fields and their meaning are ``NLLEstimate``'s."""
 
 
 def paired_kl(log_p: Tensor, log_q: Tensor) -> PairedEstimate:
@@ -225,11 +217,8 @@ def paired_kl(log_p: Tensor, log_q: Tensor) -> PairedEstimate:
         )
     if not bool(torch.isfinite(log_p).all()):
         raise ValueError("log_p must be finite: the points must be drawn from p")
-    outside = int(torch.isneginf(log_q).sum())
-    if outside:
-        return PairedEstimate(math.inf, math.nan, len(log_p), outside)
-    diff = log_p - log_q
-    return PairedEstimate(float(diff.mean()), float(diff.std() / math.sqrt(len(diff))), len(diff))
+    # The mean of log p − log q is the "NLL" of the log-ratio log q − log p.
+    return PairedEstimate(**vars(nll_estimate(log_q - log_p)))
 
 
 def nll_gap(nll: NLLEstimate, entropy: NLLEstimate) -> PairedEstimate:
