@@ -63,3 +63,29 @@ def validation_is_lowest(comparison, best) -> bool:
     return all(
         validation_nll(best) <= validation_nll(r) for r in comparison.rows if r.kind == "model"
     )
+
+
+@pytest.mark.slow
+def test_families_benchmark_measures_every_family(tmp_path):
+    from benchmarks import families
+
+    out = tmp_path / "families.json"
+    results = families.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())["families"]
+    assert list(saved) == list(families.FAMILIES) == list(results["families"])
+    for family, entry in saved.items():
+        model = families.FAMILIES[family][0]()
+        assert entry["parameters"]["flowforge"] == sum(p.numel() for p in model.parameters())
+        for key in ("steps_per_second", "score_points_per_second", "sample_points_per_second"):
+            assert entry[key]["flowforge"]["median"] > 0, (family, key)
+
+
+def test_families_are_the_same_architecture_in_zuko():
+    pytest.importorskip("zuko")
+    from benchmarks import families
+
+    for family in ("maf", "nsf"):  # same MADE widths, same transformer: same parameter count
+        ours, theirs = families.flowforge_contender(family), families.zuko_contender(family)
+        assert ours.parameters == theirs.parameters, family
+        x = torch.randn(64, 2)
+        assert ours.log_prob(x).shape == theirs.log_prob(x).shape == (64,)

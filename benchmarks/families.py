@@ -1,0 +1,189 @@
+"""The flow families beyond RealNVP, flowforge beside zuko: the same architecture in
+both libraries, measured side by side in one process on one CPU thread.
+
+    pip install torch==2.13.0 -e '.[bench]'
+    python -m benchmarks.families            # about 3 minutes
+    python -m benchmarks.families --quick    # a smoke run (seconds)
+
+Prints, per family (NICE, MAF, autoregressive NSF), training steps per second at
+batch 1,024 (flowforge through ``fit``, the path ``flowforge train`` uses; zuko through
+the notebook's ``train`` loop, as in ``speed.py``), and ``log_prob`` and ``sample``
+throughput on many points, as medians [min-max] of interleaved repetitions with the
+ratio flowforge / zuko; writes ``benchmarks/results/families.json``. zuko is skipped
+(with a note) where it is not installed.
+
+The pairs, on two-dimensional data with a standard normal base:
+
+- NICE: 4 additive couplings, MLP ``1 -> 32 -> 32 -> 1``, then a learned per-column
+  scale (flowforge ``nice()``; zuko ``NICE(transforms=4, hidden_features=(32, 32))``).
+- MAF: 5 affine MADE layers with hidden layers ``(32, 32)``, columns reversed between
+  them (``maf()``; zuko ``MAF(transforms=5, hidden_features=(32, 32))``).
+- NSF: 5 MADE layers with a rational-quadratic spline of 8 bins, hidden ``(64, 64)``
+  (``nsf()``: bound 4; zuko ``NSF(transforms=5, bins=8)``: bound 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import flowforge
+from benchmarks.contenders import Contender, _no_grad
+from benchmarks.measure import interleaved, summary
+from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
+
+RESULTS = Path(__file__).parent / "results" / "families.json"
+BATCH = 1024
+
+# family -> (flowforge builder call, zuko constructor call), both for 2-D data.
+FAMILIES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[], torch.nn.Module]]] = {
+    "nice": (
+        lambda: flowforge.nice(2, couplings=4, hidden=32),
+        lambda: _zuko().flows.NICE(2, transforms=4, hidden_features=(32, 32)),
+    ),
+    "maf": (
+        lambda: flowforge.maf(2, layers=5, hidden=32),
+        lambda: _zuko().flows.MAF(2, transforms=5, hidden_features=(32, 32)),
+    ),
+    "nsf": (
+        lambda: flowforge.nsf(2, layers=5, hidden=64, bins=8),
+        lambda: _zuko().flows.NSF(2, transforms=5, bins=8, hidden_features=(64, 64)),
+    ),
+}
+
+
+def _zuko():
+    import zuko
+
+    return zuko
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run."""
+
+    steps: int  # training steps per repetition
+    reps: int
+    points: int  # scored and sampled per repetition
+    throughput_reps: int
+
+
+FULL = Plan(steps=60, reps=5, points=200_000, throughput_reps=3)
+QUICK = Plan(steps=3, reps=1, points=2_000, throughput_reps=1)
+
+
+def flowforge_contender(family: str) -> Contender:
+    torch.manual_seed(0)
+    model = FAMILIES[family][0]()
+    return Contender(
+        "flowforge",
+        model,
+        model.log_prob,
+        lambda x: flowforge.log_likelihood(model, x),
+        lambda n: flowforge.sample_points(model, n),
+        f"flowforge.{family}()",
+    )
+
+
+def zuko_contender(family: str) -> Contender:
+    torch.manual_seed(0)
+    flow = FAMILIES[family][1]()
+    return Contender(
+        "zuko",
+        flow,
+        lambda x: flow().log_prob(x),
+        _no_grad(lambda x: flow().log_prob(x)),
+        _no_grad(lambda n: flow().sample((n,))),
+        f"zuko.flows.{type(flow).__name__}",
+    )
+
+
+def _rate(fn: Callable[[], object], count: int) -> Callable[[], float]:
+    def run() -> float:
+        started = time.perf_counter()
+        fn()
+        return count / (time.perf_counter() - started)
+
+    return run
+
+
+def measure_family(family: str, plan: Plan, with_zuko: bool) -> dict:
+    """Steps per second, and points per second of scoring and sampling, for one family."""
+    built = {"flowforge": flowforge_contender(family)}
+    if with_zuko:
+        built["zuko"] = zuko_contender(family)
+    points = torch.randn(BATCH * plan.steps, 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(plan.points, 2, generator=torch.Generator().manual_seed(1))
+    train = {"flowforge": fit_steps(built["flowforge"].model, points, BATCH)[0]}
+    if with_zuko:
+        train["zuko"] = notebook_steps(built["zuko"], points, BATCH)
+    score = {name: _rate(lambda c=c: c.score(x), plan.points) for name, c in built.items()}
+    sample = {
+        name: _rate(lambda c=c: c.sample(plan.points), plan.points) for name, c in built.items()
+    }
+    return {
+        "parameters": {name: c.parameters for name, c in built.items()},
+        "notes": {name: c.note for name, c in built.items()},
+        "steps_per_second": _summaries(interleaved(train, plan.reps)),
+        "score_points_per_second": _summaries(interleaved(score, plan.throughput_reps)),
+        "sample_points_per_second": _summaries(interleaved(sample, plan.throughput_reps)),
+    }
+
+
+def _summaries(results: dict[str, list[float]]) -> dict:
+    return {name: summary(values) for name, values in results.items()}
+
+
+def report(results: dict) -> list[str]:
+    lines = [
+        "",
+        f"Training steps/s (batch {BATCH}), log_prob and sample points/s: median [min-max]",
+    ]
+    for family, entry in results["families"].items():
+        params = ", ".join(f"{n} {p:,}" for n, p in entry["parameters"].items())
+        lines.append(f"  {family} (parameters: {params})")
+        for key, label, digits in (
+            ("steps_per_second", "train steps/s", 0),
+            ("score_points_per_second", "log_prob pts/s", 0),
+            ("sample_points_per_second", "sample pts/s", 0),
+        ):
+            stats = entry[key]
+            cells = "  ".join(f"{n} {_cell(s, digits)}" for n, s in stats.items())
+            ratio = ""
+            if "zuko" in stats:
+                ratio = f"  x{stats['flowforge']['median'] / stats['zuko']['median']:.2f}"
+            lines.append(f"    {label:15s} {cells}{ratio}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    torch.set_num_threads(1)  # both libraries alike
+    with_zuko = importlib.util.find_spec("zuko") is not None
+    started = time.perf_counter()
+    results: dict = {"environment": environment(), "plan": plan.__dict__, "batch": BATCH}
+    results["families"] = {f: measure_family(f, plan, with_zuko) for f in FAMILIES}
+    results["seconds"] = time.perf_counter() - started
+    lines = report(results)
+    if not with_zuko:
+        lines.append("zuko is not installed: flowforge alone (pip install -e '.[bench]')")
+    lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
