@@ -7,6 +7,10 @@ at any moment, even by SIGKILL, continues from its last completed epoch and ends
 the same weights as an uninterrupted one: the batches of each epoch depend only on the
 seed and the epoch, and the checkpoint holds the exact weights, optimizer state and
 random-number state.
+
+Under ``torchrun`` every process calls ``train_run`` on the same folder: they train one
+model together (``fit`` with DistributedDataParallel) and only the first process writes
+the checkpoints, weights, metrics, figures and report.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import torch
 
 from flowforge.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_weights
 from flowforge.data import PointData
-from flowforge.device import resolve_device
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.files import atomic_write_text, write_json
 from flowforge.flow import NormalizingFlow
@@ -46,6 +49,7 @@ from flowforge.runs import (
     write_config,
 )
 from flowforge.training import History, TrainState, fit
+from flowforge.training.distributed import DEFAULT_TIMEOUT, distributed
 
 
 def start_run(folder: str | Path, config: RunConfig) -> Path:
@@ -70,7 +74,11 @@ def start_run(folder: str | Path, config: RunConfig) -> Path:
 
 @dataclass
 class Outcome:
-    """What ``train_run`` did: the model (now on the CPU), the held-out estimate, the folder."""
+    """What ``train_run`` did: the model (now on the CPU), the held-out estimate, the folder.
+
+    In a distributed run only the first process writes and fills ``metrics``; the
+    others hold an empty dict there (and their model on its training device).
+    """
 
     folder: Path
     model: NormalizingFlow
@@ -97,17 +105,36 @@ def train_run(
     device: str | torch.device | None = None,
     progress: bool = True,
     callbacks: Sequence[Callable[[TrainState], None]] = (),
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Outcome:
     """Train the run in ``folder`` (continuing from its checkpoint if there is one) and
     write ``model.safetensors``, ``metrics.json``, the figures and ``report.html``.
 
     ``device`` overrides the config's (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
     ``callbacks`` are called after every epoch, after the checkpoint is written.
+    Under ``torchrun`` the processes train together (each on its own GPU, when there
+    are GPUs); only the first writes, and shows progress. ``timeout`` is how many
+    seconds a process waits for the others before the run fails.
     """
     started = time.perf_counter()
     folder = Path(folder)
     config = read_config(folder)
-    device = resolve_device(device or config.device)
+    with distributed(device or config.device, timeout) as (world, device):
+        return _train_run(folder, config, device, progress and world.is_main, callbacks, started)
+
+
+def _train_run(
+    folder: Path,
+    config: RunConfig,
+    device: torch.device,
+    progress: bool,
+    callbacks: Sequence[Callable[[TrainState], None]],
+    started: float,
+) -> Outcome:
+    """``train_run`` once the device is chosen and the process group (if any) joined."""
+    from flowforge.training.distributed import current_world
+
+    world = current_world()
     train, heldout = load_data(config)
     model, resume = _model_for(folder, config, device)
     context = tuple(c.to(device) for c in run_context(config, train))
@@ -131,12 +158,16 @@ def train_run(
         callbacks=[checkpoint, *callbacks],
         resume=resume,
     )
-    save_weights(folder / WEIGHTS, model.state_dict())
     log_q = log_likelihood(model, heldout.points, *heldout_context)
     estimate = nll_estimate(log_q)
+    resumed_from = resume.epoch if resume is not None else 0
+    if not world.is_main:
+        return Outcome(folder, model, history, estimate, {}, resumed_from)
+    save_weights(folder / WEIGHTS, model.state_dict())
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
     metrics["heldout"].update(floor_metrics(config, heldout, log_q, model))
-    metrics["resumed_from_epoch"] = resume.epoch if resume is not None else 0
+    metrics["resumed_from_epoch"] = resumed_from
+    metrics["processes"] = world.size
     write_json(folder / METRICS, metrics)
     model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
     write_outputs(folder, model, train.points, config, metrics)

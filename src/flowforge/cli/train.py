@@ -15,6 +15,7 @@ from flowforge.cli.main import UserError
 from flowforge.data import DATASETS, DataSet
 from flowforge.runs import RunConfig, read_config
 from flowforge.training import DEFAULT_RECIPE
+from flowforge.training.distributed import DEFAULT_TIMEOUT
 
 HELP = (
     "train a flow on the two moons or a toy data set and write a run folder (weights, "
@@ -132,6 +133,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", type=Path, metavar="RUN", help="continue an interrupted run from its checkpoint"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--timeout",
+        type=options.positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others before the run "
+        f"fails ({DEFAULT_TIMEOUT:g})",
+    )
 
 
 def _value(args: argparse.Namespace, name: str, default):
@@ -273,28 +282,54 @@ def _diverged(error: FloatingPointError, folder: Path) -> str:
 
 
 def _device(name: str):
+    """The device ``name`` names, this process's own GPU under ``torchrun``."""
+    from flowforge.training.distributed import local_device
+
     try:
-        return options.device(name)
+        return local_device(options.device(name))
     except ValueError as error:
         raise UserError(str(error)) from None
 
 
+def _start(args: argparse.Namespace, world) -> Path:
+    """The first process creates the run folder; every process gets its path (or error)."""
+    from flowforge.errors import InputError
+    from flowforge.experiment import start_run
+    from flowforge.training.distributed import broadcast_object
+
+    folder = error = None
+    if world.is_main:
+        try:
+            folder = start_run(args.output or default_output(), config_from(args))
+        except (UserError, InputError) as raised:
+            if not world.distributed:
+                raise
+            error = str(raised)
+    folder, error = broadcast_object((folder, error), world)
+    if error is not None:
+        raise UserError(error)
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
-    from flowforge.experiment import start_run, train_run
+    from flowforge.experiment import train_run
+    from flowforge.training.distributed import DistributedError, distributed
 
     if args.resume is not None:
         _check_resume(args)
-        folder = args.resume
-        device = _device(args.device or read_config(folder).device)
-    else:
-        device = _device(args.device or "auto")
-        folder = start_run(args.output or default_output(), config_from(args))
-    try:
-        outcome = train_run(folder, device=device, progress=not args.quiet)
-    except FloatingPointError as error:
-        raise UserError(_diverged(error, folder)) from None
-    except KeyboardInterrupt:
-        print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
-        raise
-    print(_summary(outcome))
+    name = args.device or (read_config(args.resume).device if args.resume else "auto")
+    with distributed(_device(name), args.timeout) as (world, device):
+        folder = args.resume if args.resume is not None else _start(args, world)
+        try:
+            outcome = train_run(folder, device=device, progress=not args.quiet)
+        except FloatingPointError as error:
+            raise UserError(_diverged(error, folder)) from None
+        except DistributedError as error:
+            raise UserError(f"{error}: flowforge train --resume {folder}") from None
+        except KeyboardInterrupt:
+            if world.is_main:
+                print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
+            raise
+    if world.is_main:
+        print(_summary(outcome))
     return 0

@@ -12,9 +12,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowforge.evaluate import mean_nll
+from flowforge.evaluate import log_likelihood, mean_nll
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.data import check_points, tensor_batches
+from flowforge.training.distributed import (
+    World,
+    all_sum,
+    check_same_data,
+    collective_failure,
+    distributed,
+    is_collective_failure,
+    share,
+)
 from flowforge.training.optim import FlatAdam
 from flowforge.training.progress import ProgressReporter
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
@@ -142,26 +151,44 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     set_lr: Callable[[], None] | None = None,
     epoch: int = 0,
+    world: World | None = None,
 ) -> float:
     """One pass of NLL steps over ``batches``; returns the mean NLL per point.
+
+    With several processes (``world``, under DistributedDataParallel) every batch is a
+    global batch of ``B`` rows, the same on every process: each trains on its
+    ``share`` with the loss ``-sum(log p) * N / B``, so DDP's average of the ``N``
+    gradients is the gradient of the global batch's mean NLL, however unevenly the rows
+    split. The mean returned is over every process's rows: sums and counts, all-reduced.
 
     The losses stay on the device until the epoch ends (one host sync per epoch).
     Raises ``FloatingPointError`` if the loss became NaN or infinite.
     """
-    losses, sizes = [], []
+    world = World() if world is None else world
+    losses, weights, own_rows = [], [], 0
     for x, context in batches:
         if set_lr is not None:
             set_lr()
-        loss = -model(x, *context).mean()
+        rows = len(x)
+        if world.distributed:
+            start, stop = share(rows, world)
+            x, context = x[start:stop], tuple(c[start:stop] for c in context)
+            loss = -model(x, *context).sum() * (world.size / rows)
+        else:
+            loss = -model(x, *context).mean()  # the same loss for N = 1, in one operation
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.detach())
-        sizes.append(len(x))
+        weights.append(rows / world.size)  # loss * weight: this process's sum of -log p
+        own_rows += len(x)
     if not losses:
         return math.nan
-    weights = torch.tensor(sizes, dtype=losses[0].dtype, device=losses[0].device)
-    mean = float(torch.stack(losses) @ weights) / sum(sizes)
+    weights = torch.tensor(weights, dtype=losses[0].dtype, device=losses[0].device)
+    local = torch.stack(losses) @ weights
+    sums = torch.stack([local.double(), local.new_tensor(own_rows, dtype=torch.float64)])
+    total, count = all_sum(sums, world)
+    mean = float(total) / float(count)
     if not math.isfinite(mean):
         raise FloatingPointError(
             f"training diverged in epoch {epoch + 1} (mean NLL {mean}); "
@@ -185,16 +212,20 @@ def _compile_for_training(
     data: Tensor,
     batch_size: int,
     context: tuple[Tensor, ...] = (),
+    world: World | None = None,
 ) -> tuple[torch.nn.Module, float]:
     """``torch.compile(model)``, compiled now; returns it and the seconds compiling took.
 
     Compilation happens on the first forward and backward of each batch shape, so both
     run here (without an optimizer step; the gradients are discarded) for a full batch
-    and for the epoch's last, shorter batch, if any. Training then never pauses to
-    compile, and its time excludes compilation.
+    and for the epoch's last, shorter batch, if any (this process's share of them under
+    several processes). Training then never pauses to compile, and its time excludes
+    compilation.
     """
+    world = World() if world is None else world
     compiled = torch.compile(model)
-    sizes = {min(batch_size, len(data)), len(data) % batch_size} - {0}
+    batches = {min(batch_size, len(data)), len(data) % batch_size} - {0}
+    sizes = {stop - start for start, stop in (share(rows, world) for rows in batches)} - {0}
     started = time.perf_counter()
     for size in sorted(sizes, reverse=True):
         (-compiled(data[:size], *(c[:size] for c in context)).mean()).backward()
@@ -244,6 +275,14 @@ def fit(
     small models, see ``flowforge.threads``; restored afterwards). ``compile=True``
     trains through ``torch.compile(model)``; the compilation time is reported
     separately as ``History.compile_seconds``.
+
+    Under ``torchrun`` (or in a process group made with ``distributed()``) the same call
+    trains one model in every process with DistributedDataParallel: give every process
+    the same data, seed and initialized model. Each global batch of ``batch_size`` rows
+    is split between the processes, so the run follows a single-process run with the
+    same arguments up to rounding; the NLLs are over all processes' rows; only the
+    first process shows progress and calls ``callbacks``. Without a process group,
+    ``fit`` joins the one ``torchrun`` describes for the duration of training.
     """
     width = getattr(model, "width", None)
     check_points(data, width)
@@ -258,7 +297,10 @@ def fit(
         raise ValueError(
             f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}"
         )
-    with cpu_threads(training_threads(model, batch_size, threads)):
+    threads = training_threads(model, batch_size, threads)
+    with distributed(device) as (world, _), cpu_threads(threads):
+        if world.distributed:
+            check_distributed(model, device, data, validation, batch_size, world)
         return _fit(
             model,
             data,
@@ -274,7 +316,92 @@ def fit(
             resume=resume,
             shuffle=shuffle,
             compile=compile,
+            world=world,
         )
+
+
+def check_distributed(
+    model: torch.nn.Module,
+    device: torch.device,
+    data: Tensor,
+    validation: Tensor | None,
+    batch_size: int,
+    world: World,
+) -> None:
+    """Raise ``ValueError`` (on every process) for what data-parallel training cannot do."""
+    from flowforge.layers.normalization import BatchNormFlow
+
+    if batch_size < world.size:
+        raise ValueError(
+            f"batch size {batch_size} is smaller than the {world.size} processes: every "
+            f"process needs rows of every batch; use a batch size of at least {world.size} "
+            "(it is the global batch, split between the processes) or fewer processes"
+        )
+    if any(isinstance(m, BatchNormFlow) for m in model.modules()):
+        raise ValueError(
+            "BatchNormFlow normalizes by its batch's statistics, and under several "
+            "processes each would see only its share of the batch: use ActNorm "
+            "(initialized from the data) instead, or train in one process"
+        )
+    if device.type == "cuda" and device.index != world.local_rank:
+        raise ValueError(
+            f"process {world.rank} (local rank {world.local_rank}) trains on {device}: "
+            f"each process needs its own GPU; move the model to cuda:{world.local_rank} "
+            "(flowforge.local_device()) before fit"
+        )
+    check_same_data(data, world)
+    if validation is not None:
+        check_same_data(validation, world, "validation data")
+
+
+def _unused_parameters(model: torch.nn.Module, data: Tensor, context: tuple[Tensor, ...]) -> bool:
+    """Whether some trainable parameter gets no gradient from the NLL of two rows
+    (DistributedDataParallel must then look for such parameters after every step)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    (-model(data[:2], *(c[:2] for c in context)).sum()).backward()
+    unused = any(p.grad is None for p in params)
+    for p, grad in zip(params, saved):
+        p.grad = grad
+    return unused
+
+
+def _data_parallel(
+    module: torch.nn.Module, device: torch.device, find_unused: bool
+) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel, which broadcasts rank 0's weights and buffers.
+
+    Buffers are not broadcast again before every step: no layer ``fit`` trains under
+    several processes changes one in training (``BatchNormFlow`` is refused).
+    """
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    # torch 2.13 renamed the switch (the old name warns); both still sync at construction.
+    renamed = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    no_sync = {"forward_sync_buffers" if renamed else "broadcast_buffers": False}
+    return DistributedDataParallel(
+        module,
+        device_ids=[device] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused,
+        **no_sync,
+    )
+
+
+def _heldout_nll(
+    model: torch.nn.Module, x: Tensor, context: tuple[Tensor, ...], world: World
+) -> float:
+    """The mean NLL of ``x`` (nats per point); each process scores its share of the rows."""
+    if not world.distributed:
+        return mean_nll(model, x, *context).mean
+    start, stop = share(len(x), world)
+    log_q = log_likelihood(model, x[start:stop], *(c[start:stop] for c in context))
+    sums = torch.stack([-log_q.double().sum(), log_q.new_tensor(len(log_q), dtype=torch.float64)])
+    total, count = all_sum(sums, world)
+    return float(total) / float(count)
 
 
 def _fit(
@@ -293,9 +420,12 @@ def _fit(
     resume: TrainState | None,
     shuffle: bool,
     compile: bool,
+    world: World,
 ) -> History:
     """``fit`` after its arguments are checked and the data is on the model's device."""
     epochs, batch_size = recipe.epochs, recipe.batch_size
+    model.train()
+    find_unused = world.distributed and _unused_parameters(model, data, context)
     optimizer = make_optimizer(model.parameters(), recipe.lr, recipe.weight_decay)
     history, step, start_epoch, best_state = History(), 0, 0, None
     if resume is not None:
@@ -317,13 +447,15 @@ def _fit(
             group["lr"] = rate
         counter["step"] += 1
 
-    step_model = model
-    reporter = ProgressReporter(epochs, enabled=progress, initial=start_epoch)
+    step_model, epoch = model, start_epoch
+    reporter = ProgressReporter(epochs, enabled=progress and world.is_main, initial=start_epoch)
     try:
         if compile and start_epoch < epochs:
             step_model, history.compile_seconds = _compile_for_training(
-                model, data, batch_size, context
+                model, data, batch_size, context, world
             )
+        if world.distributed and start_epoch < epochs:
+            step_model = _data_parallel(step_model, _model_device(model), find_unused)
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             model.train()
@@ -334,11 +466,11 @@ def _fit(
                 shuffle=shuffle,
                 generator=epoch_generator(seed, epoch),
             )
-            train_nll = train_epoch(step_model, batches, optimizer, set_lr, epoch)
+            train_nll = train_epoch(step_model, batches, optimizer, set_lr, epoch, world)
             trained = time.perf_counter()
             heldout = math.nan
             if validation is not None:
-                heldout = mean_nll(model, validation, *validation_context).mean
+                heldout = _heldout_nll(model, validation, validation_context, world)
             history.train_nll.append(train_nll)
             history.heldout_nll.append(heldout)
             history.seconds.append(time.perf_counter() - started)
@@ -363,11 +495,16 @@ def _fit(
                 optimizer.state_dict(),
                 best_state,
             )
-            for callback in callbacks:
+            for callback in callbacks if world.is_main else ():
                 callback(state)
             if stop:
                 break
+    except RuntimeError as error:
+        if world.distributed and is_collective_failure(error):
+            raise collective_failure(error, world, epoch) from error
+        raise
     finally:
+        del step_model  # DDP's gradient hooks go with it
         reporter.close()
         release_optimizer(optimizer)
     if restore_best and best_state is not None:

@@ -1,0 +1,234 @@
+"""Data-parallel training with ``torch.distributed``: the process group ``torchrun`` describes.
+
+``torchrun --nproc_per_node=N script.py`` starts ``N`` copies of a script and gives each
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its
+environment. ``distributed()`` joins the process group they describe for the duration of
+a block (gloo for the CPU, NCCL for CUDA, one process per device, a timeout on every
+collective operation) and leaves it afterwards; outside ``torchrun``, or with one
+process, it sets nothing up. ``fit`` reads the group with ``current_world()``: under it,
+each process takes its share of every batch (``share``) and DistributedDataParallel
+averages the gradients, so N processes follow the trajectory of one.
+
+Collectives that fail (a peer died, or did not answer within the timeout) are reported
+as ``DistributedError``: one line that says which process saw it and what to do.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from flowforge.device import resolve_device
+
+# Seconds a collective operation waits for the other processes before the run fails.
+# Long enough for rank 0 to write a checkpoint between epochs on a slow disk.
+DEFAULT_TIMEOUT = 300.0
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DistributedError(RuntimeError):
+    """A collective operation failed: another process died, hung or could not be reached."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes that train one model.
+
+    ``rank`` runs from 0 to ``size - 1`` over all machines; ``local_rank`` numbers the
+    processes of one machine (its GPU index under NCCL). Rank 0 writes files.
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and shows progress (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def launched_by_torchrun(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment describes several processes (``WORLD_SIZE`` > 1)."""
+    env = os.environ if env is None else env
+    return int(env.get("WORLD_SIZE", "1")) > 1
+
+
+def current_world() -> World:
+    """The initialized process group as a ``World``; ``World()`` (one process) without one."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    return World(dist.get_rank(), dist.get_world_size(), local, _joined["timeout"])
+
+
+# The timeout of the group ``distributed()`` joined (torch does not expose it).
+_joined = {"timeout": DEFAULT_TIMEOUT}
+
+
+def local_device(device: str | torch.device | None = "auto", env: Mapping | None = None):
+    """The device this process trains on: ``"auto"`` or ``"cuda"`` become the GPU
+    ``LOCAL_RANK`` under ``torchrun`` (one process per GPU); otherwise as
+    ``resolve_device``. Raises ``ValueError`` when a process has no GPU of its own."""
+    env = os.environ if env is None else env
+    if not launched_by_torchrun(env):
+        return resolve_device(device)
+    local_rank = int(env.get("LOCAL_RANK", "0"))
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        if device.index >= count:
+            raise ValueError(
+                f"process {env.get('RANK')} (local rank {local_rank}) has no GPU "
+                f"{device.index}: this machine has {count}; start at most {count} processes "
+                "per machine (torchrun --nproc_per_node=gpu)"
+            )
+    elif device.type != "cpu":
+        raise ValueError(
+            f"distributed training runs on CPUs (gloo) or CUDA GPUs (NCCL), not {device.type}; "
+            "use --device cpu"
+        )
+    return device
+
+
+def backend_for(device: torch.device) -> str:
+    """NCCL for CUDA devices, gloo for the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    missing = [name for name in TORCHRUN_VARIABLES if name not in env]
+    if missing:
+        raise ValueError(
+            f"WORLD_SIZE is {env.get('WORLD_SIZE')} but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set: start the processes with "
+            "torchrun (torchrun --nproc_per_node=N -m flowforge train ...)"
+        )
+
+
+@contextmanager
+def distributed(
+    device: str | torch.device | None = "auto", timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[tuple[World, torch.device]]:
+    """Join the process group ``torchrun`` describes for the block: ``(world, device)``.
+
+    The backend follows the device (``local_device``): NCCL for a GPU, gloo for the CPU.
+    Every collective operation fails after ``timeout`` seconds without an answer from
+    the other processes. The group is destroyed when the block ends, also on an error
+    (a process group left to the interpreter's exit can abort it). A group that already
+    exists is used as it is and left alone; outside ``torchrun`` the block gets
+    ``World()`` and the device.
+    """
+    device = local_device(device)
+    if dist.is_available() and dist.is_initialized():
+        yield current_world(), device
+        return
+    if not launched_by_torchrun():
+        yield World(), device
+        return
+    _check_environment(os.environ)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    _joined["timeout"] = timeout
+    dist.init_process_group(
+        backend_for(device),
+        timeout=datetime.timedelta(seconds=timeout),
+        device_id=device if device.type == "cuda" else None,
+    )
+    try:
+        yield current_world(), device
+    finally:
+        dist.destroy_process_group()
+
+
+def share(rows: int, world: World) -> tuple[int, int]:
+    """The rows ``[start, stop)`` of a batch of ``rows`` that this process trains on.
+
+    Contiguous blocks in rank order whose sizes differ by at most one; a process
+    gets no rows when the batch has fewer rows than there are processes.
+    """
+    return rows * world.rank // world.size, rows * (world.rank + 1) // world.size
+
+
+def _collective_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_sum(values: Tensor, world: World) -> Tensor:
+    """``values`` summed over all processes, in float64 (unchanged with one process)."""
+    values = values.detach().double()
+    if not world.distributed:
+        return values
+    reduced = values.to(_collective_device())
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced.to(values.device)
+
+
+def check_same_data(data: Tensor, world: World, what: str = "training data") -> None:
+    """Raise ``ValueError`` on every process unless all hold the same rows of ``data``.
+
+    Compares the row count, the sum and an order-sensitive weighted sum (float64).
+    """
+    if not world.distributed:
+        return
+    x = data.detach().double().reshape(len(data), -1)
+    weights = torch.arange(1, len(x) + 1, dtype=torch.float64, device=x.device)
+    mine = torch.stack([torch.tensor(float(len(x)), device=x.device), x.sum(), weights @ x.sum(1)])
+    gathered = [torch.empty_like(mine, device=_collective_device()) for _ in range(world.size)]
+    dist.all_gather(gathered, mine.to(_collective_device()))
+    different = [r for r, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
+    if different:
+        raise ValueError(
+            f"process(es) {different} hold other {what} than process 0 "
+            f"({int(gathered[different[0]][0])} vs {int(gathered[0][0])} rows, or other "
+            "values): give every process the same rows (the same data and seed); fit "
+            "splits every batch between the processes itself"
+        )
+
+
+def collective_failure(error: BaseException, world: World, epoch: int) -> DistributedError:
+    """A one-line ``DistributedError`` for a failed collective in epoch ``epoch`` (from 0)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = re.sub(r"^\[[^\]]*\]\s*", "", first)  # gloo's "[.../pair.cc:537] "
+    first = first.split(". This is typically")[0].rstrip(".")
+    return DistributedError(
+        f"process {world.rank} of {world.size}: a collective operation failed in epoch "
+        f"{epoch + 1} (another process died, or did not answer within {world.timeout:g} s; "
+        f"see its output): {first[:200]}. The checkpoint of the last completed epoch, if "
+        "one was written, is intact; continue from it"
+    )
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` came from the process group (a timeout, a closed connection)."""
+    return isinstance(error, dist.DistError) or any(
+        word in str(error) for word in ("Gloo", "gloo", "NCCL", "Connection closed", "Timed out")
+    )
+
+
+def broadcast_object(value: object, world: World) -> object:
+    """Rank 0's ``value`` on every process (unchanged with one process)."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, device=_collective_device())
+    return box[0]
