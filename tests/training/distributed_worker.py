@@ -54,12 +54,13 @@ def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _errors(train: torch.Tensor, rank: int) -> dict[str, str]:
+def _errors(train: torch.Tensor, heldout: torch.Tensor, rank: int) -> dict[str, str]:
     """Launch mistakes every process must report (the same message on each)."""
     found = {}
     for name, kwargs in {
         "batch": dict(batch_size=1),
         "data": dict(data=train[: N_TRAIN - rank]),
+        "validation": dict(validation=heldout if rank == 0 else None),
     }.items():
         args = dict(data=train, epochs=1, batch_size=BATCH, progress=False) | kwargs
         try:
@@ -135,7 +136,7 @@ def worker(rank: int, port: int, out: str, timeout: float) -> None:
     seen: dict = {}
     with distributed("cpu", timeout=timeout) as (world, device):
         seen["world"] = (world.rank, world.size, world.timeout, str(device))
-        seen["errors"] = _errors(train, rank)
+        seen["errors"] = _errors(train, heldout, rank)
         seen["train"] = _train(train, heldout, rank, out)
         seen["resumed_two"] = _resume(train, heldout, out / "two_epoch1.safetensors")
         seen["resumed_one"] = _resume(train, heldout, out / "one_epoch1.safetensors")

@@ -129,6 +129,9 @@ def test_launch_mistakes_are_named_on_every_process(runs):
     for rank in ranks:
         assert "batch size 1 is smaller than the 2 processes" in rank["errors"]["batch"]
         assert "process(es) [1] hold other training data" in rank["errors"]["data"]
+        assert "(rows per process: 344, 343)" in rank["errors"]["data"]
+        assert "[1] hold other validation data" in rank["errors"]["validation"]
+        assert "(rows per process: 201, none)" in rank["errors"]["validation"]
 
 
 def test_a_dead_process_ends_the_run_with_a_clear_error_and_a_good_checkpoint(runs):

@@ -183,26 +183,36 @@ def all_sum(values: Tensor, world: World) -> Tensor:
     return reduced.to(values.device)
 
 
-def check_same_data(data: Tensor, world: World, what: str = "training data") -> None:
-    """Raise ``ValueError`` on every process unless all hold the same rows of ``data``.
+def _fingerprint(x: Tensor | None) -> Tensor:
+    """Row count, sum and an order-sensitive weighted sum of ``x`` (float64, on the CPU);
+    ``-1`` for the count of no data."""
+    if x is None:
+        return torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64)
+    x = x.detach().double().reshape(len(x), -1)
+    weights = torch.arange(1, len(x) + 1, dtype=torch.float64, device=x.device)
+    return torch.stack([x.new_tensor(float(len(x))), x.sum(), weights @ x.sum(1)]).cpu()
 
-    Compares the row count, the sum and an order-sensitive weighted sum (float64).
-    """
+
+def check_same_data(data: Tensor, validation: Tensor | None, world: World) -> None:
+    """Raise ``ValueError`` on every process unless all hold the same training rows and
+    the same validation rows (or none); one collective operation whatever differs."""
     if not world.distributed:
         return
-    x = data.detach().double().reshape(len(data), -1)
-    weights = torch.arange(1, len(x) + 1, dtype=torch.float64, device=x.device)
-    mine = torch.stack([torch.tensor(float(len(x)), device=x.device), x.sum(), weights @ x.sum(1)])
-    gathered = [torch.empty_like(mine, device=_collective_device()) for _ in range(world.size)]
-    dist.all_gather(gathered, mine.to(_collective_device()))
-    different = [r for r, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
-    if different:
-        raise ValueError(
-            f"process(es) {different} hold other {what} than process 0 "
-            f"({int(gathered[different[0]][0])} vs {int(gathered[0][0])} rows, or other "
-            "values): give every process the same rows (the same data and seed); fit "
-            "splits every batch between the processes itself"
-        )
+    mine = torch.cat([_fingerprint(data), _fingerprint(validation)]).to(_collective_device())
+    gathered = [torch.empty_like(mine) for _ in range(world.size)]
+    dist.all_gather(gathered, mine)
+    for what, part in (("training data", slice(0, 3)), ("validation data", slice(3, 6))):
+        rows = [int(g[part][0]) for g in gathered]
+        different = [
+            r for r, g in enumerate(gathered) if not torch.equal(g[part], gathered[0][part])
+        ]
+        if different:
+            counts = ", ".join("none" if n < 0 else str(n) for n in rows)
+            raise ValueError(
+                f"process(es) {different} hold other {what} than process 0 (rows per "
+                f"process: {counts}): give every process the same rows (the same data "
+                "and seed); fit splits every batch between the processes itself"
+            )
 
 
 def collective_failure(error: BaseException, world: World, epoch: int) -> DistributedError:

@@ -349,9 +349,7 @@ def check_distributed(
             f"each process needs its own GPU; move the model to cuda:{world.local_rank} "
             "(flowforge.local_device()) before fit"
         )
-    check_same_data(data, world)
-    if validation is not None:
-        check_same_data(validation, world, "validation data")
+    check_same_data(data, validation, world)
 
 
 def _unused_parameters(model: torch.nn.Module, data: Tensor, context: tuple[Tensor, ...]) -> bool:
