@@ -4,12 +4,14 @@
     python -m benchmarks.distributed --quick     # a smoke run (seconds, plus start-up)
 
 The notebook's model (4 affine couplings, hidden width 16, 1,352 parameters) trains on
-the moons at global batches of 128, 1,024 and 8,192 rows, with one CPU thread per
-process: in this process alone, then in two processes (``torch.multiprocessing``,
-gloo on 127.0.0.1) that split every batch between them. Rounds alternate one process
-and two (the two stay started between rounds, waiting on a queue), so a noisy
-neighbour slows both alike. A rate is optimizer steps per second of ``fit``'s training
-loop (``History.train_seconds``: without start-up, validation or process creation).
+the moons at global batches of 128, 1,024 and 8,192 rows, and the same model 8 times
+wider (hidden width 128, 68,104 parameters) at 8,192, with one CPU thread per process:
+in this process alone, then in two processes (``torch.multiprocessing``, gloo on
+127.0.0.1) that split every batch between them. Rounds alternate one process and two
+(the two stay started between rounds, waiting on a queue), so a noisy neighbour slows
+both alike. A rate is optimizer steps per second of ``fit``'s training loop
+(``History.train_seconds``: without start-up, validation or process creation). Last,
+the two processes time one all-reduce of 1,352 numbers, what DDP adds to each step.
 
 Prints the medians with their ranges and the ratio two / one, and writes
 ``benchmarks/results/distributed.json``.
@@ -32,7 +34,9 @@ import torch.multiprocessing as mp
 from benchmarks.measure import cpu_count, summary
 
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
-BATCHES = (128, 1024, 8192)
+# (hidden width, global batch, steps per measurement as a fraction of --steps)
+CASES = ((16, 128, 1.0), (16, 1024, 1.0), (16, 8192, 1.0), (128, 8192, 0.2))
+PARAMETERS = 1352  # the notebook's model
 _data: dict[int, torch.Tensor] = {}
 
 
@@ -45,13 +49,14 @@ def points(n: int) -> torch.Tensor:
     return _data[n]
 
 
-def steps_per_second(batch: int, steps: int, seed: int) -> float:
-    """Train the notebook's model for ``steps`` steps of global batch ``batch``."""
+def steps_per_second(hidden: int, batch: int, steps: int, seed: int) -> float:
+    """Train the notebook's model (``hidden`` units wide) for ``steps`` steps of global
+    batch ``batch``."""
     from flowforge import fit
     from flowforge.builders import realnvp
 
     torch.manual_seed(seed)
-    model = realnvp(width=2)
+    model = realnvp(width=2, hidden=hidden)
     history = fit(
         model,
         points(batch * steps),
@@ -67,8 +72,22 @@ def steps_per_second(batch: int, steps: int, seed: int) -> float:
     return steps / history.train_seconds[0]
 
 
+def allreduce_microseconds(numbers: int, reps: int) -> float:
+    """Median time of one all-reduce (sum) of ``numbers`` float32 values, in microseconds:
+    what DistributedDataParallel adds to every step for a model of that many parameters."""
+    import torch.distributed as dist
+
+    values, times = torch.ones(numbers), []
+    for _ in range(reps):
+        started = time.perf_counter()
+        dist.all_reduce(values)
+        times.append(time.perf_counter() - started)
+    return 1e6 * statistics.median(times)
+
+
 def worker(rank: int, port: int, commands: list, results) -> None:
-    """One of two processes: measure each ``(batch, steps, seed)`` it is sent, until None."""
+    """One of two processes: measure each ``(hidden, batch, steps, seed)`` it is sent, or the
+    all-reduce when the batch is ``"allreduce"``, until it is sent None."""
     from flowforge.training.distributed import distributed
 
     os.environ.update(
@@ -81,7 +100,10 @@ def worker(rank: int, port: int, commands: list, results) -> None:
     torch.set_num_threads(1)
     with distributed("cpu"):
         while (command := commands[rank].get()) is not None:
-            rate = steps_per_second(*command)
+            if command[0] == "allreduce":
+                rate = allreduce_microseconds(*command[1:])
+            else:
+                rate = steps_per_second(*command)
             if rank == 0:
                 results.put(rate)
 
@@ -92,41 +114,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(batches: tuple[int, ...], steps: int, rounds: int) -> dict[int, dict[str, list]]:
-    """Rates for every batch: ``{batch: {"one": [...], "two": [...]}}``, ``rounds`` each
-    after one warm-up round; one process and two alternate, in rotating batch order."""
+def measure(steps: int, rounds: int) -> tuple[dict[tuple, dict[str, list]], float]:
+    """Rates for every case: ``{(hidden, batch): {"one": [...], "two": [...]}}``,
+    ``rounds`` each after one warm-up round; one process and two alternate, in rotating
+    order. Also the median all-reduce time of the notebook model's gradient (µs)."""
     context = mp.get_context("spawn")
     commands, results = [context.Queue(), context.Queue()], context.Queue()
     workers = mp.spawn(worker, args=(free_port(), commands, results), nprocs=2, join=False)
-    rates = {batch: {"one": [], "two": []} for batch in batches}
+    rates = {case[:2]: {"one": [], "two": []} for case in CASES}
     try:
         for round_ in range(rounds + 1):
-            shift = round_ % len(batches)
-            for batch in batches[shift:] + batches[:shift]:
-                one = steps_per_second(batch, steps, seed=round_)
+            shift = round_ % len(CASES)
+            for hidden, batch, fraction in CASES[shift:] + CASES[:shift]:
+                command = (hidden, batch, max(2, round(fraction * steps)), round_)
+                one = steps_per_second(*command)
                 for queue in commands:
-                    queue.put((batch, steps, round_))
+                    queue.put(command)
                 two = results.get(timeout=600)
                 if round_:  # round 0 warms up both
-                    rates[batch]["one"].append(one)
-                    rates[batch]["two"].append(two)
+                    rates[hidden, batch]["one"].append(one)
+                    rates[hidden, batch]["two"].append(two)
+        for queue in commands:
+            queue.put(("allreduce", PARAMETERS, 50 * steps))
+        allreduce = results.get(timeout=600)
     finally:
         for queue in commands:
             queue.put(None)
         workers.join()
-    return rates
+    return rates, allreduce
 
 
-def report(rates: dict[int, dict[str, list]]) -> list[str]:
+def report(rates: dict[tuple, dict[str, list]]) -> list[str]:
     lines = [
-        "| global batch | 1 process | 2 processes | 2 / 1 |",
-        "|---|---|---|---|",
+        "| hidden width | global batch | 1 process | 2 processes | 2 / 1 |",
+        "|---|---|---|---|---|",
     ]
-    for batch, runs in rates.items():
+    for (hidden, batch), runs in rates.items():
         one, two = (summary(runs[k]) for k in ("one", "two"))
         cells = [f"{s['median']:,.0f} [{s['min']:,.0f}–{s['max']:,.0f}]" for s in (one, two)]
         ratio = two["median"] / one["median"]
-        lines.append(f"| {batch:,} | {cells[0]} | {cells[1]} | ×{ratio:.2f} |")
+        lines.append(f"| {hidden} | {batch:,} | {cells[0]} | {cells[1]} | ×{ratio:.2f} |")
     return lines
 
 
@@ -151,24 +178,26 @@ def main(argv: list[str] | None = None) -> dict:
     rounds, steps = (1, 10) if args.quick else (args.rounds, args.steps)
     torch.set_num_threads(1)
     started = time.perf_counter()
-    rates = measure(BATCHES, steps, rounds)
+    rates, allreduce = measure(steps, rounds)
     results = {
         "environment": environment(),
-        "plan": {"batches": list(BATCHES), "steps": steps, "rounds": rounds},
+        "plan": {"cases": [list(case) for case in CASES], "steps": steps, "rounds": rounds},
         "steps_per_second": {
-            str(batch): {
+            f"hidden {hidden}, batch {batch}": {
                 "one_process": summary(runs["one"]),
                 "two_processes": summary(runs["two"]),
                 "ratio_of_medians": statistics.median(runs["two"]) / statistics.median(runs["one"]),
             }
-            for batch, runs in rates.items()
+            for (hidden, batch), runs in rates.items()
         },
+        "allreduce_microseconds": {"numbers": PARAMETERS, "median": allreduce},
         "seconds": time.perf_counter() - started,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"training steps per second, median [min–max] of {rounds} round(s) of {steps} steps:")
     print("\n".join(report(rates)))
+    print(f"one all-reduce of {PARAMETERS:,} float32 numbers (gloo, loopback): {allreduce:.0f} µs")
     print(f"written to {args.out}")
     return results
 

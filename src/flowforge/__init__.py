@@ -53,7 +53,20 @@ from flowforge.mixture import GaussianMixture, fit_gaussian_mixture, initialize_
 from flowforge.monotone import AffineTransformer, SplineTransformer
 from flowforge.nets import MLP, block
 from flowforge.threads import cpu_threads
-from flowforge.training import DEFAULT_RECIPE, FlatAdam, History, Recipe, TrainState, fit, train
+from flowforge.training import (
+    DEFAULT_RECIPE,
+    DistributedError,
+    FlatAdam,
+    History,
+    LaunchError,
+    Recipe,
+    TrainState,
+    World,
+    distributed,
+    fit,
+    local_device,
+    train,
+)
 from flowforge.values import num_samples
 
 __version__ = "0.1.0"
@@ -111,6 +124,7 @@ __all__ = [
     "FlowLayer",
     "GaussianMixture",
     "History",
+    "LaunchError",
     "Inverse",
     "LULinear",
     "MADE",
@@ -133,16 +147,20 @@ __all__ = [
     "ToyDistribution",
     "TrainState",
     "Translate",
+    "World",
     "block",
     "check_flow",
     "cpu_threads",
     "detect_device",
+    "distributed",
+    "DistributedError",
     "fit",
     "fit_gaussian_mixture",
     "initialize_actnorm",
     "initialize_mixture",
     "isclose",
     "label_context",
+    "local_device",
     "log_det_jacobian",
     "log_likelihood",
     "mean_nll",

@@ -26,7 +26,12 @@ from flowforge import (
 )
 from flowforge.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.initialize import initialize_from_data
-from flowforge.training.distributed import DistributedError, current_world, distributed
+from flowforge.training.distributed import (
+    DistributedError,
+    LaunchError,
+    current_world,
+    distributed,
+)
 
 # Batches of 7 split 3 + 4 between two processes; 344 = 7 * 49 + 1 rows leave a last
 # batch of one row, which only the second process trains on.
@@ -65,7 +70,7 @@ def _errors(train: torch.Tensor, heldout: torch.Tensor, rank: int) -> dict[str, 
         args = dict(data=train, epochs=1, batch_size=BATCH, progress=False) | kwargs
         try:
             fit(fresh_model(train), args.pop("data"), **args)
-        except ValueError as error:
+        except LaunchError as error:
             found[name] = str(error)
     return found
 

@@ -20,6 +20,7 @@ import torch
 from flowforge import BatchNormFlow, Multivariate, NormalizingFlow, fit, mean_nll
 from flowforge.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.training.distributed import (
+    LaunchError,
     World,
     launched_by_torchrun,
     local_device,
@@ -168,14 +169,16 @@ def test_each_process_gets_its_own_device_or_a_clear_error():
     assert local_device("cpu", env) == torch.device("cpu")
     if not torch.cuda.is_available():
         assert local_device("auto", env) == torch.device("cpu")
-    with pytest.raises(ValueError, match="CPUs \\(gloo\\) or CUDA GPUs \\(NCCL\\), not mps"):
+    with pytest.raises(LaunchError, match="CPUs \\(gloo\\) or CUDA GPUs \\(NCCL\\), not mps"):
         local_device("mps", env)
 
 
 def test_batch_statistics_are_refused_across_processes():
     model = NormalizingFlow(Multivariate(2), BatchNormFlow(2))
-    with pytest.raises(ValueError, match="use ActNorm"):
+    with pytest.raises(LaunchError, match="use ActNorm"):
         check_distributed(model, torch.device("cpu"), torch.zeros(8, 2), None, 4, World(0, 2))
+    with pytest.raises(LaunchError, match="use a batch size of at least 3"):
+        check_distributed(model, torch.device("cpu"), torch.zeros(8, 2), None, 2, World(0, 3))
 
 
 # --- the command line under torchrun ---------------------------------------------------

@@ -313,12 +313,20 @@ def _start(args: argparse.Namespace, world) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from flowforge.experiment import train_run
-    from flowforge.training.distributed import DistributedError, distributed
+    from flowforge.training.distributed import DistributedError, LaunchError, distributed
 
     if args.resume is not None:
         _check_resume(args)
     name = args.device or (read_config(args.resume).device if args.resume else "auto")
     with distributed(_device(name), args.timeout) as (world, device):
+        batch = read_config(args.resume).recipe["batch_size"] if args.resume else None
+        batch = batch or _value(args, "batch_size", DEFAULT_RECIPE.batch_size)
+        if world.size > batch:
+            raise UserError(  # before a run folder is made for nothing
+                f"batch size {batch} (the global batch) cannot be split between "
+                f"{world.size} processes; use --batch-size {world.size} or more, or fewer "
+                "processes"
+            )
         folder = args.resume if args.resume is not None else _start(args, world)
         try:
             outcome = train_run(folder, device=device, progress=not args.quiet)
@@ -326,6 +334,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(_diverged(error, folder)) from None
         except DistributedError as error:
             raise UserError(f"{error}: flowforge train --resume {folder}") from None
+        except LaunchError as error:
+            raise UserError(str(error)) from None
         except KeyboardInterrupt:
             if world.is_main:
                 print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)

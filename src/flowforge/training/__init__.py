@@ -1,5 +1,12 @@
-"""Training: the notebook's ``train`` and the resumable ``fit``."""
+"""Training: the notebook's ``train``, the resumable ``fit``, and ``fit`` under ``torchrun``."""
 
+from flowforge.training.distributed import (
+    DistributedError,
+    LaunchError,
+    World,
+    distributed,
+    local_device,
+)
 from flowforge.training.fit import History, TrainState, fit, make_optimizer
 from flowforge.training.optim import FlatAdam
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
@@ -7,11 +14,16 @@ from flowforge.training.train import train
 
 __all__ = [
     "DEFAULT_RECIPE",
+    "DistributedError",
     "FlatAdam",
     "History",
+    "LaunchError",
     "Recipe",
     "TrainState",
+    "World",
+    "distributed",
     "fit",
+    "local_device",
     "make_optimizer",
     "train",
 ]

@@ -38,6 +38,11 @@ class DistributedError(RuntimeError):
     """A collective operation failed: another process died, hung or could not be reached."""
 
 
+class LaunchError(ValueError):
+    """The processes were started in a way data-parallel training cannot use (the same
+    message on every process; the fix is in how they are launched or fed)."""
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place among the processes that train one model.
@@ -82,7 +87,7 @@ _joined = {"timeout": DEFAULT_TIMEOUT}
 def local_device(device: str | torch.device | None = "auto", env: Mapping | None = None):
     """The device this process trains on: ``"auto"`` or ``"cuda"`` become the GPU
     ``LOCAL_RANK`` under ``torchrun`` (one process per GPU); otherwise as
-    ``resolve_device``. Raises ``ValueError`` when a process has no GPU of its own."""
+    ``resolve_device``. Raises ``LaunchError`` when a process has no GPU of its own."""
     env = os.environ if env is None else env
     if not launched_by_torchrun(env):
         return resolve_device(device)
@@ -95,13 +100,13 @@ def local_device(device: str | torch.device | None = "auto", env: Mapping | None
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= count:
-            raise ValueError(
+            raise LaunchError(
                 f"process {env.get('RANK')} (local rank {local_rank}) has no GPU "
                 f"{device.index}: this machine has {count}; start at most {count} processes "
                 "per machine (torchrun --nproc_per_node=gpu)"
             )
     elif device.type != "cpu":
-        raise ValueError(
+        raise LaunchError(
             f"distributed training runs on CPUs (gloo) or CUDA GPUs (NCCL), not {device.type}; "
             "use --device cpu"
         )
@@ -116,7 +121,7 @@ def backend_for(device: torch.device) -> str:
 def _check_environment(env: Mapping[str, str]) -> None:
     missing = [name for name in TORCHRUN_VARIABLES if name not in env]
     if missing:
-        raise ValueError(
+        raise LaunchError(
             f"WORLD_SIZE is {env.get('WORLD_SIZE')} but {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set: start the processes with "
             "torchrun (torchrun --nproc_per_node=N -m flowforge train ...)"
@@ -194,7 +199,7 @@ def _fingerprint(x: Tensor | None) -> Tensor:
 
 
 def check_same_data(data: Tensor, validation: Tensor | None, world: World) -> None:
-    """Raise ``ValueError`` on every process unless all hold the same training rows and
+    """Raise ``LaunchError`` on every process unless all hold the same training rows and
     the same validation rows (or none); one collective operation whatever differs."""
     if not world.distributed:
         return
@@ -208,7 +213,7 @@ def check_same_data(data: Tensor, validation: Tensor | None, world: World) -> No
         ]
         if different:
             counts = ", ".join("none" if n < 0 else str(n) for n in rows)
-            raise ValueError(
+            raise LaunchError(
                 f"process(es) {different} hold other {what} than process 0 (rows per "
                 f"process: {counts}): give every process the same rows (the same data "
                 "and seed); fit splits every batch between the processes itself"

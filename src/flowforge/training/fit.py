@@ -16,6 +16,7 @@ from flowforge.evaluate import log_likelihood, mean_nll
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.data import check_points, tensor_batches
 from flowforge.training.distributed import (
+    LaunchError,
     World,
     all_sum,
     check_same_data,
@@ -328,23 +329,23 @@ def check_distributed(
     batch_size: int,
     world: World,
 ) -> None:
-    """Raise ``ValueError`` (on every process) for what data-parallel training cannot do."""
+    """Raise ``LaunchError`` (on every process) for what data-parallel training cannot do."""
     from flowforge.layers.normalization import BatchNormFlow
 
     if batch_size < world.size:
-        raise ValueError(
+        raise LaunchError(
             f"batch size {batch_size} is smaller than the {world.size} processes: every "
             f"process needs rows of every batch; use a batch size of at least {world.size} "
             "(it is the global batch, split between the processes) or fewer processes"
         )
     if any(isinstance(m, BatchNormFlow) for m in model.modules()):
-        raise ValueError(
+        raise LaunchError(
             "BatchNormFlow normalizes by its batch's statistics, and under several "
             "processes each would see only its share of the batch: use ActNorm "
             "(initialized from the data) instead, or train in one process"
         )
     if device.type == "cuda" and device.index != world.local_rank:
-        raise ValueError(
+        raise LaunchError(
             f"process {world.rank} (local rank {world.local_rank}) trains on {device}: "
             f"each process needs its own GPU; move the model to cuda:{world.local_rank} "
             "(flowforge.local_device()) before fit"
