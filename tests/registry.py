@@ -4,6 +4,9 @@ Register a layer with ``@register(name, ...)`` on a function
 ``build(width, context_width) -> FlowLayer``. ``value`` makes the layer's input for a
 batch and width (a tensor by default, a pair for couplings); ``min_width`` is the
 smallest width it supports; ``uses_context`` says its output depends on context.
+
+Image layers read ``width`` as a channel count; their images have the height and width
+``image_size(width)`` (2 or 4 each, so the random widths give every combination).
 """
 
 from __future__ import annotations
@@ -18,10 +21,17 @@ from flowforge import (
     AdditiveCoupling,
     AffineCoupling,
     BatchNormFlow,
+    FactorOut,
+    Flatten,
+    ImageActNorm,
     Inverse,
+    InvertibleConv1x1,
+    Logit,
     LULinear,
+    MaskedAffineCoupling,
     MaskedAutoregressive,
     Merge,
+    OnLast,
     Permute,
     Reverse,
     Scale,
@@ -29,10 +39,14 @@ from flowforge import (
     SplineCoupling,
     SplineTransformer,
     Split,
+    Squeeze,
     Swap,
     Translate,
+    Unflatten,
     block,
+    conv_block,
 )
+from flowforge.layers import channel_mask, checkerboard_mask
 from flowforge.values import Value
 
 
@@ -214,3 +228,141 @@ def _batchnorm(width, context_width):
         layer.beta.normal_()
     layer.inverse(torch.randn(16, width) * 2 + 1)  # running statistics away from 0 and 1
     return layer.eval()
+
+
+# Image layers: ``width`` is the channel count, the image size follows from it.
+
+
+def image_size(width: int) -> tuple[int, int]:
+    return 2 * (1 + width % 2), 2 * (1 + (width // 2) % 2)
+
+
+def image_value(batch: int, width: int, dtype: torch.dtype) -> Value:
+    return torch.randn(batch, width, *image_size(width), dtype=dtype)
+
+
+def squeezed_value(batch: int, width: int, dtype: torch.dtype) -> Value:
+    """What ``Squeeze.forward`` takes: ``4 × width`` channels at half the image size."""
+    h, w = image_size(width)
+    return torch.randn(batch, 4 * width, h // 2, w // 2, dtype=dtype)
+
+
+def factored_value(batch: int, width: int, dtype: torch.dtype) -> Value:
+    """What ``FactorOut.forward`` takes: an earlier latent, then ``width // 2`` channels
+    factored out and the ``width - width // 2`` kept."""
+    h, w = image_size(width)
+    earlier = torch.randn(batch, 3, dtype=dtype)
+    out = torch.randn(batch, width // 2, h, w, dtype=dtype)
+    return earlier, out, torch.randn(batch, width - width // 2, h, w, dtype=dtype)
+
+
+def tagged_image_value(batch: int, width: int, dtype: torch.dtype) -> Value:
+    """An image after one factored-out part: what ``OnLast`` layers see."""
+    return torch.randn(batch, 2, 2, 2, dtype=dtype), image_value(batch, width, dtype)
+
+
+def flatten_shapes(width: int) -> list[tuple[int, int, int]]:
+    """Two parts, as a multi-scale flow factors them out: a full-size and a squeezed one."""
+    h, w = image_size(width)
+    return [(width, h, w), (4, h // 2, w // 2)]
+
+
+def flat_value(batch: int, width: int, dtype: torch.dtype) -> Value:
+    size = sum(c * h * w for c, h, w in flatten_shapes(width))
+    return torch.randn(batch, size, dtype=dtype)
+
+
+@register("Squeeze", value=squeezed_value)
+def _squeeze(width, context_width):
+    return Squeeze()
+
+
+@register("Inverse-Squeeze", value=image_value)
+def _unsqueeze(width, context_width):
+    return Inverse(Squeeze())
+
+
+@register("FactorOut", value=factored_value, min_width=2)
+def _factor_out(width, context_width):
+    return FactorOut()
+
+
+@register("Inverse-FactorOut", value=image_value, min_width=2)
+def _factor_out_inverse(width, context_width):
+    return Inverse(FactorOut())
+
+
+@register("Flatten", value=flat_value)
+def _flatten(width, context_width):
+    return Flatten(flatten_shapes(width))
+
+
+@register("Unflatten", value=image_value)
+def _unflatten(width, context_width):
+    return Unflatten((width, *image_size(width)))
+
+
+@register("Logit")
+def _logit(width, context_width):
+    return Logit(0.05)
+
+
+@register("Logit-image-no-alpha", value=image_value)
+def _logit_image(width, context_width):
+    return Logit(0.0)
+
+
+def _image_actnorm(width):
+    layer = ImageActNorm(width)
+    with torch.no_grad():
+        layer.log_scale.normal_(0.0, 0.5)
+        layer.shift.normal_()
+    return layer
+
+
+@register("ImageActNorm", value=image_value)
+def _actnorm_image(width, context_width):
+    return _image_actnorm(width)
+
+
+def _conv1x1(width):
+    layer = InvertibleConv1x1(width)
+    with torch.no_grad():  # away from the rotation it starts at, so log|det| is not zero
+        layer.log_diagonal.add_(torch.randn(width) * 0.3)
+        layer.bias.normal_()
+    return layer
+
+
+@register("InvertibleConv1x1", value=image_value)
+def _invertible_conv(width, context_width):
+    return _conv1x1(width)
+
+
+def _conv_net(width, context_width):
+    net = conv_block(width, 8, context_width=context_width, zero_init=False)
+    with torch.no_grad():  # a strongly non-identity coupling, not a near-zero output
+        net[-1].weight.mul_(3.0)
+    return net
+
+
+@register("MaskedAffineCoupling-checkerboard", value=image_value, uses_context=True)
+def _checkerboard_coupling(width, context_width):
+    mask = checkerboard_mask(*image_size(width), parity=width % 2)
+    return MaskedAffineCoupling(mask, _conv_net(width, context_width))
+
+
+@register("MaskedAffineCoupling-channel", value=image_value, min_width=2, uses_context=True)
+def _channel_coupling(width, context_width):
+    mask = channel_mask(width, parity=1)
+    return MaskedAffineCoupling(mask, _conv_net(width, context_width), log_scale="exp")
+
+
+@register("OnLast-glow-step", value=tagged_image_value, min_width=2, uses_context=True)
+def _glow_step(width, context_width):
+    return OnLast(
+        SequentialFlow(
+            _image_actnorm(width),
+            _conv1x1(width),
+            MaskedAffineCoupling(channel_mask(width), _conv_net(width, context_width)),
+        )
+    )

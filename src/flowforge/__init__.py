@@ -33,25 +33,34 @@ from flowforge.layers import (
     AdditiveCoupling,
     AffineCoupling,
     BatchNormFlow,
+    FactorOut,
+    Flatten,
     FlowLayer,
+    ImageActNorm,
     Inverse,
+    InvertibleConv1x1,
+    Logit,
     LULinear,
+    MaskedAffineCoupling,
     MaskedAutoregressive,
     Merge,
+    OnLast,
     Permute,
     Reverse,
     Scale,
     SequentialFlow,
     SplineCoupling,
     Split,
+    Squeeze,
     Swap,
     Translate,
+    Unflatten,
     initialize_actnorm,
 )
 from flowforge.made import MADE
 from flowforge.mixture import GaussianMixture, fit_gaussian_mixture, initialize_mixture
 from flowforge.monotone import AffineTransformer, SplineTransformer
-from flowforge.nets import MLP, block
+from flowforge.nets import MLP, ConvNet, block, conv_block
 from flowforge.threads import cpu_threads
 from flowforge.training import (
     DEFAULT_RECIPE,
@@ -148,6 +157,17 @@ __all__ = [
     "TrainState",
     "Translate",
     "World",
+    "FactorOut",
+    "Flatten",
+    "ImageActNorm",
+    "InvertibleConv1x1",
+    "Logit",
+    "MaskedAffineCoupling",
+    "OnLast",
+    "Squeeze",
+    "Unflatten",
+    "ConvNet",
+    "conv_block",
     "block",
     "check_flow",
     "cpu_threads",

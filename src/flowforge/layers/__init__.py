@@ -2,15 +2,18 @@
 
 from flowforge.layers.autoregressive import MaskedAutoregressive
 from flowforge.layers.base import FlowLayer, SequentialFlow
+from flowforge.layers.conv_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
 from flowforge.layers.coupling import (
     AdditiveCoupling,
     AffineCoupling,
     Coupling,
     SoftClampLogScale,
 )
-from flowforge.layers.elementwise import Scale, Translate
+from flowforge.layers.elementwise import Logit, Scale, Translate
+from flowforge.layers.image import ImageActNorm, InvertibleConv1x1
 from flowforge.layers.inverse import Inverse
 from flowforge.layers.linear import LULinear, Permute, Reverse
+from flowforge.layers.multiscale import FactorOut, Flatten, OnLast, Squeeze, Unflatten
 from flowforge.layers.normalization import ActNorm, BatchNormFlow, initialize_actnorm
 from flowforge.layers.plumbing import Merge, Split, Swap
 from flowforge.layers.spline import SplineCoupling
@@ -21,11 +24,18 @@ __all__ = [
     "AffineCoupling",
     "BatchNormFlow",
     "Coupling",
+    "FactorOut",
+    "Flatten",
     "FlowLayer",
+    "ImageActNorm",
     "Inverse",
+    "InvertibleConv1x1",
     "LULinear",
+    "Logit",
+    "MaskedAffineCoupling",
     "MaskedAutoregressive",
     "Merge",
+    "OnLast",
     "Permute",
     "Reverse",
     "Scale",
@@ -33,7 +43,11 @@ __all__ = [
     "SoftClampLogScale",
     "SplineCoupling",
     "Split",
+    "Squeeze",
     "Swap",
     "Translate",
+    "Unflatten",
+    "channel_mask",
+    "checkerboard_mask",
     "initialize_actnorm",
 ]

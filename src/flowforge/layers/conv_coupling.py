@@ -1,0 +1,97 @@
+"""Affine coupling on images with a binary mask: checkerboard or channel masks (RealNVP)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from flowforge.layers.base import FlowLayer
+from flowforge.layers.coupling import LogScaleFunction, log_scale_function
+from flowforge.layers.multiscale import require_image
+from flowforge.values import Value, sum_per_sample
+
+
+def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
+    """``(1, 1, height, width)`` mask, 1 where ``(row + column + parity)`` is even."""
+    rows = torch.arange(height).view(-1, 1)
+    columns = torch.arange(width).view(1, -1)
+    return ((rows + columns + parity) % 2 == 0).float().view(1, 1, height, width)
+
+
+def channel_mask(channels: int, parity: int = 0) -> Tensor:
+    """``(1, channels, 1, 1)`` mask, 1 on the first half of the channels (the second half
+    when ``parity`` is odd); the first half has ``channels - channels // 2`` channels."""
+    if channels < 2:
+        raise ValueError(f"a channel mask needs at least 2 channels, got {channels}")
+    first = torch.arange(channels) < channels - channels // 2
+    mask = first if parity % 2 == 0 else ~first
+    return mask.float().view(1, channels, 1, 1)
+
+
+def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
+    """Each ``(B, k)`` context tensor as ``k`` constant channels of ``like``'s size."""
+    b, _, h, w = like.shape
+    flat = [c.reshape(b, -1).to(like.dtype) for c in context]
+    return [c.view(b, -1, 1, 1).expand(b, c.shape[1], h, w) for c in flat]
+
+
+class MaskedAffineCoupling(FlowLayer):
+    """RealNVP's affine coupling on images: the masked pixels condition the others.
+
+    With a binary ``mask`` (broadcastable to one image ``(C, H, W)``), ``net`` reads
+    ``z · mask`` (and the context, as extra constant channels) and outputs ``2C``
+    channels, the raw log-scale and the shift; both are zeroed where ``mask = 1``, so
+    ``forward`` is ``x = z · exp(s) + t`` with ``log|det ∂x/∂z| = sum(s)`` and the
+    masked pixels pass unchanged. ``log_scale`` turns the raw output into ``s``
+    (``"soft_clamp"``: ``bound · tanh(raw / bound)``, as ``AffineCoupling``).
+    With ``conv_block`` (zero output layer) the layer starts as the identity.
+    """
+
+    def __init__(
+        self,
+        mask: Tensor,
+        net: torch.nn.Module,
+        log_scale: str | LogScaleFunction = "soft_clamp",
+    ) -> None:
+        super().__init__()
+        if mask.dim() != 4 or mask.shape[0] != 1:
+            raise ValueError(
+                f"the mask must have shape (1, C or 1, H or 1, W or 1), got {tuple(mask.shape)}"
+            )
+        self.register_buffer("mask", mask.float())
+        self.net = net
+        self.log_scale = log_scale_function(log_scale)
+
+    def _shift_and_log_scale(self, z_masked: Tensor, context: tuple[Tensor, ...]):
+        mask = self.mask.to(z_masked.dtype)
+        h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
+        out = self.net(h)
+        if out.shape[1] != 2 * z_masked.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}'s net outputs {out.shape[1]} channels for images of "
+                f"{z_masked.shape[1]} channels; it must output 2 × {z_masked.shape[1]}, "
+                f"e.g. conv_block({z_masked.shape[1]}, hidden)"
+            )
+        raw_s, t = out.chunk(2, dim=1)
+        free = 1 - mask
+        return self.log_scale(raw_s) * free, t * free
+
+    def _check(self, z: Value) -> Tensor:
+        z = require_image(self, z)
+        if any(m not in (1, n) for m, n in zip(self.mask.shape[1:], z.shape[1:])):
+            raise ValueError(
+                f"{type(self).__name__}'s mask of shape {tuple(self.mask.shape[1:])} does not "
+                f"fit images of shape {tuple(z.shape[1:])}"
+            )
+        return z
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        z = self._check(z)
+        s, t = self._shift_and_log_scale(z * self.mask.to(z.dtype), context)
+        return torch.addcmul(t, torch.exp(s), z), sum_per_sample(s)
+
+    def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        x = self._check(x)
+        s, t = self._shift_and_log_scale(x * self.mask.to(x.dtype), context)
+        minus_s = -s
+        return (x - t) * torch.exp(minus_s), sum_per_sample(minus_s)
