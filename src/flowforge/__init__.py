@@ -10,7 +10,7 @@ distribution, train it, and check any layer against autograd::
     )
 """
 
-from flowforge.builders import BUILDERS, iaf, maf, nice, nsf, realnvp
+from flowforge.builders import BUILDERS, glow, iaf, maf, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.conditional import Conditioned, label_context
 from flowforge.data import (
@@ -24,6 +24,7 @@ from flowforge.data import (
     two_moons,
     two_moons_splits,
 )
+from flowforge.dequantization import DequantizedFlow, bits_per_dim, dequantize
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
 from flowforge.evaluate import NLLEstimate, log_likelihood, mean_nll, sample_points
@@ -117,6 +118,10 @@ __all__ = [
     "DEFAULT_RECIPE",
     "MLP",
     "Recipe",
+    "DequantizedFlow",
+    "bits_per_dim",
+    "dequantize",
+    "glow",
     "iaf",
     "maf",
     "nice",

@@ -6,31 +6,43 @@ builder takes ``width`` and keyword options, including ``base`` and ``context_wi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch.distributions import Normal, Uniform
 
+from flowforge.dequantization import DequantizedFlow
 from flowforge.distributions import Multivariate
 from flowforge.flow import NormalizingFlow
 from flowforge.layers import (
     AdditiveCoupling,
     AffineCoupling,
+    FactorOut,
+    Flatten,
     FlowLayer,
+    ImageActNorm,
     Inverse,
+    InvertibleConv1x1,
+    Logit,
     LULinear,
+    MaskedAffineCoupling,
     MaskedAutoregressive,
     Merge,
+    OnLast,
     Permute,
     Reverse,
     Scale,
     SplineCoupling,
     Split,
+    Squeeze,
     Swap,
+    Unflatten,
+    channel_mask,
 )
 from flowforge.mixture import GaussianMixture
 from flowforge.monotone import SplineTransformer, Transformer
-from flowforge.nets import block
+from flowforge.nets import block, conv_block
 
 BASES: dict[str, Callable[[int], torch.nn.Module]] = {
     "normal": lambda width: Multivariate(width, Normal(0.0, 1.0)),
@@ -264,10 +276,84 @@ def nsf(
     )
 
 
+def _glow_step(channels: int, hidden: int, parity: int, context_width: int, log_scale: str):
+    """One step of Glow on ``channels``: ``ImageActNorm``, 1×1 convolution, coupling."""
+    net = conv_block(channels, hidden, context_width=context_width)
+    coupling = MaskedAffineCoupling(channel_mask(channels, parity), net, log_scale=log_scale)
+    return [ImageActNorm(channels), InvertibleConv1x1(channels), coupling]
+
+
+def _check_image_shape(image_shape: tuple[int, ...], width: int, scales: int) -> None:
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(f"image_shape must be (channels, height, width), got {image_shape}")
+    if math.prod(image_shape) != width:
+        raise ValueError(
+            f"images of shape {image_shape} have {math.prod(image_shape)} pixels, but the "
+            f"model's width is {width}"
+        )
+    if scales < 1 or any(n % 2**scales for n in image_shape[1:]):
+        raise ValueError(
+            f"{scales} scale(s) squeeze the image {scales} time(s): height and width "
+            f"must be divisible by {2**scales}, got {image_shape[1]}×{image_shape[2]}"
+        )
+
+
+def glow(
+    width: int = 64,
+    *,
+    image_shape: tuple[int, int, int] | list[int] = (1, 8, 8),
+    levels: int = 17,
+    scales: int = 2,
+    steps: int = 4,
+    hidden: int = 64,
+    alpha: float = 0.05,
+    base: str = "normal",
+    context_width: int = 0,
+    log_scale: str = "soft_clamp",
+) -> DequantizedFlow:
+    """A multi-scale flow for discrete images (RealNVP's architecture with Glow's steps).
+
+    Data are flat images ``(batch, width)`` of pixel values ``0 .. levels - 1``, as
+    ``DequantizedFlow`` takes them. From the data side: ``Unflatten(image_shape)``,
+    ``Logit(alpha)``, then at each of ``scales`` scales ``Squeeze`` (``(C, H, W)`` to
+    ``(4C, H/2, W/2)``) and ``steps`` steps of ``ImageActNorm``, ``InvertibleConv1x1``
+    and a channel-masked ``MaskedAffineCoupling`` (conv-net conditioner of ``hidden``
+    channels, identity at initialization), followed, except at the last scale, by
+    ``FactorOut`` (half the channels go straight to the latent). A ``Flatten`` joins the
+    parts into the base's vector. Defaults: scikit-learn's digits (``(1, 8, 8)``, 17
+    levels), 2 scales of 4 steps, 64 hidden channels, normal base.
+    """
+    image_shape = tuple(int(n) for n in image_shape)
+    _check_image_shape(image_shape, width, scales)
+    channels, height, breadth = image_shape
+    data_to_latent: list[FlowLayer] = [Unflatten(image_shape), Logit(alpha)]
+    parts = []
+    for scale in range(scales):
+        layers: list[FlowLayer] = [Squeeze()]
+        channels, height, breadth = 4 * channels, height // 2, breadth // 2
+        for step in range(steps):
+            layers += _glow_step(channels, hidden, step % 2, context_width, log_scale)
+        # After the first FactorOut the value is a tuple: later scales work on its last part.
+        data_to_latent += layers if scale == 0 else [OnLast(layer) for layer in layers]
+        if scale < scales - 1:
+            data_to_latent.append(FactorOut())  # acts on the last part itself
+            parts.append((channels // 2, height, breadth))
+            channels -= channels // 2
+    parts.append((channels, height, breadth))
+    data_to_latent.append(Flatten(parts))
+    return DequantizedFlow(
+        base_distribution(base, width),
+        *reversed(data_to_latent),
+        levels=levels,
+        image_shape=image_shape,
+    )
+
+
 BUILDERS: dict[str, Callable[..., NormalizingFlow]] = {
     "realnvp": realnvp,
     "nice": nice,
     "maf": maf,
     "iaf": iaf,
     "nsf": nsf,
+    "glow": glow,
 }

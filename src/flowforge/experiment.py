@@ -166,6 +166,7 @@ def _train_run(
     save_weights(folder / WEIGHTS, model.state_dict())
     metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
     metrics["heldout"].update(floor_metrics(config, heldout, log_q, model))
+    metrics["heldout"].update(image_metrics(model, estimate))
     metrics["resumed_from_epoch"] = resumed_from
     metrics["processes"] = world.size
     write_json(folder / METRICS, metrics)
@@ -221,6 +222,21 @@ def run_metrics(
     }
 
 
+def image_metrics(model: NormalizingFlow, heldout: NLLEstimate) -> dict[str, Any]:
+    """For a flow over discrete images, the held-out NLL in bits per dimension (the test
+    set's, for the digits) with its standard error; nothing for other models."""
+    from flowforge.dequantization import DequantizedFlow, bits_per_dim
+
+    if not isinstance(model, DequantizedFlow):
+        return {}
+    return {
+        "bits_per_dim": bits_per_dim(heldout.mean, model.dims),
+        "bits_per_dim_stderr": bits_per_dim(heldout.stderr, model.dims),
+        "dims": model.dims,
+        "levels": model.levels,
+    }
+
+
 def floor_metrics(
     config: RunConfig, heldout: PointData, log_q: torch.Tensor, model: NormalizingFlow
 ) -> dict[str, Any]:
@@ -246,10 +262,13 @@ def write_outputs(
     metrics: dict[str, Any],
 ) -> list[Path]:
     """Draw the run's figures and write them and ``report.html`` into ``folder``."""
+    from flowforge.dequantization import DequantizedFlow
     from flowforge.figures import (
         FIGURES,
+        IMAGE_FIGURES,
         conditional_caption,
         conditional_figures,
+        image_run_figures,
         run_figures,
         save_figure,
     )
@@ -257,13 +276,17 @@ def write_outputs(
 
     written = []
     classes = context_classes(config)
-    if classes:
+    known = FIGURES
+    if isinstance(model, DequantizedFlow):
+        figures = image_run_figures(model, train_points, metrics, seed=config.seed)
+        known = IMAGE_FIGURES
+    elif classes:
         figures = conditional_figures(model, classes, metrics, seed=config.seed)
     else:
         figures = run_figures(model, train_points, metrics, seed=config.seed)
     for name, figure in figures.items():
         written.append(save_figure(figure, folder / name))
-    captions = {name: caption for name, (caption, _) in FIGURES.items()}
+    captions = {name: caption for name, (caption, _) in known.items()}
     captions.update({name: conditional_caption(name) for name in figures if name not in captions})
     captions = {name: text for name, text in captions.items() if name in figures}
     html = render_run(folder, config.to_dict(), metrics, captions)

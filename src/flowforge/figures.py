@@ -91,6 +91,50 @@ def run_figures(
     return figures
 
 
+def _image_samples(model, data, history) -> Figure:
+    from flowforge.image_plots import plot_samples_and_data
+
+    return plot_samples_and_data(model, data, fig=Figure(figsize=(10, 5)))
+
+
+def _image_latents(model, data, history) -> Figure:
+    from flowforge.image_plots import plot_latents
+
+    parts = len(model.latents(data[:1]))
+    return plot_latents(model, data, fig=Figure(figsize=(12, 2.4 * parts)))
+
+
+# The figures of a run on images (a ``DequantizedFlow``): file name -> (caption, drawing).
+IMAGE_FIGURES: dict[str, tuple[str, Callable[..., Figure]]] = {
+    "samples.png": (
+        "64 samples of the model (left) and 64 training images (right), pixel values 0 "
+        "(white) to the highest level (black)",
+        _image_samples,
+    ),
+    "latents.png": (
+        "The training images mapped to the latent space, one row per scale: the histogram "
+        "of the scale's latent values against N(0, 1), and three images' latents (each "
+        "channel a small image)",
+        _image_latents,
+    ),
+    "learning_curves.png": FIGURES["learning_curves.png"],
+}
+
+
+def image_run_figures(
+    model, data: Tensor, history: Mapping | object, *, seed: int = 0
+) -> dict[str, Figure]:
+    """All of ``IMAGE_FIGURES`` for a trained image flow (a ``DequantizedFlow``) and its
+    training images ``data`` (flat pixel rows); samples drawn with ``seed``."""
+    figures = {}
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for name, (_, draw) in IMAGE_FIGURES.items():
+            figures[name] = draw(model, data, history)
+    return figures
+
+
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` as a PNG file, atomically (Agg renderer)."""
     buffer = io.BytesIO()

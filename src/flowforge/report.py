@@ -52,7 +52,14 @@ def figure(png: bytes, caption: str) -> str:
 def metric_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """The numbers a reader wants first: the result, then how it was obtained."""
     heldout = metrics.get("heldout", {})
+    images = []
+    if "bits_per_dim" in heldout:  # a flow over discrete images
+        images = [
+            ("held-out bits per dimension (test set)", heldout["bits_per_dim"]),
+            ("its standard error (bits/dim)", heldout.get("bits_per_dim_stderr")),
+        ]
     return [
+        *images,
         ("held-out NLL (nats per point, standardized)", heldout.get("nll")),
         ("standard error", heldout.get("stderr")),
         ("held-out points", heldout.get("n")),

@@ -6,18 +6,23 @@ from flowforge.data import DATASETS, MoonsDensity, ToyDistribution, dataset
 TOY_NAMES = ["eight_gaussians", "checkerboard", "circles", "pinwheel", "two_spirals", "rings"]
 
 
-def test_the_moons_and_the_seven_toys_are_registered():
-    assert list(DATASETS) == ["two_moons", *TOY_NAMES, "swiss_roll"]
+POINT_SETS = [name for name, d in DATASETS.items() if d.image is None]
+
+
+def test_the_moons_the_seven_toys_and_the_digits_are_registered():
+    assert list(DATASETS) == ["two_moons", *TOY_NAMES, "swiss_roll", "digits"]
+    assert POINT_SETS == ["two_moons", *TOY_NAMES, "swiss_roll"]
     std = dataset("rings").splits(100, 10)[0].standardization
     truths = {
-        name: d.distribution(std, {"noise": 0.1, "n_samples": 100}) for name, d in DATASETS.items()
+        name: DATASETS[name].distribution(std, {"noise": 0.1, "n_samples": 100})
+        for name in POINT_SETS
     }
     with_density = [name for name, truth in truths.items() if truth.has_density]
     assert with_density == ["two_moons", "eight_gaussians", "checkerboard", "circles", "rings"]
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
-def test_every_set_splits_and_knows_its_truth(name):
+@pytest.mark.parametrize("name", POINT_SETS)
+def test_every_set_of_points_splits_and_knows_its_truth(name):
     entry = dataset(name)
     train, heldout = entry.splits(300, 100, seed=3)
     assert train.points.shape == (300, 2) and heldout.points.shape == (100, 2)
@@ -38,3 +43,8 @@ def test_unknown_names_and_options_are_refused_with_what_is_known():
         dataset("rings").splits(100, 10, noise=0.1)
     with pytest.raises(ValueError, match="takes no option scale .its options: noise"):
         dataset("two_moons").splits(100, 10, scale=2.0)
+
+
+def test_a_set_of_points_needs_its_sizes():
+    with pytest.raises(ValueError, match="data set rings needs n_samples and n_heldout"):
+        dataset("rings").splits(seed=0)

@@ -118,7 +118,14 @@ def _write(out: Path, comparison) -> None:
 def run(args: argparse.Namespace) -> int:
     from flowforge.comparison import Plan, Setup, run_comparison
     from flowforge.comparison.table import to_markdown
+    from flowforge.data import DATASETS
 
+    if DATASETS[args.dataset].image is not None:
+        raise UserError(
+            f"flowforge compare scores flows on 2-D point sets; for the images of "
+            f"--dataset {args.dataset} train with `flowforge train --dataset {args.dataset}` "
+            "and compare libraries with `python -m benchmarks.digits`"
+        )
     models = _models(args.models)
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")

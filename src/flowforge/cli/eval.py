@@ -13,7 +13,10 @@ from flowforge.cli import options
 from flowforge.cli.main import UserError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 
-HELP = "print a run's held-out NLL (nats per point, with standard error), or that of --data FILE"
+HELP = (
+    "print a run's held-out NLL (nats per point, with standard error; bits/dim on the test "
+    "set for images), or that of --data FILE"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,13 +36,15 @@ def points_to_score(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], str]:
     """The points in the model's (standardized) units, the context a conditional run's
     model needs for them (their one-hot labels), and a name for where they came from."""
+    from flowforge.data import DATASETS
     from flowforge.datafiles import read_points
     from flowforge.runs import context_classes, load_data, read_config, run_context
 
     config = read_config(args.run)
     if args.data is None:
         _, heldout = load_data(config)
-        return heldout.points, run_context(config, heldout), "held-out set"
+        name = "test set" if DATASETS[config.data["name"]].image else "held-out set"
+        return heldout.points, run_context(config, heldout), name
     if context_classes(config):
         raise UserError(
             f"{args.run} is a conditional run (p(x | label)) and {args.data} has no labels; "
@@ -91,7 +96,22 @@ def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
     return truth_scores(truth, x.cpu(), log_q, model, seed=config.seed, entropy=entropy)
 
 
-def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
+def bits(model, standardized: NLLEstimate) -> dict:
+    """The NLL in bits per dimension (and its standard error) for a flow over discrete
+    images; empty for other models."""
+    from flowforge.dequantization import DequantizedFlow, bits_per_dim
+
+    if not isinstance(model, DequantizedFlow):
+        return {}
+    return {
+        "bits_per_dim": bits_per_dim(standardized.mean, model.dims),
+        "bits_per_dim_stderr": bits_per_dim(standardized.stderr, model.dims),
+    }
+
+
+def as_json(
+    standardized: NLLEstimate, original: NLLEstimate, floor=None, image: dict | None = None
+) -> str:
     from flowforge.files import json_safe
 
     record = {
@@ -99,12 +119,25 @@ def as_json(standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str
         "nll_original_units": original.mean,
         "stderr": standardized.stderr,
         "n": standardized.n,
+        **(image or {}),
         **(floor.to_dict() if floor is not None else {}),
     }
     return json.dumps(json_safe(record))
 
 
-def as_text(source: str, standardized: NLLEstimate, original: NLLEstimate, floor=None) -> str:
+def as_text(
+    source: str,
+    standardized: NLLEstimate,
+    original: NLLEstimate,
+    floor=None,
+    image: dict | None = None,
+) -> str:
+    if image:  # images: bits per dimension first; pixel units are the model's units
+        return (
+            f"{source}: {image['bits_per_dim']:.4f} ± {image['bits_per_dim_stderr']:.4f} "
+            f"bits/dim (NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per "
+            f"image, n={standardized.n})"
+        )
     lines = [
         f"{source}: NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per point "
         f"(n={standardized.n}, standardized units as trained)",
@@ -133,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
             "support (log-likelihood -inf), so the NLL is infinite",
             file=sys.stderr,
         )
+    image = bits(model, standardized)
     if args.json:
-        print(as_json(standardized, original, floor))
+        print(as_json(standardized, original, floor, image))
     else:
-        print(as_text(source, standardized, original, floor))
+        print(as_text(source, standardized, original, floor, image))
     return 0

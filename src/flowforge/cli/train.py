@@ -1,5 +1,5 @@
 """``flowforge train``: the notebook's experiment (moons, RealNVP, maximum likelihood) as a run,
-on the moons or any data set of the toy suite (``--dataset``)."""
+on the moons, any data set of the toy suite, or the digits' images (``--dataset``)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
 
 HELP = (
-    "train a flow on the two moons or a toy data set and write a run folder (weights, "
-    "metrics, figures, report)"
+    "train a flow on the two moons, a toy data set or the digits and write a run folder "
+    "(weights, metrics, figures, report)"
 )
 
 # Options that define a run; --resume takes them all from the run's config.json.
@@ -33,6 +33,8 @@ RUN_OPTIONS = (
     "layers",
     "hidden",
     "bins",
+    "scales",
+    "steps",
     "coupling",
     "zero_init",
     "base",
@@ -52,7 +54,21 @@ DATA_FLAGS = ("noise",)
 DEFAULT_MODEL = "realnvp"
 # Builder options the command line sets; each builder takes some of them (its defaults
 # fill in what is not given; an option a builder does not take is an error).
-MODEL_FLAGS = ("couplings", "layers", "hidden", "bins", "coupling", "zero_init", "base")
+MODEL_FLAGS = (
+    "couplings",
+    "layers",
+    "hidden",
+    "bins",
+    "scales",
+    "steps",
+    "coupling",
+    "zero_init",
+    "base",
+)
+DEFAULT_IMAGE_MODEL = "glow"
+# Builder options an image data set fills in (from its ImageFormat): an image model
+# takes them, a model of points does not.
+IMAGE_OPTIONS = ("image_shape", "levels")
 SWITCHES = ("coupling", "zero_init")  # recorded in config.json only when given
 
 
@@ -70,7 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise", type=options.non_negative_float, help="two_moons only: the moons' noise (0.1)"
     )
     model = parser.add_argument_group("model (the notebook's 10.5 a)")
-    model.add_argument("--model", choices=sorted(BUILDERS), help="model family (realnvp)")
+    model.add_argument(
+        "--model",
+        choices=sorted(BUILDERS),
+        help="model family (realnvp; glow for --dataset digits)",
+    )
     model.add_argument(
         "--couplings", type=options.positive_int, help="coupling layers: realnvp (4), nice (4)"
     )
@@ -81,6 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hidden", type=options.positive_int, help="hidden width (realnvp 16, nsf 64, others 32)"
     )
     model.add_argument("--bins", type=options.at_least_two, help="spline bins: nsf (8)")
+    model.add_argument(
+        "--scales", type=options.positive_int, help="glow: scales of the multi-scale flow (2)"
+    )
+    model.add_argument("--steps", type=options.positive_int, help="glow: steps per scale (4)")
     model.add_argument(
         "--coupling",
         action="store_const",
@@ -148,9 +172,10 @@ def _value(args: argparse.Namespace, name: str, default):
     return default if value is None else value
 
 
-def recipe_from(args: argparse.Namespace) -> dict:
-    """``fit``'s keyword arguments: ``DEFAULT_RECIPE`` with the options given."""
-    recipe = DEFAULT_RECIPE.to_dict()
+def recipe_from(args: argparse.Namespace, dataset: DataSet | None = None) -> dict:
+    """``fit``'s keyword arguments: ``DEFAULT_RECIPE``, then the data set's own defaults
+    (``DataSet.recipe``), then the options given."""
+    recipe = {**DEFAULT_RECIPE.to_dict(), **(dataset.recipe if dataset is not None else {})}
     for name in ("epochs", "batch_size", "lr", "schedule", "warmup"):
         recipe[name] = _value(args, name, recipe[name])
     recipe["shuffle"] = not args.no_shuffle
@@ -177,15 +202,52 @@ def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
     return chosen
 
 
+def _sizes_for(args: argparse.Namespace, dataset: DataSet) -> dict:
+    """``n_samples`` and ``n_heldout`` for a set of points; none for an image set, whose
+    split is fixed (``UserError`` if they are given)."""
+    if dataset.image is None:
+        return {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
+    given = [f"--{k.replace('_', '-')}" for k in DATA_DEFAULTS if getattr(args, k) is not None]
+    if given:
+        raise UserError(
+            f"--dataset {dataset.name} has a fixed training/validation/test split; "
+            f"drop {', '.join(given)}"
+        )
+    return {}
+
+
+def image_options_for(dataset: DataSet, name: str) -> dict:
+    """The image shape and pixel levels an image model takes from an image set; ``UserError``
+    when the model and the data set do not go together (images need an image model)."""
+    parameters = inspect.signature(BUILDERS[name]).parameters
+    image_model = all(option in parameters for option in IMAGE_OPTIONS)
+    image_models = [m for m, b in BUILDERS.items() if "levels" in inspect.signature(b).parameters]
+    if dataset.image is None:
+        if image_model:
+            raise UserError(
+                f"--model {name} models images of discrete pixels; train it on an image data "
+                f"set ({', '.join(n for n, d in DATASETS.items() if d.image)})"
+            )
+        return {}
+    if not image_model:
+        raise UserError(
+            f"--dataset {dataset.name} holds images of discrete pixels, which need an image "
+            f"model that dequantizes them: --model {' or '.join(image_models)}"
+        )
+    return {"image_shape": list(dataset.image.shape), "levels": dataset.image.levels}
+
+
 def config_from(args: argparse.Namespace) -> RunConfig:
     """The run's configuration from the options; fits the data's standardization."""
     dataset = DATASETS[_value(args, "dataset", DEFAULT_DATASET)]
-    data = {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
+    data = _sizes_for(args, dataset)
     data.update(data_options_from(args, dataset))
     seed = _value(args, "seed", 0)
     train, _ = dataset.splits(seed=seed, **data)
-    name = _value(args, "model", DEFAULT_MODEL)
+    default_model = DEFAULT_MODEL if dataset.image is None else DEFAULT_IMAGE_MODEL
+    name = _value(args, "model", default_model)
     model = model_options_from(args, name)
+    model.update(image_options_for(dataset, name))
     extra = {}
     if args.conditional:
         classes = int(train.labels.max()) + 1
@@ -196,7 +258,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         model_options={"width": train.points.shape[1], **model},
         data={"name": dataset.name, **data},
         standardization=train.standardization,
-        recipe=recipe_from(args),
+        recipe=recipe_from(args, dataset),
         seed=seed,
         device=args.device or "auto",
         extra=extra,
@@ -251,11 +313,22 @@ def _floor_line(heldout: dict) -> list[str]:
     return [f"  {line}"] if line else []
 
 
+def _bits_line(heldout: dict) -> list[str]:
+    """The held-out (test) bits per dimension of a run on images."""
+    if "bits_per_dim" not in heldout:
+        return []
+    return [
+        f"  test bits/dim: {heldout['bits_per_dim']:.4f} ± {heldout['bits_per_dim_stderr']:.4f} "
+        f"({heldout['dims']} pixels, {heldout['levels']} levels, uniform dequantization)"
+    ]
+
+
 def _summary(outcome) -> str:
     lines = [
         f"held-out NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
         f"{outcome.heldout.stderr:.4f} nats per point (n={outcome.heldout.n}, standardized units)",
         *_floor_line(outcome.metrics["heldout"]),
+        *_bits_line(outcome.metrics["heldout"]),
         f"run folder: {outcome.folder} (config.json, model.safetensors, metrics.json, "
         "figures, report.html)",
         f"evaluate it: flowforge eval {outcome.folder}",

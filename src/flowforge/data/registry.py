@@ -1,9 +1,11 @@
 """Every data set flowforge trains on, by name: how to draw it and its true distribution.
 
 ``DATASETS`` maps a name (what ``--dataset`` and a run's ``config.json`` record) to a
-``DataSet``: the notebook's ``two_moons`` first, then the toy suite (``toys``). A run's
-data record is ``{"name": ..., "n_samples": ..., "n_heldout": ..., **options}``;
-``two_moons`` takes the option ``noise``, the toys none.
+``DataSet``: the notebook's ``two_moons`` first, then the toy suite (``toys``), then
+the images of scikit-learn's ``digits``. A run's data record is ``{"name": ...,
+"n_samples": ..., "n_heldout": ..., **options}``; ``two_moons`` takes the option
+``noise``, the toys none. The digits have a fixed split, so their record is just
+``{"name": "digits"}``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from flowforge.data.digits import DIGITS, ImageFormat, digits_train_test
 from flowforge.data.distribution import TrueDistribution
 from flowforge.data.moons import two_moons_splits
 from flowforge.data.moons_density import MoonsDensity, outer_fraction
@@ -28,7 +31,10 @@ class DataSet:
     distribution of a data record in model units (``None`` when there is none).
 
     ``options`` are the data options the set takes, with their defaults; ``conditional``
-    says whether flowforge knows ``p(x | label)`` for it (only the moons).
+    says whether flowforge knows ``p(x | label)`` for it (only the moons). ``image`` is
+    set for image data (rows are flattened images of discrete pixels, split once for
+    good, so ``splits`` takes no sizes); it is ``None`` for sets of points. ``recipe``
+    holds the training defaults in which the set differs from ``DEFAULT_RECIPE``.
     """
 
     name: str
@@ -36,6 +42,8 @@ class DataSet:
     make_distribution: Callable[[Standardization, Mapping[str, Any]], TrueDistribution | None]
     options: Mapping[str, float] = field(default_factory=dict)
     conditional: bool = False
+    image: ImageFormat | None = None
+    recipe: Mapping[str, Any] = field(default_factory=dict)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``ValueError`` for an option this set does not take, naming those it does."""
@@ -47,10 +55,21 @@ class DataSet:
             )
 
     def splits(
-        self, n_samples: int, n_heldout: int, *, seed: int = 0, **options: Any
+        self,
+        n_samples: int | None = None,
+        n_heldout: int | None = None,
+        *,
+        seed: int = 0,
+        **options: Any,
     ) -> tuple[PointData, PointData]:
-        """``n_samples`` training and ``n_heldout`` held-out points, standardized; seeded."""
+        """``n_samples`` training and ``n_heldout`` held-out points, standardized; seeded.
+
+        An image set has a fixed split: it takes no sizes and returns its training and
+        test sets (pixel units, unstandardized).
+        """
         self.check_options(options)
+        if self.image is None and (n_samples is None or n_heldout is None):
+            raise ValueError(f"data set {self.name} needs n_samples and n_heldout")
         return self.make_splits(n_samples, n_heldout, seed=seed, **{**self.options, **options})
 
     def distribution(
@@ -75,6 +94,9 @@ def _toy(name: str) -> DataSet:
     return DataSet(name, partial(toy_splits, name), partial(_toy_distribution, name))
 
 
+# 1,257 training images: small batches, a lower peak rate than for 2-D points.
+DIGITS_RECIPE = {"epochs": 100, "batch_size": 64, "lr": 2e-3, "warmup": 100}
+
 DATASETS: dict[str, DataSet] = {
     "two_moons": DataSet(
         "two_moons",
@@ -84,6 +106,13 @@ DATASETS: dict[str, DataSet] = {
         conditional=True,
     ),
     **{name: _toy(name) for name in TOYS},
+    "digits": DataSet(
+        "digits",
+        digits_train_test,
+        lambda standardization, record: None,  # no known density
+        image=DIGITS,
+        recipe=DIGITS_RECIPE,
+    ),
 }
 
 

@@ -1,0 +1,66 @@
+"""The digits from the command line: a tiny multi-scale run, its bits/dim, figures and report."""
+
+import json
+import re
+
+import pytest
+
+from flowforge.cli.main import main
+from flowforge.runs import read_config
+from tests.cli.test_toys import run_main
+from tests.workbench import pixel_spread
+
+SMALL = ["--epochs", "1", "--steps", "1", "--hidden", "8", "--batch-size", "128", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits") / "run"
+    printed = run_main(["train", "--dataset", "digits", *SMALL, "-o", str(folder)])
+    return folder, printed
+
+
+def test_digits_train_a_multi_scale_flow_and_report_bits_per_dim(digits_run):
+    folder, printed = digits_run
+    config = read_config(folder)
+    assert config.data == {"name": "digits"} and config.model == "glow"
+    assert config.model_options["image_shape"] == [1, 8, 8]
+    assert config.model_options["levels"] == 17 and config.recipe["lr"] == 2e-3
+    heldout = json.loads((folder / "metrics.json").read_text())["heldout"]
+    assert heldout["n"] == 360 and heldout["dims"] == 64
+    assert heldout["bits_per_dim"] == pytest.approx(heldout["nll"] / (64 * 0.6931471805599453))
+    assert 1.0 < heldout["bits_per_dim"] < 6.0
+    assert f"test bits/dim: {heldout['bits_per_dim']:.4f}" in printed
+    report = (folder / "report.html").read_text()
+    assert "held-out bits per dimension (test set)" in report
+    assert "64 samples of the model" in report and "one row per scale" in report
+    assert pixel_spread(folder / "samples.png") > 0.05
+    assert pixel_spread(folder / "latents.png") > 0.05
+
+
+def test_eval_prints_the_test_bits_per_dim(digits_run):
+    folder, _ = digits_run
+    metrics = json.loads((folder / "metrics.json").read_text())["heldout"]
+    text = run_main(["eval", str(folder)])
+    assert text.startswith(f"test set: {metrics['bits_per_dim']:.4f} ± ")
+    record = json.loads(run_main(["eval", str(folder), "--json"]))
+    assert record["bits_per_dim"] == pytest.approx(metrics["bits_per_dim"])
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--dataset", "digits", "--n-samples", "500"], "fixed training/validation/test split"),
+        (["--dataset", "digits", "--model", "realnvp"], "need an image model .*--model glow"),
+        (["--dataset", "rings", "--model", "glow"], "models images of discrete pixels"),
+        (["--dataset", "digits", "--couplings", "2"], "--couplings does not apply to --model glow"),
+    ],
+)
+def test_images_and_models_must_go_together(argv, expected, tmp_path, capsys):
+    assert main(["train", *argv, "--quiet", "-o", str(tmp_path / "run")]) == 2
+    assert re.search(expected, capsys.readouterr().err)
+
+
+def test_compare_points_to_the_digits_benchmark(capsys, tmp_path):
+    assert main(["compare", "--dataset", "digits", "--out", str(tmp_path / "c")]) == 2
+    assert "python -m benchmarks.digits" in capsys.readouterr().err
