@@ -22,7 +22,8 @@ same way:
   ``log_prob`` includes the dequantization's ``-64 log 17`` (see
   ``flowforge.dequantization``), with a fixed dequantization noise.
 
-Writes ``benchmarks/results/digits.json`` and prints the table (mean ± standard
+Writes ``benchmarks/results/digits.json`` and ``docs/digits.png`` (64 samples of each
+model, the first seed's, beside 64 test images) and prints the table (mean ± standard
 deviation over seeds; each seed's bits/dim in the JSON).
 """
 
@@ -49,6 +50,7 @@ from flowforge.threads import cpu_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "digits.json"
+FIGURE = ROOT / "docs" / "digits.png"
 ALPHA = 0.05
 BATCH_SIZE = 64
 
@@ -181,8 +183,9 @@ def train_for_budget(
     }
 
 
-def run_one(name: str, seed: int, budget: float, splits) -> dict:
-    """Build model ``name`` with ``seed``, train it for ``budget`` CPU seconds, score it."""
+def run_one(name: str, seed: int, budget: float, splits) -> tuple[dict, DequantizedFlow]:
+    """Build model ``name`` with ``seed``, train it for ``budget`` CPU seconds, score it;
+    returns the record and the trained model."""
     spec = MODELS[name]
     torch.manual_seed(seed)
     model = spec.build()
@@ -198,7 +201,26 @@ def run_one(name: str, seed: int, budget: float, splits) -> dict:
         validation_bpd=bits_per_dim(min(record["validation_nll"]), DIGITS.dims),
         parameters=sum(p.numel() for p in model.parameters()),
     )
-    return record
+    return record, model
+
+
+def figure(models: dict[str, DequantizedFlow], data: torch.Tensor, path: Path) -> Path:
+    """Samples of each model (seed 0's) beside test images, one grid of 64 each."""
+    from matplotlib.figure import Figure
+
+    from flowforge.figures import save_figure
+    from flowforge.image_plots import plot_image_grid
+
+    fig = Figure(figsize=(3.2 * (len(models) + 1), 3.6))
+    axes = fig.subplots(1, len(models) + 1, squeeze=False)[0]
+    torch.manual_seed(0)
+    for ax, (name, model) in zip(axes, models.items()):
+        with torch.no_grad():
+            samples = model.eval().sample(64)
+        plot_image_grid(samples, DIGITS.shape, ax=ax, levels=DIGITS.levels, title=name)
+    plot_image_grid(data[:64], DIGITS.shape, ax=axes[-1], levels=DIGITS.levels, title="test data")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -237,6 +259,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget", type=float, default=120.0, help="CPU seconds per model")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s, seed 0")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--figure", type=Path, default=FIGURE, help="samples beside test images (docs/digits.png)"
+    )
     args = parser.parse_args(argv)
     names, missing = available([n.strip() for n in args.models.split(",") if n.strip()])
     for name in missing:
@@ -257,11 +282,15 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": _versions(),
         "models": {},
     }
+    shown: dict[str, DequantizedFlow] = {}
     with cpu_threads(1):
         for name in names:
             runs = []
             for seed in seeds:
-                runs.append(run_one(name, seed, budget, splits))
+                record, model = run_one(name, seed, budget, splits)
+                runs.append(record)
+                if seed == seeds[0]:
+                    shown[name] = model
                 print(
                     f"{name} seed {seed}: test {runs[-1]['test_bpd']:.4f} bits/dim "
                     f"({runs[-1]['epochs']} epochs, {runs[-1]['steps']} steps)",
@@ -274,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "summary": summarize(runs),
             }
     print(table(results))
+    if args.figure is not None and shown:
+        print(f"wrote {figure(shown, splits.test.points, args.figure)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     return results
