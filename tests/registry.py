@@ -30,6 +30,7 @@ from flowforge import (
     LULinear,
     MaskedAffineCoupling,
     MaskedAutoregressive,
+    MaskedSplineCoupling,
     Merge,
     OnLast,
     Permute,
@@ -338,8 +339,14 @@ def _invertible_conv(width, context_width):
     return _conv1x1(width)
 
 
-def _conv_net(width, context_width):
-    net = conv_block(width, 8, context_width=context_width, zero_init=False)
+def _conv_net(width, context_width, outputs_per_channel=2):
+    net = conv_block(
+        width,
+        8,
+        context_width=context_width,
+        outputs_per_channel=outputs_per_channel,
+        zero_init=False,
+    )
     with torch.no_grad():  # a strongly non-identity coupling, not a near-zero output
         net[-1].weight.mul_(3.0)
     return net
@@ -366,3 +373,10 @@ def _glow_step(width, context_width):
             MaskedAffineCoupling(channel_mask(width), _conv_net(width, context_width)),
         )
     )
+
+
+@register("MaskedSplineCoupling-checkerboard", value=image_value, uses_context=True)
+def _spline_image_coupling(width, context_width):
+    mask = checkerboard_mask(*image_size(width), parity=1)
+    net = _conv_net(width, context_width, outputs_per_channel=3 * 4 - 1)
+    return MaskedSplineCoupling(mask, net, bins=4, bound=1.5)

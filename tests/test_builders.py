@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -28,3 +30,40 @@ def test_uniform_base_and_errors():
         realnvp(base="cauchy")
     with pytest.raises(ValueError, match="width >= 2"):
         realnvp(1)
+
+
+def test_glow_is_multi_scale_with_the_parts_of_each_scale():
+    from flowforge import DequantizedFlow, FactorOut, Flatten, MaskedSplineCoupling, glow
+
+    model = glow(64, scales=3, steps=1, hidden=8)
+    assert isinstance(model, DequantizedFlow) and model.levels == 17
+    latent_end = model.flow[0]
+    assert isinstance(latent_end, Flatten)
+    assert latent_end.shapes == ((2, 4, 4), (4, 2, 2), (16, 1, 1))
+    assert sum(isinstance(layer, FactorOut) for layer in model.flow) == 2
+    x = torch.randint(0, 17, (5, 64)).float()
+    assert [tuple(p.shape) for p in model.eval().latents(x)] == [
+        (5, 2, 4, 4),
+        (5, 4, 2, 2),
+        (5, 16, 1, 1),
+    ]
+    # Zero conditioners: at initialization the flow is the logit (the actnorms are unset).
+    lp = model.log_prob(x)
+    y = (x + torch.rand(x.shape, generator=torch.Generator().manual_seed(0))) / 17
+    z = torch.logit(0.05 + 0.9 * y)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
+    expected += torch.log(0.9 / ((0.05 + 0.9 * y) * (0.95 - 0.9 * y))).sum(1) - 64 * math.log(17)
+    torch.testing.assert_close(lp, expected, rtol=1e-5, atol=1e-3)
+    spline = glow(64, steps=1, hidden=8, transformer="spline", checkerboard=2)
+    assert sum(isinstance(layer, MaskedSplineCoupling) for layer in spline.modules()) == 5
+
+
+def test_glow_checks_the_image_shape():
+    from flowforge import glow
+
+    with pytest.raises(ValueError, match="have 64 pixels, but the model's width is 63"):
+        glow(63)
+    with pytest.raises(ValueError, match="divisible by 8, got 8×12"):
+        glow(96, image_shape=(1, 8, 12), scales=3)
+    with pytest.raises(ValueError, match="unknown transformer 'cubic'"):
+        glow(64, transformer="cubic")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.distributions import Normal, Uniform
@@ -28,6 +29,8 @@ from flowforge.layers import (
     LULinear,
     MaskedAffineCoupling,
     MaskedAutoregressive,
+    MaskedCoupling,
+    MaskedSplineCoupling,
     Merge,
     OnLast,
     Permute,
@@ -39,6 +42,7 @@ from flowforge.layers import (
     Swap,
     Unflatten,
     channel_mask,
+    checkerboard_mask,
 )
 from flowforge.mixture import GaussianMixture
 from flowforge.monotone import SplineTransformer, Transformer
@@ -276,11 +280,49 @@ def nsf(
     )
 
 
-def _glow_step(channels: int, hidden: int, parity: int, context_width: int, log_scale: str):
-    """One step of Glow on ``channels``: ``ImageActNorm``, 1×1 convolution, coupling."""
-    net = conv_block(channels, hidden, context_width=context_width)
-    coupling = MaskedAffineCoupling(channel_mask(channels, parity), net, log_scale=log_scale)
-    return [ImageActNorm(channels), InvertibleConv1x1(channels), coupling]
+@dataclass(frozen=True)
+class _Couplings:
+    """How ``glow`` makes its couplings' conditioners."""
+
+    hidden: int
+    context_width: int
+    log_scale: str
+    dropout: float
+    transformer: str = "affine"
+    bins: int = 8
+    bound: float = 4.0
+
+    def coupling(self, mask: torch.Tensor, channels: int) -> MaskedCoupling:
+        """An affine or spline coupling (``transformer``) with a fresh, zeroed conv net."""
+        if self.transformer not in ("affine", "spline"):
+            raise ValueError(f"unknown transformer {self.transformer!r}; use 'affine' or 'spline'")
+        spline = self.transformer == "spline"
+        net = conv_block(
+            channels,
+            self.hidden,
+            context_width=self.context_width,
+            outputs_per_channel=3 * self.bins - 1 if spline else 2,
+            dropout=self.dropout,
+        )
+        if spline:
+            return MaskedSplineCoupling(mask, net, self.bins, self.bound)
+        return MaskedAffineCoupling(mask, net, log_scale=self.log_scale)
+
+    def step(self, channels: int, parity: int) -> list[FlowLayer]:
+        """One step of Glow: ``ImageActNorm``, 1×1 convolution, channel-masked coupling."""
+        coupling = self.coupling(channel_mask(channels, parity), channels)
+        return [ImageActNorm(channels), InvertibleConv1x1(channels), coupling]
+
+    def checkerboard_step(self, shape: tuple[int, int, int], parity: int) -> list[FlowLayer]:
+        """RealNVP's step at full resolution: ``ImageActNorm``, checkerboard coupling."""
+        channels, height, breadth = shape
+        mask = checkerboard_mask(height, breadth, parity)
+        return [ImageActNorm(channels), self.coupling(mask, channels)]
+
+    def split_prior(self, channels: int) -> MaskedCoupling:
+        """The coupling before a ``FactorOut``: it moves and scales the channels about to be
+        factored out by functions of those that stay (Glow's learned split prior)."""
+        return self.coupling(channel_mask(channels, parity=1), channels)
 
 
 def _check_image_shape(image_shape: tuple[int, ...], width: int, scales: int) -> None:
@@ -306,6 +348,11 @@ def glow(
     scales: int = 2,
     steps: int = 4,
     hidden: int = 64,
+    checkerboard: int = 0,
+    split_prior: bool = True,
+    transformer: str = "affine",
+    bins: int = 8,
+    dropout: float = 0.0,
     alpha: float = 0.05,
     base: str = "normal",
     context_width: int = 0,
@@ -315,27 +362,39 @@ def glow(
 
     Data are flat images ``(batch, width)`` of pixel values ``0 .. levels - 1``, as
     ``DequantizedFlow`` takes them. From the data side: ``Unflatten(image_shape)``,
-    ``Logit(alpha)``, then at each of ``scales`` scales ``Squeeze`` (``(C, H, W)`` to
-    ``(4C, H/2, W/2)``) and ``steps`` steps of ``ImageActNorm``, ``InvertibleConv1x1``
-    and a channel-masked ``MaskedAffineCoupling`` (conv-net conditioner of ``hidden``
-    channels, identity at initialization), followed, except at the last scale, by
-    ``FactorOut`` (half the channels go straight to the latent). A ``Flatten`` joins the
-    parts into the base's vector. Defaults: scikit-learn's digits (``(1, 8, 8)``, 17
-    levels), 2 scales of 4 steps, 64 hidden channels, normal base.
+    ``Logit(alpha)``, ``checkerboard`` RealNVP steps at full resolution (``ImageActNorm``
+    and a checkerboard-masked coupling), then at each of ``scales`` scales ``Squeeze``
+    (``(C, H, W)`` to ``(4C, H/2, W/2)``) and ``steps`` Glow steps (``ImageActNorm``,
+    ``InvertibleConv1x1``, a channel-masked ``MaskedAffineCoupling``), followed, except
+    at the last scale, by ``FactorOut``: half the channels go straight to the latent,
+    after (``split_prior``) a coupling that conditions them on the other half. A
+    ``Flatten`` joins the parts into the base's vector. Every coupling's conditioner is a
+    ``conv_block`` of ``hidden`` channels (``dropout`` in training), zero at
+    initialization, so the flow starts as the logit and the actnorms. The couplings are
+    affine (``transformer="affine"``) or rational-quadratic splines of ``bins`` bins on
+    ``[-4, 4]`` (``"spline"``: ``MaskedSplineCoupling``). Defaults:
+    scikit-learn's digits (``(1, 8, 8)``, 17 levels), 2 scales of 4 steps, 64 hidden
+    channels, normal base.
     """
     image_shape = tuple(int(n) for n in image_shape)
     _check_image_shape(image_shape, width, scales)
+    make = _Couplings(hidden, context_width, log_scale, dropout, transformer, bins)
     channels, height, breadth = image_shape
     data_to_latent: list[FlowLayer] = [Unflatten(image_shape), Logit(alpha)]
+    for i in range(checkerboard):
+        data_to_latent += make.checkerboard_step(image_shape, i % 2)
     parts = []
     for scale in range(scales):
         layers: list[FlowLayer] = [Squeeze()]
         channels, height, breadth = 4 * channels, height // 2, breadth // 2
         for step in range(steps):
-            layers += _glow_step(channels, hidden, step % 2, context_width, log_scale)
+            layers += make.step(channels, step % 2)
+        last = scale == scales - 1
+        if split_prior and not last:
+            layers.append(make.split_prior(channels))
         # After the first FactorOut the value is a tuple: later scales work on its last part.
         data_to_latent += layers if scale == 0 else [OnLast(layer) for layer in layers]
-        if scale < scales - 1:
+        if not last:
             data_to_latent.append(FactorOut())  # acts on the last part itself
             parts.append((channels // 2, height, breadth))
             channels -= channels // 2

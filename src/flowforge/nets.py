@@ -165,6 +165,8 @@ class ConvNet(torch.nn.Sequential):
 
     Maps ``(batch, in_channels, H, W)`` to ``(batch, out_channels, H, W)`` (padding keeps
     the size). ``in_channels`` and ``out_channels`` are recorded for error messages.
+    ``dropout > 0`` adds dropout after each activation (active in training mode only, so
+    the coupling it feeds is a fixed bijection in eval mode).
     """
 
     def __init__(
@@ -173,17 +175,23 @@ class ConvNet(torch.nn.Sequential):
         hidden: int,
         out_channels: int,
         activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
+        dropout: float = 0.0,
     ) -> None:
         if min(in_channels, hidden, out_channels) < 1:
             raise ValueError(
                 "ConvNet channel counts must be positive, got "
                 f"in={in_channels}, hidden={hidden}, out={out_channels}"
             )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        drop = [torch.nn.Dropout(dropout)] if dropout > 0 else []
         super().__init__(
             torch.nn.Conv2d(in_channels, hidden, 3, padding=1),
             activation(),
+            *drop,
             torch.nn.Conv2d(hidden, hidden, 1),
             activation(),
+            *drop,
             torch.nn.Conv2d(hidden, out_channels, 3, padding=1),
         )
         self.in_channels = in_channels
@@ -204,6 +212,7 @@ def conv_block(
     outputs_per_channel: int = 2,
     activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = True,
+    dropout: float = 0.0,
 ) -> ConvNet:
     """The ``ConvNet`` that conditions a ``MaskedAffineCoupling`` on images of ``channels``.
 
@@ -211,7 +220,9 @@ def conv_block(
     context (each context column broadcast over the pixels) and outputs
     ``outputs_per_channel * channels`` channels: the log-scale and the shift of every
     channel. ``zero_init=True`` (the default) zeroes the output convolution, so the
-    coupling starts as the identity.
+    coupling starts as the identity. ``dropout`` as in ``ConvNet``.
     """
-    net = ConvNet(channels + context_width, hidden, outputs_per_channel * channels, activation)
+    net = ConvNet(
+        channels + context_width, hidden, outputs_per_channel * channels, activation, dropout
+    )
     return net.zero_last_layer_() if zero_init else net

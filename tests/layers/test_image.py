@@ -108,3 +108,20 @@ def test_a_glow_step_composes():
     x, _ = step.forward(z)
     back, _ = step.inverse(x)
     torch.testing.assert_close(back, z, atol=1e-5, rtol=1e-5)
+
+
+def test_masked_spline_coupling_starts_as_identity_and_keeps_masked_pixels():
+    from flowforge import MaskedSplineCoupling
+
+    mask = checkerboard_mask(4, 4)
+    layer = MaskedSplineCoupling(mask, conv_block(2, 8, outputs_per_channel=3 * 4 - 1), bins=4)
+    z = torch.randn(3, 2, 4, 4)
+    x, log_det = layer.forward(z)
+    torch.testing.assert_close(x, z)
+    assert log_det.abs().max() < 1e-5
+    torch.nn.init.normal_(layer.net[-1].weight)
+    x, log_det = layer.forward(z)
+    assert torch.equal(x * mask, z * mask)
+    assert not torch.allclose(x, z) and log_det.abs().min() > 0
+    with pytest.raises(ValueError, match=r"must output 11 × 2"):
+        MaskedSplineCoupling(mask, conv_block(2, 8), bins=4).forward(z)

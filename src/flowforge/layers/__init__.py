@@ -2,7 +2,13 @@
 
 from flowforge.layers.autoregressive import MaskedAutoregressive
 from flowforge.layers.base import FlowLayer, SequentialFlow
-from flowforge.layers.conv_coupling import MaskedAffineCoupling, channel_mask, checkerboard_mask
+from flowforge.layers.conv_coupling import (
+    MaskedAffineCoupling,
+    MaskedCoupling,
+    MaskedSplineCoupling,
+    channel_mask,
+    checkerboard_mask,
+)
 from flowforge.layers.coupling import (
     AdditiveCoupling,
     AffineCoupling,
@@ -34,6 +40,8 @@ __all__ = [
     "Logit",
     "MaskedAffineCoupling",
     "MaskedAutoregressive",
+    "MaskedCoupling",
+    "MaskedSplineCoupling",
     "Merge",
     "OnLast",
     "Permute",

@@ -1,4 +1,5 @@
-"""Affine coupling on images with a binary mask: checkerboard or channel masks (RealNVP)."""
+"""Couplings on images with a binary mask (checkerboard or channel masks, RealNVP): affine
+or rational-quadratic spline."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from torch import Tensor
 from flowforge.layers.base import FlowLayer
 from flowforge.layers.coupling import LogScaleFunction, log_scale_function
 from flowforge.layers.multiscale import require_image
+from flowforge.monotone import SplineTransformer
 from flowforge.values import Value, sum_per_sample
 
 
@@ -35,7 +37,48 @@ def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
     return [c.view(b, -1, 1, 1).expand(b, c.shape[1], h, w) for c in flat]
 
 
-class MaskedAffineCoupling(FlowLayer):
+class MaskedCoupling(FlowLayer):
+    """Base of the masked couplings: checks images and runs the conditioner.
+
+    ``net`` reads ``z · mask`` followed by the context as extra constant channels and must
+    output ``params_per_element × C`` channels; ``_net_output`` returns them as
+    ``params_per_element`` tensors shaped like ``z`` (channel blocks in order).
+    """
+
+    params_per_element = 2
+
+    def __init__(self, mask: Tensor, net: torch.nn.Module) -> None:
+        super().__init__()
+        if mask.dim() != 4 or mask.shape[0] != 1:
+            raise ValueError(
+                f"the mask must have shape (1, C or 1, H or 1, W or 1), got {tuple(mask.shape)}"
+            )
+        self.register_buffer("mask", mask.float())
+        self.net = net
+
+    def _net_output(self, z_masked: Tensor, context: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
+        out = self.net(h)
+        n, channels = self.params_per_element, z_masked.shape[1]
+        if out.shape[1] != n * channels:
+            raise ValueError(
+                f"{type(self).__name__}'s net outputs {out.shape[1]} channels for images of "
+                f"{channels} channels; it must output {n} × {channels}, e.g. "
+                f"conv_block({channels}, hidden, outputs_per_channel={n})"
+            )
+        return out.chunk(n, dim=1)
+
+    def _check(self, z: Value) -> Tensor:
+        z = require_image(self, z)
+        if any(m not in (1, n) for m, n in zip(self.mask.shape[1:], z.shape[1:])):
+            raise ValueError(
+                f"{type(self).__name__}'s mask of shape {tuple(self.mask.shape[1:])} does not "
+                f"fit images of shape {tuple(z.shape[1:])}"
+            )
+        return z
+
+
+class MaskedAffineCoupling(MaskedCoupling):
     """RealNVP's affine coupling on images: the masked pixels condition the others.
 
     With a binary ``mask`` (broadcastable to one image ``(C, H, W)``), ``net`` reads
@@ -53,37 +96,13 @@ class MaskedAffineCoupling(FlowLayer):
         net: torch.nn.Module,
         log_scale: str | LogScaleFunction = "soft_clamp",
     ) -> None:
-        super().__init__()
-        if mask.dim() != 4 or mask.shape[0] != 1:
-            raise ValueError(
-                f"the mask must have shape (1, C or 1, H or 1, W or 1), got {tuple(mask.shape)}"
-            )
-        self.register_buffer("mask", mask.float())
-        self.net = net
+        super().__init__(mask, net)
         self.log_scale = log_scale_function(log_scale)
 
     def _shift_and_log_scale(self, z_masked: Tensor, context: tuple[Tensor, ...]):
-        mask = self.mask.to(z_masked.dtype)
-        h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
-        out = self.net(h)
-        if out.shape[1] != 2 * z_masked.shape[1]:
-            raise ValueError(
-                f"{type(self).__name__}'s net outputs {out.shape[1]} channels for images of "
-                f"{z_masked.shape[1]} channels; it must output 2 × {z_masked.shape[1]}, "
-                f"e.g. conv_block({z_masked.shape[1]}, hidden)"
-            )
-        raw_s, t = out.chunk(2, dim=1)
-        free = 1 - mask
+        raw_s, t = self._net_output(z_masked, context)
+        free = 1 - self.mask.to(z_masked.dtype)
         return self.log_scale(raw_s) * free, t * free
-
-    def _check(self, z: Value) -> Tensor:
-        z = require_image(self, z)
-        if any(m not in (1, n) for m, n in zip(self.mask.shape[1:], z.shape[1:])):
-            raise ValueError(
-                f"{type(self).__name__}'s mask of shape {tuple(self.mask.shape[1:])} does not "
-                f"fit images of shape {tuple(z.shape[1:])}"
-            )
-        return z
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         z = self._check(z)
@@ -95,3 +114,34 @@ class MaskedAffineCoupling(FlowLayer):
         s, t = self._shift_and_log_scale(x * self.mask.to(x.dtype), context)
         minus_s = -s
         return (x - t) * torch.exp(minus_s), sum_per_sample(minus_s)
+
+
+class MaskedSplineCoupling(MaskedCoupling):
+    """A neural-spline coupling on images (Durkan et al. 2019 with a conv-net conditioner).
+
+    ``net`` reads ``z · mask`` (and the context) and outputs ``(3 · bins - 1) · C``
+    channels: for every pixel and channel the widths, heights and inner derivatives of a
+    monotone rational-quadratic spline on ``[-bound, bound]``, the identity outside
+    (``flowforge.splines``). Pixels where ``mask = 0`` go through their spline; those
+    where ``mask = 1`` pass unchanged. Zero parameters give the identity, so a
+    ``conv_block(C, hidden, outputs_per_channel=3 * bins - 1)`` starts it as one.
+    """
+
+    def __init__(
+        self, mask: Tensor, net: torch.nn.Module, bins: int = 8, bound: float = 4.0
+    ) -> None:
+        super().__init__(mask, net)
+        self.transformer = SplineTransformer(bins, bound)
+        self.params_per_element = self.transformer.params_per_element
+
+    def _transform(self, z: Tensor, context: tuple[Tensor, ...], direction: str):
+        free = 1 - self.mask.to(z.dtype)
+        params = torch.stack(self._net_output(z * (1 - free), context), dim=-1)
+        out, log_det = getattr(self.transformer, direction)(z, params)
+        return torch.lerp(z, out, free), sum_per_sample(log_det * free)
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return self._transform(self._check(z), context, "forward")
+
+    def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return self._transform(self._check(x), context, "inverse")
