@@ -58,6 +58,9 @@ FAMILIES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[], torch.nn.M
     ),
 }
 
+# Families built from the same MADE networks in both libraries: equal parameter counts.
+SAME_PARAMETERS = ("maf", "nsf")
+
 
 def _zuko():
     import zuko
@@ -119,6 +122,11 @@ def measure_family(family: str, plan: Plan, with_zuko: bool) -> dict:
     built = {"flowforge": flowforge_contender(family)}
     if with_zuko:
         built["zuko"] = zuko_contender(family)
+        if family in SAME_PARAMETERS and built["zuko"].parameters != built["flowforge"].parameters:
+            raise RuntimeError(
+                f"{family}: flowforge has {built['flowforge'].parameters} parameters, zuko "
+                f"{built['zuko'].parameters}; the pair is no longer the same architecture"
+            )
     points = torch.randn(BATCH * plan.steps, 2, generator=torch.Generator().manual_seed(0))
     x = torch.randn(plan.points, 2, generator=torch.Generator().manual_seed(1))
     train = {"flowforge": fit_steps(built["flowforge"].model, points, BATCH)[0]}
