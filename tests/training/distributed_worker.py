@@ -145,7 +145,14 @@ def worker(rank: int, port: int, out: str, timeout: float) -> None:
         seen["train"] = _train(train, heldout, rank, out)
         seen["resumed_two"] = _resume(train, heldout, out / "two_epoch1.safetensors")
         seen["resumed_one"] = _resume(train, heldout, out / "one_epoch1.safetensors")
-        torch.save(seen, out / f"rank{rank}.pt")
+    seen["again"] = []
+    for _ in range(2):  # groups made again after one was destroyed: no stale rendezvous
+        with distributed("cpu", timeout=timeout):
+            model = fresh_model(train)
+            fit(model, train, epochs=1, batch_size=64, progress=False)
+            seen["again"].append(weights(model))
+    torch.save(seen, out / f"rank{rank}.pt")
+    with distributed("cpu", timeout=timeout):
         seen["dead"] = _dead_peer(train, rank, out)
         torch.save(seen, out / f"rank{rank}.pt")
         if rank == 1:

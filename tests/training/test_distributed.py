@@ -125,6 +125,14 @@ def test_checkpoints_move_between_one_and_two_processes(runs):
     assert max_difference(worker.weights(model), one["weights"]) < 1e-5
 
 
+def test_a_process_group_can_be_made_again_after_one_ended(runs):
+    _, (first, second), _ = runs
+    assert len(first["again"]) == len(second["again"]) == 2
+    for rank in (first, second):
+        for again in rank["again"]:
+            assert max_difference(again, first["again"][0]) == 0.0
+
+
 def test_launch_mistakes_are_named_on_every_process(runs):
     _, ranks, _ = runs
     for rank in ranks:

@@ -15,6 +15,7 @@ as ``DistributedError``: one line that says which process saw it and what to do.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import re
@@ -80,11 +81,31 @@ def current_world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), local, _joined["timeout"])
 
 
-# The timeout of the group ``distributed()`` joined (torch does not expose it).
-_joined = {"timeout": DEFAULT_TIMEOUT}
+# The timeout of the group ``distributed()`` joined (torch does not expose it), the
+# rendezvous store of this process, and how many groups it has joined through it.
+_joined: dict = {"timeout": DEFAULT_TIMEOUT, "store": None, "groups": 0}
 
 
-def local_device(device: str | torch.device | None = "auto", env: Mapping | None = None):
+def _fresh_store(timeout: float) -> dist.Store:
+    """The rendezvous store under a prefix no earlier group of this process used.
+
+    A group made again after ``destroy_process_group`` (``fit`` called twice under
+    ``torchrun``) would otherwise find the previous group's keys in the store, still
+    there: a fast process then connects to a peer's old, closing group and both wait
+    forever. Every process makes its groups in the same order, so the n-th group of
+    each has the same prefix. The store itself is made once and kept until exit.
+    """
+    if _joined["store"] is None:
+        rendezvous = dist.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout))
+        _joined["store"] = next(iter(rendezvous))[0]
+        atexit.register(_joined.update, store=None)  # before the interpreter tears down
+    _joined["groups"] += 1
+    return dist.PrefixStore(f"flowforge/{_joined['groups']}/", _joined["store"])
+
+
+def local_device(
+    device: str | torch.device | None = "auto", env: Mapping[str, str] | None = None
+) -> torch.device:
     """The device this process trains on: ``"auto"`` or ``"cuda"`` become the GPU
     ``LOCAL_RANK`` under ``torchrun`` (one process per GPU); otherwise as
     ``resolve_device``. Raises ``LaunchError`` when a process has no GPU of its own."""
@@ -152,15 +173,26 @@ def distributed(
     if device.type == "cuda":
         torch.cuda.set_device(device)
     _joined["timeout"] = timeout
+    # NCCL connects eagerly when told the device (torch >= 2.3 takes ``device_id``).
+    eager = device.type == "cuda" and "device_id" in _parameters(dist.init_process_group)
     dist.init_process_group(
         backend_for(device),
+        store=_fresh_store(timeout),
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
         timeout=datetime.timedelta(seconds=timeout),
-        device_id=device if device.type == "cuda" else None,
+        **({"device_id": device} if eager else {}),
     )
     try:
         yield current_world(), device
     finally:
         dist.destroy_process_group()
+
+
+def _parameters(function) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(function).parameters)
 
 
 def share(rows: int, world: World) -> tuple[int, int]:
@@ -235,7 +267,7 @@ def collective_failure(error: BaseException, world: World, epoch: int) -> Distri
 
 def is_collective_failure(error: BaseException) -> bool:
     """Whether ``error`` came from the process group (a timeout, a closed connection)."""
-    return isinstance(error, dist.DistError) or any(
+    return isinstance(error, getattr(dist, "DistError", ())) or any(
         word in str(error) for word in ("Gloo", "gloo", "NCCL", "Connection closed", "Timed out")
     )
 
