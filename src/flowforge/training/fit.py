@@ -281,7 +281,8 @@ def fit(
     trains one model in every process with DistributedDataParallel: give every process
     the same data, seed and initialized model. Each global batch of ``batch_size`` rows
     is split between the processes, so the run follows a single-process run with the
-    same arguments up to rounding; the NLLs are over all processes' rows; only the
+    same arguments up to rounding (not step for step where layers draw random numbers in
+    training, such as dropout); the NLLs are over all processes' rows; only the
     first process shows progress and calls ``callbacks``. Without a process group,
     ``fit`` joins the one ``torchrun`` describes for the duration of training.
     """
