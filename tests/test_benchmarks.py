@@ -78,3 +78,30 @@ def test_families_benchmark_measures_every_family(tmp_path):
         assert entry["parameters"]["flowforge"] == sum(p.numel() for p in model.parameters())
         for key in ("steps_per_second", "score_points_per_second", "sample_points_per_second"):
             assert entry[key]["flowforge"]["median"] > 0, (family, key)
+
+
+@pytest.mark.slow
+def test_digits_benchmark_scores_the_test_set_in_bits_per_dim(tmp_path):
+    from benchmarks import digits
+
+    out, figure = tmp_path / "digits.json", tmp_path / "digits.png"
+    argv = [
+        "--quick",
+        "--models",
+        "flowforge-multiscale",
+        "--out",
+        str(out),
+        "--figure",
+        str(figure),
+    ]
+    results = digits.main(argv)
+    saved = json.loads(out.read_text())
+    assert saved["split"] == {"train": 1257, "validation": 180, "test": 360}
+    (run,) = saved["models"]["flowforge-multiscale"]["runs"]
+    assert run["cpu_seconds"] >= 3.0 and run["epochs"] >= 1
+    assert 0.5 < run["test_bpd"] < 4.087  # better than a uniform density, log2(17)
+    assert run["validation_bpd"] * 64 * 0.6931471805599453 == pytest.approx(
+        min(run["validation_nll"])
+    )
+    assert "| flowforge-multiscale |" in digits.table(results)
+    assert figure.stat().st_size > 10_000

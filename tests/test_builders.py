@@ -32,10 +32,10 @@ def test_uniform_base_and_errors():
         realnvp(1)
 
 
-def test_glow_is_multi_scale_with_the_parts_of_each_scale():
-    from flowforge import DequantizedFlow, FactorOut, Flatten, MaskedSplineCoupling, glow
+def test_multiscale_has_the_parts_of_each_scale():
+    from flowforge import DequantizedFlow, FactorOut, Flatten, MaskedSplineCoupling, multiscale
 
-    model = glow(64, scales=3, steps=1, hidden=8)
+    model = multiscale(64, scales=3, steps=1, hidden=8)
     assert isinstance(model, DequantizedFlow) and model.levels == 17
     latent_end = model.flow[0]
     assert isinstance(latent_end, Flatten)
@@ -54,16 +54,16 @@ def test_glow_is_multi_scale_with_the_parts_of_each_scale():
     expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
     expected += torch.log(0.9 / ((0.05 + 0.9 * y) * (0.95 - 0.9 * y))).sum(1) - 64 * math.log(17)
     torch.testing.assert_close(lp, expected, rtol=1e-5, atol=1e-3)
-    spline = glow(64, steps=1, hidden=8, transformer="spline", checkerboard=2)
+    spline = multiscale(64, steps=1, hidden=8, transformer="spline", checkerboard=2)
     assert sum(isinstance(layer, MaskedSplineCoupling) for layer in spline.modules()) == 5
 
 
-def test_glow_checks_the_image_shape():
-    from flowforge import glow
+def test_multiscale_checks_the_image_shape():
+    from flowforge import multiscale
 
     with pytest.raises(ValueError, match="have 64 pixels, but the model's width is 63"):
-        glow(63)
+        multiscale(63)
     with pytest.raises(ValueError, match="divisible by 8, got 8×12"):
-        glow(96, image_shape=(1, 8, 12), scales=3)
+        multiscale(96, image_shape=(1, 8, 12), scales=3)
     with pytest.raises(ValueError, match="unknown transformer 'cubic'"):
-        glow(64, transformer="cubic")
+        multiscale(64, transformer="cubic")

@@ -10,7 +10,7 @@ distribution, train it, and check any layer against autograd::
     )
 """
 
-from flowforge.builders import BUILDERS, glow, iaf, maf, nice, nsf, realnvp
+from flowforge.builders import BUILDERS, iaf, maf, multiscale, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.conditional import Conditioned, label_context
 from flowforge.data import (
@@ -122,7 +122,7 @@ __all__ = [
     "DequantizedFlow",
     "bits_per_dim",
     "dequantize",
-    "glow",
+    "multiscale",
     "iaf",
     "maf",
     "nice",

@@ -282,7 +282,7 @@ def nsf(
 
 @dataclass(frozen=True)
 class _Couplings:
-    """How ``glow`` makes its couplings' conditioners."""
+    """How ``multiscale`` makes its couplings' conditioners."""
 
     hidden: int
     context_width: int
@@ -340,7 +340,7 @@ def _check_image_shape(image_shape: tuple[int, ...], width: int, scales: int) ->
         )
 
 
-def glow(
+def multiscale(
     width: int = 64,
     *,
     image_shape: tuple[int, int, int] | list[int] = (1, 8, 8),
@@ -348,9 +348,9 @@ def glow(
     scales: int = 2,
     steps: int = 4,
     hidden: int = 64,
-    checkerboard: int = 0,
+    checkerboard: int = 2,
     split_prior: bool = True,
-    transformer: str = "affine",
+    transformer: str = "spline",
     bins: int = 8,
     dropout: float = 0.0,
     alpha: float = 0.05,
@@ -358,23 +358,26 @@ def glow(
     context_width: int = 0,
     log_scale: str = "soft_clamp",
 ) -> DequantizedFlow:
-    """A multi-scale flow for discrete images (RealNVP's architecture with Glow's steps).
+    """A multi-scale flow for discrete images: RealNVP's architecture, Glow's steps, spline
+    couplings.
 
     Data are flat images ``(batch, width)`` of pixel values ``0 .. levels - 1``, as
     ``DequantizedFlow`` takes them. From the data side: ``Unflatten(image_shape)``,
     ``Logit(alpha)``, ``checkerboard`` RealNVP steps at full resolution (``ImageActNorm``
     and a checkerboard-masked coupling), then at each of ``scales`` scales ``Squeeze``
     (``(C, H, W)`` to ``(4C, H/2, W/2)``) and ``steps`` Glow steps (``ImageActNorm``,
-    ``InvertibleConv1x1``, a channel-masked ``MaskedAffineCoupling``), followed, except
+    ``InvertibleConv1x1``, a channel-masked coupling), followed, except
     at the last scale, by ``FactorOut``: half the channels go straight to the latent,
     after (``split_prior``) a coupling that conditions them on the other half. A
     ``Flatten`` joins the parts into the base's vector. Every coupling's conditioner is a
     ``conv_block`` of ``hidden`` channels (``dropout`` in training), zero at
     initialization, so the flow starts as the logit and the actnorms. The couplings are
-    affine (``transformer="affine"``) or rational-quadratic splines of ``bins`` bins on
-    ``[-4, 4]`` (``"spline"``: ``MaskedSplineCoupling``). Defaults:
-    scikit-learn's digits (``(1, 8, 8)``, 17 levels), 2 scales of 4 steps, 64 hidden
-    channels, normal base.
+    rational-quadratic splines of ``bins`` bins on ``[-4, 4]`` (``transformer="spline"``,
+    ``MaskedSplineCoupling``) or affine (``"affine"``: ``MaskedAffineCoupling``, Glow
+    itself). Defaults: scikit-learn's digits (``(1, 8, 8)``, 17 levels), 2 checkerboard
+    steps, 2 scales of 4 steps, spline couplings of 8 bins, 64 hidden channels, normal
+    base; the best of the variants ``benchmarks/digits.py`` was tuned with (README,
+    "Images: digits").
     """
     image_shape = tuple(int(n) for n in image_shape)
     _check_image_shape(image_shape, width, scales)
@@ -414,5 +417,5 @@ BUILDERS: dict[str, Callable[..., NormalizingFlow]] = {
     "maf": maf,
     "iaf": iaf,
     "nsf": nsf,
-    "glow": glow,
+    "multiscale": multiscale,
 }

@@ -23,9 +23,9 @@ def digits_run(tmp_path_factory):
 def test_digits_train_a_multi_scale_flow_and_report_bits_per_dim(digits_run):
     folder, printed = digits_run
     config = read_config(folder)
-    assert config.data == {"name": "digits"} and config.model == "glow"
+    assert config.data == {"name": "digits"} and config.model == "multiscale"
     assert config.model_options["image_shape"] == [1, 8, 8]
-    assert config.model_options["levels"] == 17 and config.recipe["lr"] == 2e-3
+    assert config.model_options["levels"] == 17 and config.recipe["lr"] == 3e-3
     heldout = json.loads((folder / "metrics.json").read_text())["heldout"]
     assert heldout["n"] == 360 and heldout["dims"] == 64
     assert heldout["bits_per_dim"] == pytest.approx(heldout["nll"] / (64 * 0.6931471805599453))
@@ -51,9 +51,12 @@ def test_eval_prints_the_test_bits_per_dim(digits_run):
     "argv, expected",
     [
         (["--dataset", "digits", "--n-samples", "500"], "fixed training/validation/test split"),
-        (["--dataset", "digits", "--model", "realnvp"], "need an image model .*--model glow"),
-        (["--dataset", "rings", "--model", "glow"], "models images of discrete pixels"),
-        (["--dataset", "digits", "--couplings", "2"], "--couplings does not apply to --model glow"),
+        (["--dataset", "digits", "--model", "realnvp"], "need an image model .*--model multiscale"),
+        (["--dataset", "rings", "--model", "multiscale"], "models images of discrete pixels"),
+        (
+            ["--dataset", "digits", "--couplings", "2"],
+            "--couplings does not apply to --model multiscale",
+        ),
     ],
 )
 def test_images_and_models_must_go_together(argv, expected, tmp_path, capsys):

@@ -65,7 +65,7 @@ MODEL_FLAGS = (
     "zero_init",
     "base",
 )
-DEFAULT_IMAGE_MODEL = "glow"
+DEFAULT_IMAGE_MODEL = "multiscale"
 # Builder options an image data set fills in (from its ImageFormat): an image model
 # takes them, a model of points does not.
 IMAGE_OPTIONS = ("image_shape", "levels")
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--model",
         choices=sorted(BUILDERS),
-        help="model family (realnvp; glow for --dataset digits)",
+        help="model family (realnvp; multiscale for --dataset digits)",
     )
     model.add_argument(
         "--couplings", type=options.positive_int, help="coupling layers: realnvp (4), nice (4)"
@@ -100,11 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--hidden", type=options.positive_int, help="hidden width (realnvp 16, nsf 64, others 32)"
     )
-    model.add_argument("--bins", type=options.at_least_two, help="spline bins: nsf (8)")
+    model.add_argument("--bins", type=options.at_least_two, help="spline bins: nsf, multiscale (8)")
     model.add_argument(
-        "--scales", type=options.positive_int, help="glow: scales of the multi-scale flow (2)"
+        "--scales", type=options.positive_int, help="multiscale: scales of the multi-scale flow (2)"
     )
-    model.add_argument("--steps", type=options.positive_int, help="glow: steps per scale (4)")
+    model.add_argument("--steps", type=options.positive_int, help="multiscale: steps per scale (4)")
     model.add_argument(
         "--coupling",
         action="store_const",
