@@ -31,6 +31,8 @@ def test_digits_train_a_multi_scale_flow_and_report_bits_per_dim(digits_run):
     assert heldout["bits_per_dim"] == pytest.approx(heldout["nll"] / (64 * 0.6931471805599453))
     assert 1.0 < heldout["bits_per_dim"] < 6.0
     assert f"test bits/dim: {heldout['bits_per_dim']:.4f}" in printed
+    assert f"test NLL after 1 epochs: {heldout['nll']:.4f}" in printed
+    assert "nats per image (n=360, pixel units)" in printed
     report = (folder / "report.html").read_text()
     assert "held-out bits per dimension (test set)" in report
     assert "64 samples of the model" in report and "one row per scale" in report

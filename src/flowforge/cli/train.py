@@ -324,9 +324,13 @@ def _bits_line(heldout: dict) -> list[str]:
 
 
 def _summary(outcome) -> str:
+    if "bits_per_dim" in outcome.metrics["heldout"]:  # images: the digits' test set
+        which, per, units = "test", "image", "pixel units"
+    else:
+        which, per, units = "held-out", "point", "standardized units"
     lines = [
-        f"held-out NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
-        f"{outcome.heldout.stderr:.4f} nats per point (n={outcome.heldout.n}, standardized units)",
+        f"{which} NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
+        f"{outcome.heldout.stderr:.4f} nats per {per} (n={outcome.heldout.n}, {units})",
         *_floor_line(outcome.metrics["heldout"]),
         *_bits_line(outcome.metrics["heldout"]),
         f"run folder: {outcome.folder} (config.json, model.safetensors, metrics.json, "
