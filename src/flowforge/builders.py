@@ -320,7 +320,7 @@ class _Couplings:
         return [ImageActNorm(channels), self.coupling(mask, channels)]
 
     def split_prior(self, channels: int) -> MaskedCoupling:
-        """The coupling before a ``FactorOut``: it moves and scales the channels about to be
+        """The coupling before a ``FactorOut``: it transforms the channels about to be
         factored out by functions of those that stay (Glow's learned split prior)."""
         return self.coupling(channel_mask(channels, parity=1), channels)
 
