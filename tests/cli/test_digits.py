@@ -69,3 +69,11 @@ def test_images_and_models_must_go_together(argv, expected, tmp_path, capsys):
 def test_compare_points_to_the_digits_benchmark(capsys, tmp_path):
     assert main(["compare", "--dataset", "digits", "--out", str(tmp_path / "c")]) == 2
     assert "python -m benchmarks.digits" in capsys.readouterr().err
+
+
+def test_compare_runs_refuses_image_runs(digits_run, capsys, tmp_path):
+    folder, _ = digits_run
+    assert main(["compare-runs", str(folder), str(folder), "-o", str(tmp_path / "c.png")]) == 2
+    assert "models 64 dimensions; compare-runs draws densities in the plane" in (
+        capsys.readouterr().err
+    )

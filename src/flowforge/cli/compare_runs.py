@@ -41,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         raise UserError(f"{output} already exists; choose another -o or pass --force")
     models = dict(zip(labels(args.run_a, args.run_b), (load(args.run_a)[0], load(args.run_b)[0])))
+    for run, model in zip((args.run_a, args.run_b), models.values()):
+        if getattr(model, "width", 2) != 2:
+            raise UserError(
+                f"{run} models {model.width} dimensions; compare-runs draws densities in the "
+                "plane, for runs on 2-D points (for images see its samples.png and latents.png)"
+            )
     steps = max(coupling_count(m) for m in models.values()) + 1
     figure = plot_compare_model_steps(models, steps, fig=Figure(figsize=(3 * steps, 6)))
     save_figure(figure, output)
