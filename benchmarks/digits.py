@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import math
 import platform
 import statistics
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.measure import save_results
 from flowforge import DequantizedFlow, Logit, bits_per_dim, initialize_actnorm, multiscale
 from flowforge.data import DIGITS, digit_splits
 from flowforge.evaluate import log_likelihood, nll_estimate
@@ -311,8 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(table(results))
     if args.figure is not None and shown:
         print(f"wrote {figure(shown, splits.test.points, args.figure)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    save_results(args.out, results)
     return results
 
 

@@ -20,7 +20,6 @@ Prints the medians with their ranges and the ratio two / one, and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from benchmarks.measure import cpu_count, summary
+from benchmarks.measure import cpu_count, save_results, summary
 
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
 # (hidden width, global batch, steps per measurement as a fraction of --steps)
@@ -193,8 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
         "allreduce_microseconds": {"numbers": PARAMETERS, "median": allreduce},
         "seconds": time.perf_counter() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(args.out, results)
     print(f"training steps per second, median [min–max] of {rounds} round(s) of {steps} steps:")
     print("\n".join(report(rates)))
     print(f"one all-reduce of {PARAMETERS:,} float32 numbers (gloo, loopback): {allreduce:.0f} µs")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import torch
 
 import flowforge
 from benchmarks.contenders import Contender, _no_grad
-from benchmarks.measure import interleaved, summary
+from benchmarks.measure import interleaved, save_results, summary
 from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
 
 RESULTS = Path(__file__).parent / "results" / "families.json"
@@ -188,8 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         lines.append("zuko is not installed: flowforge alone (pip install -e '.[bench]')")
     lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
     print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    save_results(args.out, results)
     return results
 
 

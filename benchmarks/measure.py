@@ -7,6 +7,9 @@ import resource
 import statistics
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from flowforge.files import write_json
 
 
 def interleaved(runs: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
@@ -78,3 +81,10 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def save_results(path: Path, results: dict) -> Path:
+    """Write a benchmark's ``results`` to ``path`` as strict JSON, atomically (a run that
+    dies midway leaves the previous results intact), making the folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_json(path, results)

@@ -42,7 +42,7 @@ import torch
 
 import flowforge
 from benchmarks import contenders, seed_notebook
-from benchmarks.measure import cpu_count, interleaved, summary
+from benchmarks.measure import cpu_count, interleaved, save_results, summary
 
 TARGET_NLL = 1.9
 PEERS = ["zuko", "nflows", "normflows"]
@@ -476,8 +476,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines += targets(results, names)
     lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
     print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    save_results(args.out, results)
     return results
 
 

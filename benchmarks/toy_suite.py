@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from benchmarks.measure import save_results
 from flowforge.comparison import Comparison, Plan, Setup, run_comparison
 from flowforge.comparison.figure import (
     LIMIT,
@@ -144,13 +145,12 @@ def suite_figure(results: dict[str, Comparison]) -> Figure:
 
 def write(results: dict[str, Comparison], figure: Path, json_path: Path) -> None:
     from flowforge.figures import save_figure
-    from flowforge.files import atomic_write_text, write_json
+    from flowforge.files import atomic_write_text
 
     figure.parent.mkdir(parents=True, exist_ok=True)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(suite_figure(results), figure)
     record = {name: {"best": best_row(c).name, **to_dict(c)} for name, c in results.items()}
-    write_json(json_path, {"candidates": list(CANDIDATES), "sets": record})
+    save_results(json_path, {"candidates": list(CANDIDATES), "sets": record})
     atomic_write_text(json_path.with_suffix(".md"), table(results))
 
 

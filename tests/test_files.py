@@ -3,6 +3,7 @@ import math
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from flowforge.files import atomic_write_bytes, atomic_write_text, to_json, write_json
@@ -44,5 +45,6 @@ def test_json_is_strict_with_nan_as_null_and_infinities_as_strings(tmp_path):
     back = json.loads(to_json(value))
     assert back == {"a": [1.0, None], "b": {"c": "-inf", "3": "inf"}, "d": [2, 3]}
     assert float(back["b"]["c"]) == -math.inf  # what float() reads back
+    assert json.loads(to_json([np.float64(0.5), np.int64(3), np.float32("nan")])) == [0.5, 3, None]
     path = write_json(tmp_path / "v.json", value)
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()

@@ -15,6 +15,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename); returns the path."""
@@ -58,6 +60,8 @@ def json_safe(value: Any) -> Any:
     """``value`` ready for strict JSON, at any depth: NaN becomes ``None`` (no number),
     an infinity the string ``"inf"`` or ``"-inf"`` (a real result, such as the NLL of a
     point outside a uniform base's support, that ``float()`` reads back)."""
+    if isinstance(value, np.generic):  # numpy scalars, such as a statistic's result
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
