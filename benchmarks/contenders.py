@@ -68,13 +68,9 @@ def seed() -> Contender:
     )
 
 
-def flowforge_model(log_scale: str = "soft_clamp") -> Contender:
-    model = flowforge.realnvp(2, couplings=COUPLINGS, hidden=HIDDEN, log_scale=log_scale)
-    name = "flowforge" if log_scale == "soft_clamp" else f"flowforge-{log_scale}"
-    note = {
-        "soft_clamp": "realnvp(); scale exp(5 tanh(s/5)) (default soft clamp)",
-        "exp": "realnvp(log_scale='exp'); scale exp(s), the notebook's",
-    }[log_scale]
+def flowforge_flow(model: torch.nn.Module, name: str, note: str) -> Contender:
+    """A flowforge ``NormalizingFlow`` as a contender: ``fit``-style training through
+    ``log_prob``, chunked ``log_likelihood`` and ``sample_points`` for many points."""
     return Contender(
         name,
         model,
@@ -85,18 +81,33 @@ def flowforge_model(log_scale: str = "soft_clamp") -> Contender:
     )
 
 
-def zuko_model() -> Contender:
-    import zuko
+def flowforge_model(log_scale: str = "soft_clamp") -> Contender:
+    model = flowforge.realnvp(2, couplings=COUPLINGS, hidden=HIDDEN, log_scale=log_scale)
+    name = "flowforge" if log_scale == "soft_clamp" else f"flowforge-{log_scale}"
+    note = {
+        "soft_clamp": "realnvp(); scale exp(5 tanh(s/5)) (default soft clamp)",
+        "exp": "realnvp(log_scale='exp'); scale exp(s), the notebook's",
+    }[log_scale]
+    return flowforge_flow(model, name, note)
 
-    flow = zuko.flows.RealNVP(2, transforms=COUPLINGS, hidden_features=(HIDDEN, HIDDEN))
+
+def zuko_flow(flow: torch.nn.Module, note: str, name: str = "zuko") -> Contender:
+    """A zuko ``Flow`` (a module whose call gives the distribution) as a contender."""
     return Contender(
-        "zuko",
+        name,
         flow,
         lambda x: flow().log_prob(x),
         _no_grad(lambda x: flow().log_prob(x)),
         _no_grad(lambda n: flow().sample((n,))),
-        "zuko.flows.RealNVP; scale exp(s/(1+|s/log 1e-3|)) (soft clamp)",
+        note,
     )
+
+
+def zuko_model() -> Contender:
+    import zuko
+
+    flow = zuko.flows.RealNVP(2, transforms=COUPLINGS, hidden_features=(HIDDEN, HIDDEN))
+    return zuko_flow(flow, "zuko.flows.RealNVP; scale exp(s/(1+|s/log 1e-3|)) (soft clamp)")
 
 
 class _NflowsNet(torch.nn.Sequential):

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 import flowforge
-from benchmarks.contenders import Contender, _no_grad
+from benchmarks.contenders import Contender, flowforge_flow, zuko_flow
 from benchmarks.measure import interleaved, save_results, summary
 from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
 
@@ -83,28 +83,13 @@ QUICK = Plan(steps=3, reps=1, points=2_000, throughput_reps=1)
 
 def flowforge_contender(family: str) -> Contender:
     torch.manual_seed(0)
-    model = FAMILIES[family][0]()
-    return Contender(
-        "flowforge",
-        model,
-        model.log_prob,
-        lambda x: flowforge.log_likelihood(model, x),
-        lambda n: flowforge.sample_points(model, n),
-        f"flowforge.{family}()",
-    )
+    return flowforge_flow(FAMILIES[family][0](), "flowforge", f"flowforge.{family}()")
 
 
 def zuko_contender(family: str) -> Contender:
     torch.manual_seed(0)
     flow = FAMILIES[family][1]()
-    return Contender(
-        "zuko",
-        flow,
-        lambda x: flow().log_prob(x),
-        _no_grad(lambda x: flow().log_prob(x)),
-        _no_grad(lambda n: flow().sample((n,))),
-        f"zuko.flows.{type(flow).__name__}",
-    )
+    return zuko_flow(flow, f"zuko.flows.{type(flow).__name__}")
 
 
 def _rate(fn: Callable[[], object], count: int) -> Callable[[], float]:
