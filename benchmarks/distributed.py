@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 import torch.multiprocessing as mp
 
 from benchmarks.measure import cpu_count, save_results, summary
+from flowforge.training.distributed import free_port
 
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
 # (hidden width, global batch, steps per measurement as a fraction of --steps)
@@ -87,15 +87,9 @@ def allreduce_microseconds(numbers: int, reps: int) -> float:
 def worker(rank: int, port: int, commands: list, results) -> None:
     """One of two processes: measure each ``(hidden, batch, steps, seed)`` it is sent, or the
     all-reduce when the batch is ``"allreduce"``, until it is sent None."""
-    from flowforge.training.distributed import distributed
+    from flowforge.training.distributed import distributed, loopback_environment
 
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(loopback_environment(rank, 2, port))
     torch.set_num_threads(1)
     with distributed("cpu"):
         while (command := commands[rank].get()) is not None:
@@ -105,12 +99,6 @@ def worker(rank: int, port: int, commands: list, results) -> None:
                 rate = steps_per_second(*command)
             if rank == 0:
                 results.put(rate)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(steps: int, rounds: int) -> tuple[dict[tuple, dict[str, list]], float]:

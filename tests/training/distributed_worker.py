@@ -31,6 +31,7 @@ from flowforge.training.distributed import (
     LaunchError,
     current_world,
     distributed,
+    loopback_environment,
 )
 
 # Batches of 7 split 3 + 4 between two processes; 344 = 7 * 49 + 1 rows leave a last
@@ -128,13 +129,7 @@ def _dead_peer(train: torch.Tensor, rank: int, out: Path) -> dict:
 
 def worker(rank: int, port: int, out: str, timeout: float) -> None:
     """One of two processes; ``port`` is a free port on 127.0.0.1 for the rendezvous."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(loopback_environment(rank, 2, port))
     torch.set_num_threads(1)
     out = Path(out)
     train, heldout = moons()

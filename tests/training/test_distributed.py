@@ -22,8 +22,10 @@ from flowforge.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.training.distributed import (
     LaunchError,
     World,
+    free_port,
     launched_by_torchrun,
     local_device,
+    loopback_environment,
     share,
 )
 from flowforge.training.fit import check_distributed
@@ -31,12 +33,6 @@ from tests.training import distributed_worker as worker
 
 TIMEOUT = 60.0  # seconds; a dead peer must be reported long before this
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def single_process(out: Path) -> dict:
@@ -235,3 +231,20 @@ def test_flowforge_train_under_torchrun_writes_one_run_folder_from_rank_0(tmp_pa
     written = {name[1:].rsplit(".", 2)[0] if name.startswith(".") else name for name in first}
     expected = {"config.json", "checkpoint.safetensors", "model.safetensors", "metrics.json"}
     assert expected | {"report.html", "latent.png"} <= written
+
+
+def test_loopback_environment_is_what_torchrun_sets():
+    env = loopback_environment(1, 3, 29512)
+    assert env == {
+        "RANK": "1",
+        "WORLD_SIZE": "3",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29512",
+    }
+    assert launched_by_torchrun(env)
+    with pytest.raises(ValueError, match="rank 3 of 3"):
+        loopback_environment(3, 3, 29512)
+    port = free_port()
+    with socket.socket() as s:  # free: it can be bound
+        s.bind(("127.0.0.1", port))

@@ -19,6 +19,7 @@ import atexit
 import datetime
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,29 @@ def launched_by_torchrun(env: Mapping[str, str] | None = None) -> bool:
     """Whether the environment describes several processes (``WORLD_SIZE`` > 1)."""
     env = os.environ if env is None else env
     return int(env.get("WORLD_SIZE", "1")) > 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free now, for a rendezvous on one machine."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def loopback_environment(rank: int, world_size: int, port: int) -> dict[str, str]:
+    """The variables ``torchrun`` would give process ``rank`` of ``world_size`` on this
+    machine (rendezvous on ``127.0.0.1:port``): for processes started another way, such
+    as ``torch.multiprocessing.spawn``, to set with ``os.environ.update`` before
+    ``distributed()`` or ``fit``."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank {rank} of {world_size}")
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_RANK": str(rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
 
 
 def current_world() -> World:
