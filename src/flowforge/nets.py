@@ -152,11 +152,17 @@ def block(
     return net.zero_last_layer_() if zero_init else net
 
 
+def _input_size(module: torch.nn.Module) -> int | None:
+    width = getattr(module, "in_features", None)
+    return getattr(module, "in_channels", None) if width is None else width
+
+
 def input_width(net: torch.nn.Module) -> int | None:
-    """The input width a network expects, when it can be read off; else ``None``."""
-    width = getattr(net, "in_features", None)
+    """The input width (or, for a convolutional net, the input channels) a network
+    expects, when it can be read off; else ``None``."""
+    width = _input_size(net)
     if width is None and isinstance(net, torch.nn.Sequential) and len(net) > 0:
-        width = getattr(net[0], "in_features", None)
+        width = _input_size(net[0])
     return width
 
 
@@ -164,7 +170,8 @@ class ConvNet(torch.nn.Sequential):
     """A small convolutional network for image couplings: 3×3 conv, act, 1×1 conv, act, 3×3 conv.
 
     Maps ``(batch, in_channels, H, W)`` to ``(batch, out_channels, H, W)`` (padding keeps
-    the size). ``in_channels`` and ``out_channels`` are recorded for error messages.
+    the size). ``in_channels`` and ``out_channels`` are recorded for error messages
+    (``input_width`` reads ``in_channels``).
     ``dropout > 0`` adds dropout after each activation (active in training mode only, so
     the coupling it feeds is a fixed bijection in eval mode).
     """

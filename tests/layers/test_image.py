@@ -98,6 +98,18 @@ def test_masked_coupling_errors():
         wrong.forward(torch.randn(1, 3, 2, 2))
 
 
+def test_masked_coupling_explains_context_that_does_not_fit_its_net():
+    plain = MaskedAffineCoupling(checkerboard_mask(4, 4), conv_block(2, 8))
+    with pytest.raises(ValueError, match=r"2 channels plus 3 context .* context_width=3"):
+        plain.forward(torch.randn(5, 2, 4, 4), torch.randn(5, 3))
+    conditional = MaskedAffineCoupling(checkerboard_mask(4, 4), conv_block(2, 8, context_width=3))
+    with pytest.raises(ValueError, match=r"expects 5 input channels.*plus 0 context"):
+        conditional.inverse(torch.randn(5, 2, 4, 4))
+    # 6 rows of 3 columns would reshape to 3 rows of 6 columns without the check
+    with pytest.raises(ValueError, match=r"context of shape \(6, 3\) for a batch of 3 images"):
+        conditional.forward(torch.randn(3, 2, 4, 4), torch.randn(6, 3))
+
+
 def test_a_glow_step_composes():
     step = SequentialFlow(
         ImageActNorm(4),

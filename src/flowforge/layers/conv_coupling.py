@@ -10,6 +10,7 @@ from flowforge.layers.base import FlowLayer
 from flowforge.layers.coupling import LogScaleFunction, log_scale_function
 from flowforge.layers.multiscale import require_image
 from flowforge.monotone import SplineTransformer
+from flowforge.nets import input_width
 from flowforge.values import Value, sum_per_sample
 
 
@@ -33,6 +34,12 @@ def channel_mask(channels: int, parity: int = 0) -> Tensor:
 def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
     """Each ``(B, k)`` context tensor as ``k`` constant channels of ``like``'s size."""
     b, _, h, w = like.shape
+    for c in context:
+        if c.dim() == 0 or len(c) != b:
+            raise ValueError(
+                f"context of shape {tuple(c.shape)} for a batch of {b} images: give one "
+                f"context row per image, shape ({b}, context_width)"
+            )
     flat = [c.reshape(b, -1).to(like.dtype) for c in context]
     return [c.view(b, -1, 1, 1).expand(b, c.shape[1], h, w) for c in flat]
 
@@ -58,8 +65,20 @@ class MaskedCoupling(FlowLayer):
 
     def _net_output(self, z_masked: Tensor, context: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
-        out = self.net(h)
         n, channels = self.params_per_element, z_masked.shape[1]
+        try:
+            out = self.net(h)
+        except RuntimeError as error:
+            expected = input_width(self.net)
+            if expected is None or expected == h.shape[1]:
+                raise
+            extra = h.shape[1] - channels
+            raise ValueError(
+                f"{type(self).__name__}'s net expects {expected} input channels, but it got "
+                f"images of {channels} channels plus {extra} context channels; build it "
+                f"with conv_block({channels}, hidden, context_width={extra}, "
+                f"outputs_per_channel={n})"
+            ) from error
         if out.shape[1] != n * channels:
             raise ValueError(
                 f"{type(self).__name__}'s net outputs {out.shape[1]} channels for images of "
