@@ -34,18 +34,11 @@ class ImageActNorm(ActNorm):
         super().__init__(channels)
 
     def _log_det(self, z: Tensor) -> Tensor:
-        pixels = z.shape[2] * z.shape[3]
-        return (self.log_scale.to(z.dtype).sum() * pixels).expand(z.shape[0])
+        return super()._log_det(z) * (z.shape[2] * z.shape[3])
 
-    @torch.no_grad()
     def _initialize(self, data_side: Tensor, eps: float = 1e-6) -> None:
-        per_channel = data_side.transpose(0, 1).reshape(self.width, -1)
-        std = per_channel.std(dim=1, unbiased=False) if per_channel.shape[1] > 1 else None
-        std = torch.ones_like(per_channel[:, 0]) if std is None else std.clamp(min=eps)
-        self.shift.copy_(per_channel.mean(dim=1))
-        self.log_scale.copy_(std.log())
-        self.initialized.fill_(True)
-        self._pending = False
+        # ActNorm's statistics with every pixel of every image as one row of C channels
+        super()._initialize(data_side.transpose(1, -1).reshape(-1, self.width), eps)
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         z = require_image(self, z, self.width)
@@ -76,8 +69,7 @@ class InvertibleConv1x1(LULinear):
         super().__init__(channels, generator=generator)
 
     def _image_log_det(self, z: Tensor) -> Tensor:
-        pixels = z.shape[2] * z.shape[3]
-        return (self.log_diagonal.to(z.dtype).sum() * pixels).expand(z.shape[0])
+        return self._log_det(z) * (z.shape[2] * z.shape[3])
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         z = require_image(self, z, len(self.bias))
