@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import inspect
 import os
 import re
 import socket
@@ -198,7 +199,7 @@ def distributed(
         torch.cuda.set_device(device)
     _joined["timeout"] = timeout
     # NCCL connects eagerly when told the device (torch >= 2.3 takes ``device_id``).
-    eager = device.type == "cuda" and "device_id" in _parameters(dist.init_process_group)
+    eager = device.type == "cuda" and takes_keyword(dist.init_process_group, "device_id")
     dist.init_process_group(
         backend_for(device),
         store=_fresh_store(timeout),
@@ -213,10 +214,10 @@ def distributed(
         dist.destroy_process_group()
 
 
-def _parameters(function) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(function).parameters)
+def takes_keyword(function, name: str) -> bool:
+    """Whether ``function`` (or a class's constructor) has a parameter ``name``: for
+    arguments that only some torch versions take."""
+    return name in inspect.signature(function).parameters
 
 
 def share(rows: int, world: World) -> tuple[int, int]:

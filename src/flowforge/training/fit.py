@@ -24,6 +24,7 @@ from flowforge.training.distributed import (
     distributed,
     is_collective_failure,
     share,
+    takes_keyword,
 )
 from flowforge.training.optim import FlatAdam
 from flowforge.training.progress import ProgressReporter
@@ -376,12 +377,10 @@ def _data_parallel(
     Buffers are not broadcast again before every step: no layer ``fit`` trains under
     several processes changes one in training (``BatchNormFlow`` is refused).
     """
-    import inspect
-
     from torch.nn.parallel import DistributedDataParallel
 
     # torch 2.13 renamed the switch (the old name warns); both still sync at construction.
-    renamed = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    renamed = takes_keyword(DistributedDataParallel, "forward_sync_buffers")
     no_sync = {"forward_sync_buffers" if renamed else "broadcast_buffers": False}
     return DistributedDataParallel(
         module,
