@@ -45,7 +45,7 @@ import torch
 from benchmarks.measure import save_results
 from flowforge import DequantizedFlow, Logit, bits_per_dim, initialize_actnorm, multiscale
 from flowforge.data import DIGITS, digit_splits
-from flowforge.evaluate import log_likelihood, nll_estimate
+from flowforge.evaluate import mean_nll
 from flowforge.threads import cpu_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,11 +141,6 @@ def cosine_rate(lr: float, fraction: float, warmup_fraction: float = 0.02) -> fl
     return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, fraction)))
 
 
-def nll(model: DequantizedFlow, x: torch.Tensor) -> float:
-    """Mean NLL in nats per image (eval mode, the fixed dequantization noise)."""
-    return nll_estimate(log_likelihood(model, x)).mean
-
-
 def train_for_budget(
     model: DequantizedFlow,
     train: torch.Tensor,
@@ -174,7 +169,7 @@ def train_for_budget(
             loss.backward()
             optimizer.step()
             steps += 1
-        curve.append(nll(model, validation))
+        curve.append(mean_nll(model, validation).mean)  # eval mode: the fixed noise
         if curve[-1] < best:
             best, best_state = curve[-1], copy.deepcopy(model.state_dict())
     if best_state is not None:
@@ -199,7 +194,7 @@ def run_one(name: str, seed: int, budget: float, splits) -> tuple[dict, Dequanti
     record = train_for_budget(
         model, splits.train.points, splits.validation.points, lr=spec.lr, budget=budget, seed=seed
     )
-    test = nll_estimate(log_likelihood(model, splits.test.points))
+    test = mean_nll(model, splits.test.points)
     record.update(
         test_nll=test.mean,
         test_bpd=bits_per_dim(test.mean, DIGITS.dims),
