@@ -221,13 +221,15 @@ def conv_block(
     zero_init: bool = True,
     dropout: float = 0.0,
 ) -> ConvNet:
-    """The ``ConvNet`` that conditions a ``MaskedAffineCoupling`` on images of ``channels``.
+    """The ``ConvNet`` that conditions a masked coupling on images of ``channels``.
 
     It reads the masked image (``channels``) followed by ``context_width`` channels of
     context (each context column broadcast over the pixels) and outputs
-    ``outputs_per_channel * channels`` channels: the log-scale and the shift of every
-    channel. ``zero_init=True`` (the default) zeroes the output convolution, so the
-    coupling starts as the identity. ``dropout`` as in ``ConvNet``.
+    ``outputs_per_channel * channels`` channels: for a ``MaskedAffineCoupling`` (the
+    default of 2) the log-scale and the shift of every channel; for a
+    ``MaskedSplineCoupling`` of ``bins`` bins, ``outputs_per_channel=3 * bins - 1``
+    spline parameters per channel. ``zero_init=True`` (the default) zeroes the output
+    convolution, so the coupling starts as the identity. ``dropout`` as in ``ConvNet``.
     """
     net = ConvNet(
         channels + context_width, hidden, outputs_per_channel * channels, activation, dropout
