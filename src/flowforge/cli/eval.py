@@ -98,15 +98,11 @@ def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
 
 def bits(model, standardized: NLLEstimate) -> dict:
     """The NLL in bits per dimension (and its standard error) for a flow over discrete
-    images; empty for other models."""
-    from flowforge.dequantization import DequantizedFlow, bits_per_dim
+    images, as ``train`` records them (``image_metrics``); empty for other models."""
+    from flowforge.experiment import image_metrics
 
-    if not isinstance(model, DequantizedFlow):
-        return {}
-    return {
-        "bits_per_dim": bits_per_dim(standardized.mean, model.dims),
-        "bits_per_dim_stderr": bits_per_dim(standardized.stderr, model.dims),
-    }
+    metrics = image_metrics(model, standardized)
+    return {k: metrics[k] for k in ("bits_per_dim", "bits_per_dim_stderr") if k in metrics}
 
 
 def as_json(
