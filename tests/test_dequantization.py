@@ -100,6 +100,8 @@ def test_wrong_images_are_refused():
         model.log_prob(torch.zeros(2, 1, 2, 2))
     with pytest.raises(ValueError, match=r"pixel values must lie in \[0, 16\]"):
         model.log_prob(torch.full((2, 4), 17.0))
+    with pytest.raises(ValueError, match=r"must be floats .* got a torch.int64 tensor"):
+        model.log_prob(torch.zeros(2, 4, dtype=torch.int64))
     with pytest.raises(ValueError, match="have 4 pixels, but the base distribution has width 5"):
         DequantizedFlow(Multivariate(5), levels=17, image_shape=(1, 2, 2))
     with pytest.raises(ValueError, match="levels must be an integer of at least 2"):

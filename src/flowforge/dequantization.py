@@ -94,6 +94,11 @@ class DequantizedFlow(NormalizingFlow):
                 f"expected flat images of shape (batch, {self.dims}) (images of shape "
                 f"{self.image_shape}, flattened), got {shape}"
             )
+        if not k.is_floating_point():
+            raise ValueError(
+                f"pixel values must be floats (they are dequantized with uniform noise), got "
+                f"a {k.dtype} tensor; convert them to the model's dtype, e.g. x.float()"
+            )
         if len(k) and (k.min() < 0 or k.max() > self.levels - 1):
             raise ValueError(
                 f"pixel values must lie in [0, {self.levels - 1}], got values in "
