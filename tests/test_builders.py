@@ -67,3 +67,7 @@ def test_multiscale_checks_the_image_shape():
         multiscale(96, image_shape=(1, 8, 12), scales=3)
     with pytest.raises(ValueError, match="unknown transformer 'cubic'"):
         multiscale(64, transformer="cubic")
+    with pytest.raises(ValueError, match="need scales >= 1.* got scales=0"):
+        multiscale(64, scales=0)
+    with pytest.raises(ValueError, match="checkerboard >= 0; .*checkerboard=-1"):
+        multiscale(64, checkerboard=-1)

@@ -333,7 +333,7 @@ def _check_image_shape(image_shape: tuple[int, ...], width: int, scales: int) ->
             f"images of shape {image_shape} have {math.prod(image_shape)} pixels, but the "
             f"model's width is {width}"
         )
-    if scales < 1 or any(n % 2**scales for n in image_shape[1:]):
+    if any(n % 2**scales for n in image_shape[1:]):
         raise ValueError(
             f"{scales} scale(s) squeeze the image {scales} time(s): height and width "
             f"must be divisible by {2**scales}, got {image_shape[1]}×{image_shape[2]}"
@@ -380,6 +380,11 @@ def multiscale(
     "Images: digits").
     """
     image_shape = tuple(int(n) for n in image_shape)
+    if scales < 1 or steps < 0 or checkerboard < 0:
+        raise ValueError(
+            f"need scales >= 1, steps >= 0 and checkerboard >= 0; got scales={scales}, "
+            f"steps={steps}, checkerboard={checkerboard}"
+        )
     _check_image_shape(image_shape, width, scales)
     make = _Couplings(hidden, context_width, log_scale, dropout, transformer, bins)
     channels, height, breadth = image_shape
