@@ -101,3 +101,12 @@ def test_univariate_torch_distribution_needs_multivariate():
 def test_layers_must_be_invertible():
     with pytest.raises(TypeError, match="no inverse"):
         NormalizingFlow(Multivariate(2), torch.nn.Linear(2, 2))
+
+
+def test_input_of_another_dtype_than_the_weights_is_a_clear_error():
+    model = _realnvp()  # float32 weights
+    with pytest.raises(ValueError, match=r"points are torch.float64 .* weights are torch.float32"):
+        model.log_prob(torch.randn(5, 2, dtype=torch.float64))
+    # Layers without weights follow the input's dtype, as before.
+    fixed = NormalizingFlow(Multivariate(2), Scale([2.0, 2.0]))
+    assert fixed.log_prob(torch.randn(5, 2, dtype=torch.float64)).dtype == torch.float64

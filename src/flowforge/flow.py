@@ -62,8 +62,34 @@ class NormalizingFlow(torch.nn.Module):
     def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:
         """Log-density of each row of ``x`` (``(batch, width)``) in nats: ``(batch,)``."""
         self._check_points(x)
-        z, log_det = self.flow.inverse(x, *context)
+        try:
+            z, log_det = self.flow.inverse(x, *context)
+        except RuntimeError as error:
+            mismatch = self._mismatch(x, *context)
+            if mismatch is None:
+                raise
+            raise ValueError(mismatch) from error
         return self.base_distribution.log_prob(z) + log_det
+
+    def _mismatch(self, *tensors: Tensor) -> str | None:
+        """What is wrong when input tensors and the model's weights differ in dtype or
+        device (torch's own error comes from deep inside a layer), else ``None``."""
+        weights = next(self.parameters(), None)
+        if weights is None:
+            return None
+        for name, t in zip(("points", *("context",) * (len(tensors) - 1)), tensors):
+            if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != weights.dtype:
+                return (
+                    f"the {name} are {t.dtype} but the model's weights are {weights.dtype}: "
+                    f"convert the input (x.to({weights.dtype})) or the model "
+                    f"(model.to({t.dtype}))"
+                )
+            if isinstance(t, Tensor) and t.device != weights.device:
+                return (
+                    f"the {name} are on {t.device} but the model is on {weights.device}: "
+                    f"move one to the other (x.to({str(weights.device)!r}) or model.to(...))"
+                )
+        return None
 
     def forward(self, x: Tensor, *context: Tensor) -> Tensor:
         """The log-likelihood of each row of ``x``: the same as ``log_prob``."""
