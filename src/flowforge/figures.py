@@ -81,12 +81,23 @@ def run_figures(
     The samples are drawn with ``seed``, without disturbing torch's global random state,
     so redrawing a run gives the same figures. At most ``POINTS_SHOWN`` data points are drawn.
     """
-    data = data[:POINTS_SHOWN]
+    return _draw_all(FIGURES, model, data[:POINTS_SHOWN], history, seed)
+
+
+def _draw_all(
+    table: Mapping[str, tuple[str, Callable[..., Figure]]],
+    model,
+    data: Tensor,
+    history: Mapping | object,
+    seed: int,
+) -> dict[str, Figure]:
+    """Every figure of ``table`` (file name -> (caption, drawing)), with random draws
+    seeded by ``seed`` and torch's global random state left as it was."""
     figures = {}
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        for name, (_, draw) in FIGURES.items():
+        for name, (_, draw) in table.items():
             figures[name] = draw(model, data, history)
     return figures
 
@@ -126,13 +137,7 @@ def image_run_figures(
 ) -> dict[str, Figure]:
     """All of ``IMAGE_FIGURES`` for a trained image flow (a ``DequantizedFlow``) and its
     training images ``data`` (flat pixel rows); samples drawn with ``seed``."""
-    figures = {}
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        for name, (_, draw) in IMAGE_FIGURES.items():
-            figures[name] = draw(model, data, history)
-    return figures
+    return _draw_all(IMAGE_FIGURES, model, data, history, seed)
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:

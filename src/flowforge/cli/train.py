@@ -22,31 +22,6 @@ HELP = (
     "(weights, metrics, figures, report)"
 )
 
-# Options that define a run; --resume takes them all from the run's config.json.
-RUN_OPTIONS = (
-    "dataset",
-    "n_samples",
-    "n_heldout",
-    "noise",
-    "model",
-    "couplings",
-    "layers",
-    "hidden",
-    "bins",
-    "scales",
-    "steps",
-    "coupling",
-    "zero_init",
-    "base",
-    "conditional",
-    "epochs",
-    "batch_size",
-    "lr",
-    "schedule",
-    "no_shuffle",
-    "seed",
-    "output",
-)
 DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000}
 DEFAULT_DATASET = "two_moons"
 # Data options the command line sets; each data set takes some of them (DataSet.options).
@@ -70,6 +45,23 @@ DEFAULT_IMAGE_MODEL = "multiscale"
 # takes them, a model of points does not.
 IMAGE_OPTIONS = ("image_shape", "levels")
 SWITCHES = ("coupling", "zero_init")  # recorded in config.json only when given
+# Options that define a run; --resume takes them all from the run's config.json.
+RUN_OPTIONS = (
+    "dataset",
+    "n_samples",
+    "n_heldout",
+    *DATA_FLAGS,
+    "model",
+    *MODEL_FLAGS,
+    "conditional",
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "no_shuffle",
+    "seed",
+    "output",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
