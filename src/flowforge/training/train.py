@@ -20,6 +20,7 @@ from flowforge.training.fit import (
     release_optimizer,
     train_epoch,
 )
+from flowforge.training.handwritten import handwritten_nll
 from flowforge.training.progress import ProgressReporter
 
 
@@ -94,6 +95,7 @@ def _train_epochs(
     order = fast_loader_order(data_loader)
     points = in_memory_points(data_loader).to(device) if order else None
     losses = []
+    handwritten = handwritten_nll(model)
     reporter = ProgressReporter(num_epochs, enabled=progress)
     model.train()
     try:
@@ -108,7 +110,7 @@ def _train_epochs(
                 )
             else:
                 batches = ((x.to(device), ()) for x, _ in map(split_item, data_loader))
-            losses.append(train_epoch(model, batches, opt, epoch=epoch))
+            losses.append(train_epoch(model, batches, opt, epoch=epoch, handwritten=handwritten))
             reporter.update(losses[-1])
     finally:
         reporter.close()
