@@ -87,7 +87,9 @@ def test_affine_coupling_flows_match_autograd_over_random_shapes(dtype, log_scal
         context_width=context_width,
     ).to(dtype)
     x = torch.randn(batch, width, dtype=dtype, generator=g) * 2
-    context = (torch.randn(batch, context_width, dtype=dtype, generator=g),) if context_width else ()
+    context = (
+        (torch.randn(batch, context_width, dtype=dtype, generator=g),) if context_width else ()
+    )
     assert_same_gradients(model, x, *context, tol=TOL[dtype])
 
 
@@ -242,6 +244,13 @@ def test_fit_refuses_handwritten_gradients_it_cannot_use(moons):
     with pytest.raises(ValueError, match="layer ActNorm has no hand-written gradient"):
         fit(model, train.points, epochs=1, progress=False, gradients="handwritten")
     with pytest.raises(ValueError, match="compile=True"):
-        fit(realnvp(2), train.points, epochs=1, progress=False, gradients="handwritten", compile=True)
+        fit(
+            realnvp(2),
+            train.points,
+            epochs=1,
+            progress=False,
+            gradients="handwritten",
+            compile=True,
+        )
     with pytest.raises(ValueError, match="gradients must be one of"):
         fit(realnvp(2), train.points, epochs=1, progress=False, gradients="manual")
