@@ -13,7 +13,9 @@ Sections:
 1. Training steps per second at batches 128, 1,024 and 8,192 (interleaved
    repetitions). The notebook's code and the peers run the notebook's ``train``
    loop (a ``DataLoader`` and ``torch.optim.Adam``); flowforge runs ``fit``, the path
-   ``flowforge train`` uses, eagerly and with ``compile=True`` (compile time apart).
+   ``flowforge train`` uses: eagerly with its hand-written gradients (the default),
+   eagerly with autograd (``gradients="autograd"``), and with ``compile=True``
+   (autograd through the compiled model; compile time apart).
 2. ``log_prob`` and ``sample`` throughput on 1,000,000 points, each library's public
    no-gradient call, and the peak memory of one call, measured in a fresh process;
    flowforge also scores 100,000,000 points to show its memory stays bounded.
@@ -101,7 +103,11 @@ def notebook_steps(contender: contenders.Contender, points: torch.Tensor, batch:
 
 
 def fit_steps(
-    model: torch.nn.Module, points: torch.Tensor, batch: int, compile: bool = False
+    model: torch.nn.Module,
+    points: torch.Tensor,
+    batch: int,
+    compile: bool = False,
+    gradients: str = "auto",
 ) -> tuple[Callable, dict]:
     """Steps per second of ``flowforge.fit`` (training time only); compile time apart."""
     steps = math.ceil(len(points) / batch)
@@ -117,6 +123,7 @@ def fit_steps(
             schedule="constant",
             progress=False,
             compile=compile,
+            gradients=gradients,
         )
         info.setdefault("compile_seconds", history.compile_seconds)
         return steps / history.train_seconds[0]
@@ -136,6 +143,10 @@ def training_speed(names: list[str], plan: Plan) -> dict:
                 runs[name], _ = fit_steps(contender.model, points, batch)
             else:
                 runs[name] = notebook_steps(contender, points, batch)
+        if "flowforge" in names:  # the same model and loop, gradients by autograd
+            runs["flowforge-autograd"], _ = fit_steps(
+                contenders.build("flowforge").model, points, batch, gradients="autograd"
+            )
         if plan.compile:
             compiled = contenders.build("flowforge")
             runs["flowforge-compiled"], compile_info = fit_steps(
