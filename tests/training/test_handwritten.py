@@ -16,10 +16,11 @@ from flowforge import (
     Swap,
     block,
     fit,
+    handwritten_nll,
     realnvp,
     two_moons_splits,
 )
-from flowforge.training.handwritten import handwritten_nll, unsupported_part
+from flowforge.training.handwritten import unsupported_part
 from tests.conftest import DTYPES
 
 

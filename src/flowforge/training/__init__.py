@@ -8,6 +8,7 @@ from flowforge.training.distributed import (
     local_device,
 )
 from flowforge.training.fit import History, TrainState, fit, make_optimizer
+from flowforge.training.handwritten import HandwrittenNLL, handwritten_nll
 from flowforge.training.optim import FlatAdam
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
 from flowforge.training.train import train
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "DistributedError",
     "FlatAdam",
+    "HandwrittenNLL",
     "History",
     "LaunchError",
     "Recipe",
@@ -23,6 +25,7 @@ __all__ = [
     "World",
     "distributed",
     "fit",
+    "handwritten_nll",
     "local_device",
     "make_optimizer",
     "train",

@@ -354,7 +354,8 @@ def _handwritten(
     """The hand-written gradients ``fit`` uses, or ``None`` for autograd (see ``fit``)."""
     if gradients == "autograd":
         return None
-    reason = unsupported_part(model)
+    nll = handwritten_nll(model)
+    reason = unsupported_part(model) if nll is None else None
     if reason is None and compile:
         reason = "compile=True traces the model's autograd graph"
     if reason is None and world.distributed:
@@ -366,7 +367,7 @@ def _handwritten(
                 "use gradients='auto' (autograd where needed)"
             )
         return None
-    return handwritten_nll(model)
+    return nll
 
 
 def check_distributed(
