@@ -43,8 +43,7 @@ from flowforge.layers.coupling import (
 )
 from flowforge.layers.plumbing import Merge, Split, Swap
 from flowforge.nets import MLP, _has_hooks
-
-Value = Any  # a (d, n) tensor or a tuple of them
+from flowforge.values import Value  # here feature-major: (d, n) tensors, or tuples of them
 
 
 @dataclass
