@@ -24,9 +24,10 @@ class SoftClampLogScale(torch.nn.Module):
 
     The scale ``exp(s)`` stays within ``[exp(-bound), exp(bound)]`` however large the
     network output grows, so neither direction can overflow to ``inf`` or ``NaN``.
-    A module whose constants are (non-persistent) buffers: they follow the layer's
-    device and dtype, and tensor constants are cheaper than Python numbers in the
-    training step.
+    A module whose constant is a (non-persistent) buffer: it follows the layer's device
+    and dtype, and a tensor constant is cheaper than a Python number in the training
+    step. Dividing by the bound (not multiplying by a stored reciprocal, which rounds)
+    keeps the slope at 0 exactly 1 in every dtype.
     """
 
     def __init__(self, bound: float = 5.0) -> None:
@@ -35,10 +36,9 @@ class SoftClampLogScale(torch.nn.Module):
             raise ValueError(f"the log-scale bound must be positive, got {bound}")
         self.bound = float(bound)
         self.register_buffer("_bound", torch.tensor(self.bound), persistent=False)
-        self.register_buffer("_inverse_bound", torch.tensor(1.0 / self.bound), persistent=False)
 
     def forward(self, raw: Tensor) -> Tensor:
-        return torch.tanh(raw * self._inverse_bound) * self._bound
+        return torch.tanh(raw / self._bound) * self._bound
 
     def extra_repr(self) -> str:
         return f"bound={self.bound}"

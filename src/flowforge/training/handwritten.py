@@ -51,35 +51,39 @@ class _Batch:
     """Per-step constants shared by every layer's backward pass."""
 
     ones: Tensor  # (n,): a row sum is ``g @ ones``, one operation (bias gradients)
-    inv_n: Tensor  # 0-d, 1/n: the derivative of the loss by a layer's sum of log-scales
+    minus_inv_n: Tensor  # 0-d, -1/n: minus the derivative of the loss by a sum of log-scales
     context: Tensor | None  # (c, n): the context columns, feature-major, or None
 
 
-def _add_matmul(p: torch.nn.Parameter, a: Tensor, b: Tensor) -> None:
-    """``p.grad += a @ b`` (made if ``p.grad`` is ``None``); skipped for frozen ``p``."""
+def _add_matmul(p: torch.nn.Parameter, a: Tensor, b: Tensor, alpha: float) -> None:
+    """``p.grad += alpha * a @ b`` (made if ``p.grad`` is ``None``); skipped for frozen ``p``."""
     if not p.requires_grad:
         return
     if p.grad is None:
-        p.grad = a @ b
+        p.grad = torch.mm(a, b).mul_(alpha)
     else:
-        p.grad.addmm_(a, b)
+        p.grad.addmm_(a, b, alpha=alpha)
 
 
-def _add_row_sums(p: torch.nn.Parameter | None, g: Tensor, ones: Tensor) -> None:
-    """``p.grad += g.sum(1)`` for a bias ``p`` (``None``: no bias)."""
+def _add_row_sums(p: torch.nn.Parameter | None, g: Tensor, ones: Tensor, alpha: float) -> None:
+    """``p.grad += alpha * g.sum(1)`` for a bias ``p`` (``None``: no bias)."""
     if p is None or not p.requires_grad:
         return
     if p.grad is None:
-        p.grad = g @ ones
+        p.grad = torch.mv(g, ones).mul_(alpha)
     else:
-        p.grad.addmv_(g, ones)
+        p.grad.addmv_(g, ones, alpha=alpha)
 
 
 # --- networks ----------------------------------------------------------------------
 
 
 class _MLPGradients:
-    """Forward and backward of an ``MLP`` (``Linear``, activation, ..., ``Linear``)."""
+    """Forward and backward of an ``MLP`` (``Linear``, activation, ..., ``Linear``).
+
+    Keeps views of the weights' data (``W``, ``W.T``, the bias as a column) so a step
+    does not remake them; ``refresh()`` rebuilds them after the storage changed.
+    """
 
     ACTIVATIONS = (torch.nn.ReLU, torch.nn.Tanh)
 
@@ -87,6 +91,7 @@ class _MLPGradients:
         modules = list(net)
         self.linears = [(m.weight, m.bias) for m in modules[0::2]]
         self.tanh = [type(m) is torch.nn.Tanh for m in modules[1::2]]
+        self.refresh()
 
     @classmethod
     def supports(cls, net: torch.nn.Module) -> bool:
@@ -99,44 +104,68 @@ class _MLPGradients:
             and len(modules) % 2 == 1
         )
 
+    def refresh(self) -> None:
+        self.views = []
+        for weight, bias in self.linears:
+            w = weight.detach()
+            column = None if bias is None else bias.detach().unsqueeze(1)
+            self.views.append((w, w.t(), column))
+        self.first_columns: dict[int, Tensor] = {}  # rows -> W_1[:, :rows].T
+
     def forward(self, h: Tensor) -> tuple[Tensor, list[Tensor]]:
         """``(out, inputs)``: the output ``(out_features, n)`` and each Linear's input."""
         inputs = []
-        last = len(self.linears) - 1
-        for i, (weight, bias) in enumerate(self.linears):
+        last = len(self.views) - 1
+        for i, (w, _, column) in enumerate(self.views):
             inputs.append(h)
-            h = weight @ h if bias is None else torch.addmm(bias.unsqueeze(1), weight, h)
+            h = torch.mm(w, h) if column is None else torch.addmm(column, w, h)
             if i < last:
                 h = h.tanh_() if self.tanh[i] else h.relu_()
         return h, inputs
 
     def backward(
-        self, inputs: list[Tensor], g: Tensor, batch: _Batch, grad_input: Tensor, rows: int
+        self,
+        inputs: list[Tensor],
+        g: Tensor,
+        batch: _Batch,
+        grad_input: Tensor,
+        rows: int,
+        sign: float = 1.0,
     ) -> Tensor:
-        """Add the parameter gradients for output gradient ``g``; return ``grad_input``
-        plus the gradient of the first ``rows`` input rows (the rest is context)."""
+        """Add the parameter gradients for output gradient ``sign * g``; return
+        ``grad_input`` plus the gradient of the first ``rows`` input rows (the rest is
+        context). ``sign = -1`` spares the caller a negation."""
         for i in range(len(self.linears) - 1, -1, -1):
             weight, bias = self.linears[i]
             h = inputs[i]
-            _add_matmul(weight, g, h.t())
-            _add_row_sums(bias, g, batch.ones)
+            _add_matmul(weight, g, h.t(), sign)
+            _add_row_sums(bias, g, batch.ones, sign)
             if i == 0:
-                w = weight if rows == weight.shape[1] else weight[:, :rows]
-                return torch.addmm(grad_input, w.t(), g)
-            g = weight.t() @ g
+                return torch.addmm(grad_input, self._first_columns(rows), g, alpha=sign)
+            g = torch.mm(self.views[i][1], g)
             if self.tanh[i - 1]:  # h = tanh(a): da = dh * (1 - h^2)
-                g = g.mul_(torch.addcmul(batch.inv_n.new_ones(()), h, h, value=-1.0))
+                g = torch.addcmul(g, g * h, h, value=-1.0)
             else:  # h = relu(a): da = dh where h > 0
                 g = torch.ops.aten.threshold_backward(g, h, 0)
         raise AssertionError("an MLP has at least one Linear layer")
+
+    def _first_columns(self, rows: int) -> Tensor:
+        columns = self.first_columns.get(rows)
+        if columns is None:
+            w, wt, _ = self.views[0]
+            columns = wt if rows == w.shape[1] else w[:, :rows].t()
+            self.first_columns[rows] = columns
+        return columns
 
 
 # --- log-scales of affine couplings --------------------------------------------------
 
 
 class _LogScale:
-    """``s = f(raw)`` of an affine coupling, as the inverse needs it: ``exp(-s)``, the
-    sum of ``s``, and (in the backward pass) ``ds/draw``, from what ``terms`` saved."""
+    """``s = f(raw)`` of an affine coupling, as the inverse needs it: ``exp(-s)`` and the
+    sum of ``s`` (as ``factor * total``), and in the backward pass ``ds/draw``."""
+
+    factor = 1.0  # sum(s) = factor * the total that ``terms`` returns
 
     @staticmethod
     def make(function: Callable) -> _LogScale | None:
@@ -145,43 +174,38 @@ class _LogScale:
         if function is sigmoid_log_scale:
             return _SigmoidLogScale()
         if type(function) is SoftClampLogScale and not _has_hooks(function):
-            return _SoftClampLogScale(function)
+            return _SoftClampLogScale(function.bound)
         return None
 
     def terms(self, raw: Tensor) -> tuple[Tensor, Tensor, Any]:
-        """``(exp(-s), sum(s), saved)``."""
+        """``(exp(-s), sum(s) / factor, saved)``."""
         raise NotImplementedError
 
-    def times_derivative(self, g: Tensor, saved: Any, out: Tensor) -> None:
-        """``out = g * ds/draw``."""
+    def times_derivative(self, g: Tensor, saved: Any) -> Tensor:
+        """``g * ds/draw`` (``g`` may be overwritten)."""
         raise NotImplementedError
 
 
 class _ExpLogScale(_LogScale):
     def terms(self, raw: Tensor) -> tuple[Tensor, Tensor, Any]:
-        return torch.exp(raw.neg()), raw.sum(), None
+        return raw.neg().exp_(), raw.sum(), None
 
-    def times_derivative(self, g: Tensor, saved: Any, out: Tensor) -> None:
-        out.copy_(g)
+    def times_derivative(self, g: Tensor, saved: Any) -> Tensor:
+        return g
 
 
 class _SoftClampLogScale(_LogScale):
-    """``s = bound * tanh(raw / bound)``: ``ds/draw = 1 - tanh^2``. Reads the module's
-    own constants (buffers in the model's dtype), so the numbers match its forward."""
+    """``s = bound * tanh(raw / bound)``: ``ds/draw = 1 - tanh^2``."""
 
-    def __init__(self, module: SoftClampLogScale) -> None:
-        self.module = module
+    def __init__(self, bound: float) -> None:
+        self.factor = bound
 
     def terms(self, raw: Tensor) -> tuple[Tensor, Tensor, Any]:
-        bound = self.module._bound
-        th = torch.tanh(raw * self.module._inverse_bound)
-        s = th * bound
-        return torch.exp(s.neg()), s.sum(), th
+        th = torch.div(raw, self.factor).tanh_()
+        return th.mul(-self.factor).exp_(), th.sum(), th
 
-    def times_derivative(self, g: Tensor, th: Tensor, out: Tensor) -> None:
-        # bound * inverse_bound is 1 up to the rounding of the stored constants
-        slope = self.module._bound * self.module._inverse_bound
-        torch.mul(g, torch.addcmul(slope, th * slope, th, value=-1.0), out=out)
+    def times_derivative(self, g: Tensor, th: Tensor) -> Tensor:
+        return g.addcmul_(g * th, th, value=-1.0)
 
 
 class _SigmoidLogScale(_LogScale):
@@ -192,9 +216,9 @@ class _SigmoidLogScale(_LogScale):
         q = sg + 1e-3
         return q.reciprocal(), q.log().sum(), (sg, q)
 
-    def times_derivative(self, g: Tensor, saved: Any, out: Tensor) -> None:
+    def times_derivative(self, g: Tensor, saved: Any) -> Tensor:
         sg, q = saved
-        torch.mul(g, sg * (1.0 - sg) / q, out=out)
+        return g.mul_(sg * (1.0 - sg) / q)
 
 
 # --- layers -----------------------------------------------------------------------
@@ -203,13 +227,18 @@ class _SigmoidLogScale(_LogScale):
 class _LayerGradients:
     """One layer's inverse, saving what its backward needs."""
 
+    log_scale: _LogScale | None = None  # set by layers that add a log-determinant
+
     def inverse(self, z: Value, batch: _Batch) -> tuple[Value, Tensor | None, Any]:
-        """``(z', sum of log|det| over the batch or None, saved)``."""
+        """``(z', the batch's sum of log-scales / log_scale.factor or None, saved)``."""
         raise NotImplementedError
 
     def backward(self, saved: Any, g: Value, batch: _Batch) -> Value:
         """The gradient with respect to the input, given the output's ``g``."""
         raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Rebuild views of parameter data after the parameters' storage changed."""
 
 
 class _SwapGradients(_LayerGradients):
@@ -229,8 +258,8 @@ class _PartsGradients(_LayerGradients):
 
     def _split(self, z: Tensor) -> tuple[Tensor, ...]:
         if self.sizes is None:
-            return torch.chunk(z, 2, dim=0)
-        return torch.split(z, self.sizes, dim=0)
+            return z.chunk(2)
+        return z.split_with_sizes(self.sizes)
 
     def inverse(self, z: Value, batch: _Batch) -> tuple[Value, None, None]:
         return (torch.cat(z) if self.joins else self._split(z)), None, None
@@ -246,32 +275,34 @@ class _CouplingGradients(_LayerGradients):
         self.net = _MLPGradients(layer.block)
         self.log_scale = log_scale
 
+    def refresh(self) -> None:
+        self.net.refresh()
+
     def inverse(self, z: Value, batch: _Batch) -> tuple[Value, Tensor | None, Any]:
         zA, zB = z
         h = zA if batch.context is None else torch.cat([zA, batch.context])
         out, inputs = self.net.forward(h)
         if self.log_scale is None:  # additive: z_B' = z_B - t
             return (zA, zB - out), None, (inputs, len(zA))
-        width = len(zB)
-        raw, t = out[:width], out[width:]
-        e, s_sum, scale_saved = self.log_scale.terms(raw)
-        zB = (zB - t).mul_(e)  # z_B' = (z_B - t) exp(-s), log|det| = -sum(s)
-        return (zA, zB), s_sum.neg(), (inputs, len(zA), out, e, zB, scale_saved)
+        raw, t = out.chunk(2)
+        e, total, scale_saved = self.log_scale.terms(raw)
+        zB = torch.sub(zB, t).mul_(e)  # z_B' = (z_B - t) exp(-s), log|det| = -sum(s)
+        return (zA, zB), total, (inputs, len(zA), e, zB, scale_saved)
 
     def backward(self, saved: Any, g: Value, batch: _Batch) -> Value:
+        # The MLP gets minus its output's gradient (sign -1): for an additive coupling
+        # that is g_B itself (dz_B'/dt = -1), and it spares a negation below.
         gA, gB = g
         if self.log_scale is None:
             inputs, rows = saved
-            return self.net.backward(inputs, gB.neg(), batch, gA, rows), gB
-        inputs, rows, out, e, zB, scale_saved = saved
-        width = len(zB)
-        g_in = gB * e
-        g_out = torch.empty_like(out)
+            return self.net.backward(inputs, gB, batch, gA, rows, -1.0), gB
+        inputs, rows, e, zB, scale_saved = saved
+        g_in = gB * e  # dz_B'/dz_B = exp(-s); dz_B'/dt = -exp(-s)
         # d loss / ds = 1/n (from -log|det| / n) - g_B' * z_B'  (as dz_B'/ds = -z_B')
-        g_s = torch.addcmul(batch.inv_n, gB, zB, value=-1.0)
-        self.log_scale.times_derivative(g_s, scale_saved, g_out[:width])
-        torch.neg(g_in, out=g_out[width:])  # dz_B'/dt = -exp(-s)
-        return self.net.backward(inputs, g_out, batch, gA, rows), g_in
+        minus_g_s = torch.addcmul(batch.minus_inv_n, gB, zB)
+        minus_g_raw = self.log_scale.times_derivative(minus_g_s, scale_saved)
+        g_out = torch.cat([minus_g_raw, g_in])
+        return self.net.backward(inputs, g_out, batch, gA, rows, -1.0), g_in
 
 
 def _layer_gradients(layer: FlowLayer) -> _LayerGradients | None:
@@ -317,31 +348,52 @@ class HandwrittenNLL:
         self.model = model
         self.layers = layers
         self._checked = False
+        self._parameters = list(model.parameters())
+        self._storage: tuple[int, ...] = ()  # where the parameters' data lived last call
+        self._batch_key: tuple = ()
+        self._batch: _Batch | None = None
+        self._factors: Tensor | None = None  # each log-determinant term's factor
 
     def __call__(self, x: Tensor, *context: Tensor) -> Tensor:
         with torch.no_grad():
             if not self._checked:  # once through the layers themselves, for their clear errors
                 self.model(x[:2], *(c[:2] for c in context))
                 self._checked = True
+            storage = tuple(map(Tensor.data_ptr, self._parameters))
+            if storage != self._storage:  # moved, converted, or put in FlatAdam's buffer
+                for layer in self.layers:
+                    layer.refresh()
+                self._storage = storage
             return self._nll(x, context)
+
+    def _constants(self, x: Tensor, context: tuple[Tensor, ...]) -> _Batch:
+        """The batch's ``_Batch``, reused while the batch size, dtype and device stay."""
+        n = x.shape[0]
+        key = (n, x.dtype, x.device)
+        if key != self._batch_key or self._batch is None:
+            self._batch = _Batch(x.new_ones(n), x.new_tensor(-1.0 / n), None)
+            factors = [layer.log_scale.factor for layer in self.layers if layer.log_scale]
+            self._factors = x.new_tensor(factors[::-1])  # in the order of the inverse pass
+            self._batch_key = key
+        if not context:
+            return self._batch
+        parts = [c.reshape(n, -1).to(x.dtype) for c in context]
+        columns = (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).t().contiguous()
+        return _Batch(self._batch.ones, self._batch.minus_inv_n, columns)
 
     def _nll(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
         n = x.shape[0]
-        columns = None
-        if context:
-            parts = [c.reshape(n, -1).to(x.dtype) for c in context]
-            columns = (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).t().contiguous()
-        batch = _Batch(x.new_ones(n), x.new_tensor(1.0 / n), columns)
+        batch = self._constants(x, context)
         z = x.t().contiguous()
-        saved, log_det = [], None
+        saved, totals = [], []
         for layer in reversed(self.layers):
-            z, layer_log_det, kept = layer.inverse(z, batch)
+            z, total, kept = layer.inverse(z, batch)
             saved.append(kept)
-            if layer_log_det is not None:
-                log_det = layer_log_det if log_det is None else log_det + layer_log_det
+            if total is not None:
+                totals.append(total)
         loss, g = self._base(z, n)
-        if log_det is not None:
-            loss = loss - log_det / n
+        if totals:  # the loss has + sum(s) / n for each coupling's log-scales s
+            loss = loss.add_(torch.dot(torch.stack(totals), self._factors), alpha=1.0 / n)
         for layer, kept in zip(self.layers, reversed(saved)):
             g = layer.backward(kept, g, batch)
         return loss
@@ -357,7 +409,7 @@ class HandwrittenNLL:
             u = (z - loc.expand(base.width).unsqueeze(1)) / scale
             g = u / (scale * n)
         flat = u.reshape(-1)
-        return torch.dot(flat, flat) * (0.5 / n) - minus_log_norm, g
+        return torch.dot(flat, flat).mul_(0.5 / n).sub_(minus_log_norm), g
 
 
 def _build(model: torch.nn.Module) -> tuple[HandwrittenNLL | None, str | None]:
