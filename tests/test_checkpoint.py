@@ -18,7 +18,7 @@ from flowforge.checkpoint import (
     save_weights,
 )
 
-KW = dict(epochs=3, batch_size=100, lr=1e-2, progress=False, seed=4)
+KW = dict(epochs=3, batch_size=100, lr=1e-2, ema=0.9, progress=False, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def test_a_checkpoint_holds_the_whole_training_state(run_states, tmp_path):
     assert loaded.history == state.history
     assert_same_tensors(loaded.model_state, state.model_state)
     assert_same_tensors(loaded.best_model_state, state.best_model_state)
+    assert_same_tensors(loaded.training_state, state.training_state)  # the iterates (ema)
     original = state.optimizer_state
     assert loaded.optimizer_state["param_groups"] == original["param_groups"]
     assert loaded.optimizer_state["state"].keys() == original["state"].keys()

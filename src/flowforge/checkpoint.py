@@ -222,6 +222,8 @@ def save_checkpoint(
     }
     if state.best_model_state is not None:
         tensors.update(_prefixed("best", state.best_model_state))
+    if state.training_state is not None:
+        tensors.update(_prefixed("training", state.training_state))
     meta = {
         "kind": "train_state",
         "format_version": FORMAT_VERSION,
@@ -230,6 +232,7 @@ def save_checkpoint(
         "history": state.history.to_dict(),
         "optimizer": opt_record,
         "has_best": state.best_model_state is not None,
+        "has_training": state.training_state is not None,
     }
     return save_tensors(path, tensors, meta)
 
@@ -247,6 +250,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 _unprefixed("optimizer", tensors), meta["optimizer"]
             ),
             best_model_state=_unprefixed("best", tensors) if meta["has_best"] else None,
+            training_state=(_unprefixed("training", tensors) if meta.get("has_training") else None),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} has an incomplete training record ({error!r})") from None

@@ -79,10 +79,11 @@ def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
 def test_the_notebooks_exact_recipe_can_be_spelled():
     argv = ["train", "--batch-size", "128", "--lr", "1e-3", "--epochs", "100"]
     argv += ["--schedule", "constant", "--warmup", "0", "--no-shuffle", "--n-samples", "200"]
+    argv += ["--ema", "0"]
     recipe = config_from(build_parser().parse_args(argv)).recipe
     assert recipe["batch_size"] == 128 and recipe["lr"] == 1e-3 and recipe["epochs"] == 100
     assert recipe["schedule"] == "constant" and recipe["shuffle"] is False
-    assert recipe["warmup"] == 0
+    assert recipe["warmup"] == 0 and recipe["ema"] == 0
 
 
 def test_an_existing_run_is_never_overwritten(tiny_run, capsys):
@@ -98,6 +99,7 @@ def test_an_existing_run_is_never_overwritten(tiny_run, capsys):
     [
         pytest.param(["--epochs", "0"], "--epochs: must be at least 1", id="zero-epochs"),
         pytest.param(["--lr", "-1"], "--lr: must be greater than 0", id="negative-lr"),
+        pytest.param(["--ema", "1"], "--ema: must be at least 0 and below 1", id="ema-one"),
         pytest.param(["--noise", "nan"], "finite number", id="nan-noise"),
         pytest.param(["--base", "cauchy"], "invalid choice: 'cauchy'", id="unknown-base"),
         pytest.param(["--batch-size", "x"], "expected an integer", id="not-a-number"),

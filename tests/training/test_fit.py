@@ -59,7 +59,13 @@ def test_resumed_fit_equals_an_uninterrupted_one(moons):
     twin = copy.deepcopy(model)
     states = []
     kwargs = dict(
-        validation=heldout.points, epochs=4, batch_size=256, lr=1e-2, progress=False, seed=3
+        validation=heldout.points,
+        epochs=4,
+        batch_size=256,
+        lr=1e-2,
+        ema=0.9,
+        progress=False,
+        seed=3,
     )
     fit(model, train.points, callbacks=[lambda s: states.append(copy.deepcopy(s))], **kwargs)
     fit(twin, train.points, resume=states[1], **kwargs)  # crashed after epoch 2
@@ -141,12 +147,52 @@ def test_unshuffled_fit_with_a_constant_rate_is_the_notebooks_train(moons):
         lr=1e-3,
         schedule="constant",
         warmup=0,
+        ema=0.0,
         shuffle=False,
         progress=False,
     )
     notebook_train(twin, data.data_loader(batch_size=128), num_epochs=2, lr=1e-3, progress=False)
     for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_fit_returns_and_evaluates_the_average_of_its_iterates(moons):
+    """One step per epoch, so a run without an average shows every iterate to its
+    callbacks; the run with ``ema`` must end with their average, by the recursion
+    ``a_t = d_t a_(t-1) + (1 - d_t) w_t``, ``d_t = min(ema, (1 + t) / (10 + t))``."""
+    train, heldout = moons
+    points = train.points[:512]
+    torch.manual_seed(0)
+    model = seed_model()
+    twin = copy.deepcopy(model)
+    expected = {k: v.detach().clone().double() for k, v in model.state_dict().items()}
+    kwargs = dict(epochs=6, batch_size=512, lr=1e-2, warmup=0, progress=False)
+    iterates = []
+    fit(twin, points, ema=0.0, callbacks=[lambda s: iterates.append(copy.deepcopy(s))], **kwargs)
+    states = []
+    history = fit(
+        model,
+        points,
+        ema=0.3,
+        validation=heldout.points,
+        restore_best=False,
+        callbacks=[lambda s: states.append(copy.deepcopy(s))],
+        **kwargs,
+    )
+    for t, state in enumerate(iterates, start=1):
+        d = min(0.3, (1 + t) / (10 + t))
+        for name, w in state.model_state.items():
+            expected[name] = d * expected[name] + (1 - d) * w.double()
+        for name, w in state.model_state.items():  # the iterates themselves are checkpointed
+            assert torch.equal(states[t - 1].training_state[name], w), name
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value.double(), expected[name], rtol=1e-6, atol=1e-6)
+    assert history.heldout_nll[-1] == pytest.approx(mean_nll(model, heldout.points).mean, abs=1e-9)
+
+
+def test_an_ema_outside_zero_one_is_refused(moons):
+    with pytest.raises(ValueError, match=r"ema .* in \[0, 1\)"):
+        fit(seed_model(), moons[0].points, epochs=1, ema=1.0, progress=False)
 
 
 def test_history_separates_training_time_from_validation(moons):

@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from flowforge import FlatAdam, realnvp
 from flowforge.training.fit import make_optimizer
@@ -132,3 +133,36 @@ def test_bad_hyperparameters():
         FlatAdam(realnvp().parameters(), lr=0.0)
     with pytest.raises(ValueError, match="no parameters"):
         FlatAdam([])
+
+
+def test_step_hooks_and_the_profiler_label_still_work():
+    """``step`` skips torch's wrapper only when nothing is watching."""
+    torch.manual_seed(0)
+    model = realnvp().double()
+    optimizer = FlatAdam(model.parameters(), lr=1e-2)
+    seen = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append("pre"))
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append("post"))
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: seen.append("global"))
+    try:
+        _train(model, optimizer, _batches(2))
+    finally:
+        handle.remove()
+    assert seen == ["pre", "post", "global"] * 2
+    quiet = FlatAdam(realnvp().double().parameters(), lr=1e-2)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        quiet.step()
+    assert any(e.name == "Optimizer.step#FlatAdam.step" for e in prof.events())
+
+
+def test_a_hooked_and_an_unhooked_step_are_the_same_update():
+    torch.manual_seed(0)
+    model = realnvp().double()
+    twin = copy.deepcopy(model)
+    plain = FlatAdam(model.parameters(), lr=1e-2)
+    hooked = FlatAdam(twin.parameters(), lr=1e-2)
+    hooked.register_step_pre_hook(lambda opt, args, kwargs: None)
+    _train(model, plain, _batches())
+    _train(twin, hooked, _batches())
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)

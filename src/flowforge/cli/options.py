@@ -58,6 +58,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def unit_fraction(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(float, text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
+
+
 def dataset_name(text: str) -> str:
     """The name of a data set in ``flowforge.data.DATASETS``."""
     from flowforge.data import dataset

@@ -136,6 +136,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"steps of linear learning-rate warm-up ({DEFAULT_RECIPE.warmup})",
     )
     recipe.add_argument(
+        "--ema",
+        type=options.unit_fraction,
+        metavar="DECAY",
+        help="decay of the weight average that is evaluated and kept, in [0, 1); 0: none "
+        f"({DEFAULT_RECIPE.ema})",
+    )
+    recipe.add_argument(
         "--no-shuffle",
         action="store_const",
         const=True,
@@ -168,7 +175,7 @@ def recipe_from(args: argparse.Namespace, dataset: DataSet | None = None) -> dic
     """``fit``'s keyword arguments: ``DEFAULT_RECIPE``, then the data set's own defaults
     (``DataSet.recipe``), then the options given."""
     recipe = {**DEFAULT_RECIPE.to_dict(), **(dataset.recipe if dataset is not None else {})}
-    for name in ("epochs", "batch_size", "lr", "schedule", "warmup"):
+    for name in ("epochs", "batch_size", "lr", "schedule", "warmup", "ema"):
         recipe[name] = _value(args, name, recipe[name])
     recipe["shuffle"] = not args.no_shuffle
     return recipe

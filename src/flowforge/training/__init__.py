@@ -1,5 +1,6 @@
 """Training: the notebook's ``train``, the resumable ``fit``, and ``fit`` under ``torchrun``."""
 
+from flowforge.training.averaging import WeightAverage
 from flowforge.training.distributed import (
     DistributedError,
     LaunchError,
@@ -22,6 +23,7 @@ __all__ = [
     "LaunchError",
     "Recipe",
     "TrainState",
+    "WeightAverage",
     "World",
     "distributed",
     "fit",

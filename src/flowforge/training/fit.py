@@ -14,6 +14,7 @@ from torch import Tensor
 
 from flowforge.evaluate import log_likelihood, mean_nll
 from flowforge.threads import cpu_threads, training_threads
+from flowforge.training.averaging import WeightAverage
 from flowforge.training.data import check_points, tensor_batches
 from flowforge.training.distributed import (
     LaunchError,
@@ -90,6 +91,8 @@ class TrainState:
 
     ``epoch`` counts completed epochs and ``step`` optimizer steps; ``best_model_state``
     holds the weights of the best validation epoch (when there is validation data).
+    With a weight average (``fit(ema=...)``) ``model_state`` is the average (the model
+    that was evaluated) and ``training_state`` the iterate training continues from.
     Handed to callbacks after every epoch, and accepted by ``fit(resume=...)``.
     """
 
@@ -99,6 +102,7 @@ class TrainState:
     model_state: dict[str, Tensor]
     optimizer_state: dict
     best_model_state: dict[str, Tensor] | None = None
+    training_state: dict[str, Tensor] | None = None
 
 
 def make_optimizer(
@@ -156,11 +160,13 @@ def train_epoch(
     epoch: int = 0,
     world: World | None = None,
     handwritten: HandwrittenNLL | None = None,
+    average: WeightAverage | None = None,
 ) -> float:
     """One pass of NLL steps over ``batches``; returns the mean NLL per point.
 
     With ``handwritten`` (``handwritten_nll(model)``) each step's loss and gradients come
     from it instead of autograd: the same numbers, with less overhead per step.
+    ``average`` (a ``WeightAverage``) is updated after every step.
 
     With several processes (``world``, under DistributedDataParallel) every batch is a
     global batch of ``B`` rows, the same on every process: each trains on its
@@ -189,6 +195,8 @@ def train_epoch(
                 loss = -model(x, *context).mean()  # the same loss for N = 1, in one operation
             loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update()
         losses.append(loss.detach())
         weights.append(rows / world.size)  # loss * weight: this process's sum of -log p
         own_rows += len(x)
@@ -205,6 +213,19 @@ def train_epoch(
             "lower the learning rate or use a bounded log-scale"
         )
     return mean
+
+
+def _updated_tensors(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """The tensors ``optimizer`` updates in place (``FlatAdam``: its one flat buffer)."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def _iterate_state(model: torch.nn.Module, average: WeightAverage) -> dict[str, Tensor]:
+    """A copy of the model's ``state_dict`` with the iterates in place of the average."""
+    average.swap()
+    state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    average.swap()
+    return state
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -255,6 +276,7 @@ def fit(
     weight_decay: float = DEFAULT_RECIPE.weight_decay,
     schedule: str = DEFAULT_RECIPE.schedule,
     warmup: int = DEFAULT_RECIPE.warmup,
+    ema: float = DEFAULT_RECIPE.ema,
     shuffle: bool = True,
     patience: int | None = None,
     restore_best: bool = True,
@@ -273,8 +295,12 @@ def fit(
     so a resumed run repeats an uninterrupted one exactly; ``shuffle=False`` visits the
     rows in their stored order every epoch (the notebook's loader). The optimizer is Adam
     (AdamW with ``weight_decay``) over one flat buffer (``FlatAdam``), the learning rate
-    follows ``schedule`` per step after ``warmup`` steps of linear rise. The defaults
-    are ``DEFAULT_RECIPE``.
+    follows ``schedule`` per step after ``warmup`` steps of linear rise. With ``ema``
+    in ``(0, 1)`` (0: off) an exponential moving average of the weights is kept
+    (``WeightAverage``, decay ``min(ema, (1 + t) / (10 + t))`` after step ``t``): it is
+    what each epoch evaluates, what callbacks and checkpoints see as the model, and what
+    the model holds when ``fit`` returns; training continues from the iterates. The
+    defaults are ``DEFAULT_RECIPE``.
 
     With ``validation`` data, the held-out NLL is measured after every epoch;
     ``patience`` stops training after that many epochs without improvement, and
@@ -315,6 +341,8 @@ def fit(
         raise ValueError(
             f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}"
         )
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema is the weight average's decay, in [0, 1) (0: no average), got {ema}")
     if gradients not in GRADIENTS:
         raise ValueError(f"gradients must be one of {GRADIENTS}, got {gradients!r}")
     threads = training_threads(model, batch_size, threads)
@@ -328,7 +356,7 @@ def fit(
             context,
             validation,
             validation_context,
-            Recipe(epochs, batch_size, lr, schedule, weight_decay, warmup),
+            Recipe(epochs, batch_size, lr, schedule, weight_decay, warmup, ema),
             patience=patience,
             restore_best=restore_best,
             seed=seed,
@@ -482,6 +510,11 @@ def _fit(
         step, start_epoch, best_state = resume.step, resume.epoch, resume.best_model_state
         if history.stopped_early:
             start_epoch = epochs
+    average = None
+    if recipe.ema > 0:  # starts from the model as it is (resumed: the saved average)
+        average = WeightAverage(_updated_tensors(optimizer), recipe.ema, step)
+        if resume is not None and resume.training_state is not None:
+            model.load_state_dict(resume.training_state)  # the iterate training goes on from
 
     total_steps = max(1, epochs * math.ceil(len(data) / batch_size))
     counter = {"step": step}
@@ -505,6 +538,8 @@ def _fit(
             step_model = _data_parallel(step_model, _model_device(model), find_unused)
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
+            if average is not None and average.swapped:
+                average.swap()  # back to the iterates
             model.train()
             batches = tensor_batches(
                 data,
@@ -514,8 +549,10 @@ def _fit(
                 generator=epoch_generator(seed, epoch),
             )
             train_nll = train_epoch(
-                step_model, batches, optimizer, set_lr, epoch, world, handwritten
+                step_model, batches, optimizer, set_lr, epoch, world, handwritten, average
             )
+            if average is not None:
+                average.swap()  # evaluate, keep and return the average
             trained = time.perf_counter()
             heldout = math.nan
             if validation is not None:
@@ -543,11 +580,14 @@ def _fit(
                 model.state_dict(),
                 optimizer.state_dict(),
                 best_state,
+                None if average is None else _iterate_state(model, average),
             )
             for callback in callbacks if world.is_main else ():
                 callback(state)
             if stop:
                 break
+        if average is not None and not average.swapped:
+            average.swap()  # no epoch ran: the model returns with the average all the same
     except RuntimeError as error:
         if world.distributed and is_collective_failure(error):
             raise collective_failure(error, world, epoch) from error
