@@ -18,7 +18,7 @@ def tiny_config(**changes) -> RunConfig:
         model_options={"width": 2, "couplings": 2, "hidden": 8, "base": "normal"},
         data={"name": "two_moons", "n_samples": 800, "n_heldout": 200, "noise": 0.1},
         standardization=train.standardization,
-        recipe={"epochs": 1, "batch_size": 200, "lr": 1e-2, "schedule": "cosine", "shuffle": True},
+        recipe={"epochs": 1, "batch_size": 200, "lr": 1e-2, "ema": 0.9, "shuffle": True},
         seed=2,
         device="cpu",
     )
@@ -46,6 +46,13 @@ def test_the_config_round_trips_through_json(run):
     folder, _ = run
     assert read_config(folder) == tiny_config()
     assert json.loads((folder / "config.json").read_text())["format"] == "flowforge-run"
+
+
+def test_a_config_from_before_the_weight_average_resumes_without_one(run):
+    folder, _ = run
+    record = json.loads((folder / "config.json").read_text())
+    del record["recipe"]["ema"]
+    assert RunConfig.from_dict(record).recipe == {**tiny_config().recipe, "ema": 0.0}
 
 
 def test_a_new_run_never_reuses_a_folder_with_files(run, tmp_path):

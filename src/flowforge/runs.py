@@ -95,7 +95,7 @@ class RunConfig:
                 model_options=dict(d["model"]["options"]),
                 data=dict(d["data"]),
                 standardization=Standardization.from_dict(d["standardization"]),
-                recipe=dict(d["recipe"]),
+                recipe={"ema": 0.0, **d["recipe"]},  # runs from before the average had none
                 seed=int(d["seed"]),
                 device=str(d.get("device", "auto")),
                 extra={k: v for k, v in d.items() if k not in known},

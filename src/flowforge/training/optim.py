@@ -19,7 +19,6 @@ from torch import Tensor
 from torch.autograd import profiler as _profiler
 from torch.optim import optimizer as _optimizer
 
-
 _GRAD = operator.attrgetter("grad")
 
 
