@@ -48,7 +48,8 @@ class FlowBaseline(Baseline):
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
-            warmup=0,  # the schedule the comparison's table was measured with
+            warmup=0,  # the schedule and the final weights (no average) that the
+            ema=0.0,  # comparison's table was measured with
             seed=self.seed,
             progress=False,
         )
