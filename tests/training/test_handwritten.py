@@ -156,32 +156,29 @@ def test_one_instance_follows_new_weights_dtypes_and_flat_buffers():
     torch.manual_seed(0)
     model = realnvp(2, couplings=3, hidden=5)
     nll = handwritten_nll(model)
-    x = torch.randn(16, 2)
-    nll(x)
+    nll(torch.randn(16, 2))
+    x = torch.randn(16, 2, dtype=torch.float64)
+
+    def assert_matches_autograd():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.zero_()  # in place: FlatAdam's gradients are views of its buffer
+        loss = nll(x)
+        grads = [p.grad.clone() for p in model.parameters()]
+        ref_loss, ref_grads = autograd_nll(model, x)
+        torch.testing.assert_close(loss, ref_loss, atol=1e-11, rtol=1e-11)
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-11)
+
     with torch.no_grad():  # in place, as an optimizer step or load_state_dict would
         for p in model.parameters():
             p.mul_(1.5)
     model.double()  # new storage, new dtype
-    x = x.double()
-    for p in model.parameters():
-        p.grad = None
-    loss = nll(x)
-    grads = [p.grad.clone() for p in model.parameters()]
-    ref_loss, ref_grads = autograd_nll(model, x)
-    torch.testing.assert_close(loss, ref_loss, atol=1e-11, rtol=1e-11)
-    for g, r in zip(grads, ref_grads):
-        torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-11)
+    assert_matches_autograd()
     FlatAdam(model.parameters(), lr=1e-3)  # every parameter becomes a view of one buffer
     with torch.no_grad():
         model.flow[1].block[0].weight.add_(0.25)
-    for p in model.parameters():
-        p.grad.zero_()
-    loss = nll(x)
-    grads = [p.grad.clone() for p in model.parameters()]
-    ref_loss, ref_grads = autograd_nll(model, x)
-    torch.testing.assert_close(loss, ref_loss, atol=1e-11, rtol=1e-11)
-    for g, r in zip(grads, ref_grads):
-        torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-11)
+    assert_matches_autograd()
 
 
 @pytest.mark.parametrize(
