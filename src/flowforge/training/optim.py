@@ -132,7 +132,8 @@ class FlatAdam(torch.optim.Optimizer):
         """One Adam update of every parameter; ``closure`` re-evaluates the loss if given.
 
         Step hooks and the profiler's label work as for any optimizer; without them the
-        step skips torch's per-call wrapper (a few microseconds, a tenth of a small step).
+        step skips torch's per-call wrapper (about 6 µs, 2% of a step of the notebook's
+        model).
         """
         if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _watched():
             return self._hooked_step(closure)
