@@ -35,7 +35,7 @@ import torch
 
 import flowforge
 from benchmarks.contenders import Contender, flowforge_flow, zuko_flow
-from benchmarks.measure import interleaved, save_results, summary
+from benchmarks.measure import interleaved, report_and_save, summary
 from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
 
 RESULTS = Path(__file__).parent / "results" / "families.json"
@@ -170,10 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines = report(results)
     if not with_zuko:
         lines.append("zuko is not installed: flowforge alone (pip install -e '.[bench]')")
-    lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
-    print("\n".join(lines))
-    save_results(args.out, results)
-    return results
+    return report_and_save(lines, results, args.out)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,12 @@ def save_results(path: Path, results: dict) -> Path:
     dies midway leaves the previous results intact), making the folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_json(path, results)
+
+
+def report_and_save(lines: list[str], results: dict, path: Path) -> dict:
+    """Print a benchmark's report, closed by its duration (``results["seconds"]``) and
+    where its JSON goes, then save ``results`` there; returns ``results``."""
+    lines = [*lines, f"\n(benchmark took {results['seconds']:.0f} s; JSON in {path})"]
+    print("\n".join(lines))
+    save_results(path, results)
+    return results

@@ -44,7 +44,7 @@ import torch
 
 import flowforge
 from benchmarks import contenders, seed_notebook
-from benchmarks.measure import cpu_count, interleaved, save_results, summary
+from benchmarks.measure import cpu_count, interleaved, report_and_save, summary
 
 TARGET_NLL = 1.9
 PEERS = ["zuko", "nflows", "normflows"]
@@ -485,10 +485,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines += report_throughput(results["throughput"], results["memory"], names)
     lines += report_time(results["time_to_nll"])
     lines += targets(results, names)
-    lines.append(f"\n(benchmark took {results['seconds']:.0f} s; JSON in {args.out})")
-    print("\n".join(lines))
-    save_results(args.out, results)
-    return results
+    return report_and_save(lines, results, args.out)
 
 
 if __name__ == "__main__":
