@@ -49,7 +49,7 @@ def test_a_resumed_average_continues_the_warm_up():
     average = WeightAverage([x], decay=0.99, step=5)
     x.fill_(1.0)
     average.update()
-    assert average.average[0][0].item() == pytest.approx(1 - ema_decay(0.99, 6))
+    assert average.average[0][0].item() == pytest.approx(1 - 7 / 16)  # d_6 = (1 + 6) / (10 + 6)
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 2.0])

@@ -352,7 +352,9 @@ class HandwrittenNLL:
         self._storage: tuple[int, ...] = ()  # where the parameters' data lived last call
         self._batch_key: tuple = ()
         self._batch: _Batch | None = None
-        self._factors: Tensor | None = None  # each log-determinant term's factor
+        # each log-determinant total's factor, in the order of the inverse pass
+        self._factor_list = [layer.log_scale.factor for layer in layers if layer.log_scale][::-1]
+        self._factors: Tensor | None = None  # the same, as a tensor of the batch's dtype
 
     def __call__(self, x: Tensor, *context: Tensor) -> Tensor:
         with torch.no_grad():
@@ -370,10 +372,9 @@ class HandwrittenNLL:
         """The batch's ``_Batch``, reused while the batch size, dtype and device stay."""
         n = x.shape[0]
         key = (n, x.dtype, x.device)
-        if key != self._batch_key or self._batch is None:
+        if key != self._batch_key:
             self._batch = _Batch(x.new_ones(n), x.new_tensor(-1.0 / n), None)
-            factors = [layer.log_scale.factor for layer in self.layers if layer.log_scale]
-            self._factors = x.new_tensor(factors[::-1])  # in the order of the inverse pass
+            self._factors = x.new_tensor(self._factor_list)
             self._batch_key = key
         if not context:
             return self._batch
