@@ -45,11 +45,11 @@ class WeightAverage:
         self.decay = float(decay)
         self.step = int(step)
         self.swapped = False
-        with torch.no_grad():
-            self.tensors = [t.detach() for t in tensors]
-            self.average = [t.clone() for t in self.tensors]
+        # Detached views share the tensors' storage, and autograd never sees them: no
+        # ``no_grad`` needed per step.
+        self.tensors = [t.detach() for t in tensors]
+        self.average = [t.clone() for t in self.tensors]
 
-    @torch.no_grad()
     def update(self) -> None:
         """Move the average toward the tensors' current values (call after every step)."""
         self.step += 1
@@ -59,7 +59,6 @@ class WeightAverage:
         else:
             torch._foreach_lerp_(self.average, self.tensors, weight)
 
-    @torch.no_grad()
     def swap(self) -> None:
         """Exchange the tensors' values with the average (``swapped`` says which is where)."""
         for tensor, average in zip(self.tensors, self.average):
