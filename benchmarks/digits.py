@@ -8,7 +8,7 @@ Run it where zuko is installed (``pip install zuko``); models whose library is m
 are skipped with a note. Every model sees the same data and is trained and scored the
 same way:
 
-- scikit-learn's digits, the fixed split of ``flowforge.data.digit_splits`` (1,257
+- scikit-learn's digits, the fixed split of ``flowforge.workbench.data.digit_splits`` (1,257
   training, 180 validation, 360 test images of 8×8 pixels, values 0–16);
 - uniform dequantization ``(k + u) / 17`` with fresh noise every step, then the logit
   pre-transform with ``alpha = 0.05``: each model is a ``DequantizedFlow`` whose
@@ -44,7 +44,7 @@ import torch
 
 from benchmarks.measure import save_results
 from flowforge import DequantizedFlow, Logit, bits_per_dim, initialize_actnorm, multiscale
-from flowforge.data import DIGITS, digit_splits
+from flowforge.workbench.data import DIGITS, digit_splits
 from flowforge.evaluate import mean_nll
 from flowforge.threads import cpu_threads
 
@@ -209,8 +209,8 @@ def figure(models: dict[str, DequantizedFlow], data: torch.Tensor, path: Path) -
     """Samples of each model (seed 0's) beside test images, one grid of 64 each."""
     from matplotlib.figure import Figure
 
-    from flowforge.figures import save_figure
-    from flowforge.image_plots import plot_image_grid
+    from flowforge.workbench.figures.runs import save_figure
+    from flowforge.workbench.figures.images import plot_image_grid
 
     fig = Figure(figsize=(3.2 * (len(models) + 1), 3.6))
     axes = fig.subplots(1, len(models) + 1, squeeze=False)[0]

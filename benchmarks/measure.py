@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from flowforge.files import write_json
+from flowforge.workbench.files import write_json
 
 
 def interleaved(runs: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:

@@ -27,8 +27,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from benchmarks.measure import save_results
-from flowforge.comparison import Comparison, Plan, Setup, run_comparison
-from flowforge.comparison.figure import (
+from flowforge.workbench.comparison import Comparison, Plan, Setup, run_comparison
+from flowforge.workbench.comparison.figure import (
     LIMIT,
     LOG_DENSITY_RANGE,
     no_density_panel,
@@ -36,9 +36,9 @@ from flowforge.comparison.figure import (
     surface_panel,
     top_of_scale,
 )
-from flowforge.comparison.run import TRUTH, Row
-from flowforge.comparison.table import to_dict
-from flowforge.data import TOYS
+from flowforge.workbench.comparison.run import TRUTH, Row
+from flowforge.workbench.comparison.table import to_dict
+from flowforge.workbench.data import TOYS
 from flowforge.threads import cpu_threads
 
 CANDIDATES = ("nsf-mixture", "nsf-mixture-wide")
@@ -144,8 +144,8 @@ def suite_figure(results: dict[str, Comparison]) -> Figure:
 
 
 def write(results: dict[str, Comparison], figure: Path, json_path: Path) -> None:
-    from flowforge.figures import save_figure
-    from flowforge.files import atomic_write_text
+    from flowforge.workbench.figures.runs import save_figure
+    from flowforge.workbench.files import atomic_write_text
 
     figure.parent.mkdir(parents=True, exist_ok=True)
     save_figure(suite_figure(results), figure)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flowforge import fit, realnvp, two_moons_splits
-from flowforge.checkpoint import (
+from flowforge.workbench.runs.checkpoint import (
     CheckpointError,
     capture_rng,
     load_checkpoint,
@@ -201,7 +201,7 @@ def test_a_failed_write_keeps_the_previous_file(run_states, tmp_path, monkeypatc
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("flowforge.files.os.replace", crash)
+    monkeypatch.setattr("flowforge.workbench.files.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, states[2])
     assert path.read_bytes() == before

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from flowforge.datafiles import DataFileError, read_points, write_points
+from flowforge.workbench.datafiles import DataFileError, read_points, write_points
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])

@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from flowforge.files import atomic_write_bytes, atomic_write_text, to_json, write_json
+from flowforge.workbench.files import atomic_write_bytes, atomic_write_text, to_json, write_json
 
 
 def test_an_atomic_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -33,7 +33,7 @@ def test_an_interrupted_write_keeps_the_old_content(tmp_path, monkeypatch):
     def crash(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("flowforge.files.os.fsync", crash)
+    monkeypatch.setattr("flowforge.workbench.files.os.fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         atomic_write_text(path, "lost")
     assert path.read_text() == "kept"

@@ -6,7 +6,7 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from flowforge.evaluate import NLLEstimate
-from flowforge.metrics import (
+from flowforge.workbench.scoring.metrics import (
     SampleReferee,
     directions,
     energy_distance,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowforge import MLP, block
-from flowforge.nets import TRANSPOSED_ROWS
+from flowforge.nets.mlp import TRANSPOSED_ROWS
 
 ACTIVATIONS = [torch.nn.ReLU, torch.nn.Tanh, torch.nn.SiLU, torch.nn.GELU, torch.nn.ELU]
 ROWS = [pytest.param(5, id="few-rows"), pytest.param(TRANSPOSED_ROWS + 3, id="many-rows")]

@@ -15,8 +15,8 @@ from torch.distributions import MultivariateNormal  # noqa: E402
 
 import flowforge  # noqa: E402
 from flowforge import AffineCoupling, Multivariate, realnvp  # noqa: E402
-from flowforge.figures import save_figure  # noqa: E402
-from flowforge.plots import (  # noqa: E402
+from flowforge.workbench.figures.runs import save_figure  # noqa: E402
+from flowforge.workbench.figures.plots import (  # noqa: E402
     log_prob_grid,
     part_model,
     plot_compare_model_steps,
@@ -65,7 +65,7 @@ def test_the_grid_is_the_log_density_clipped_as_in_the_notebook():
 
 
 def test_a_bounded_base_is_clipped_not_nan():
-    base = flowforge.builders.base_distribution("uniform", 2)  # support [-3, 3]^2
+    base = flowforge.families.builders.base_distribution("uniform", 2)  # support [-3, 3]^2
     _, _, y = log_prob_grid(base, -4, 4, steps=9)
     assert np.isfinite(y).all()
     assert y[0, 0] == -11 and y[4, 4] == pytest.approx(-2 * math.log(6))

@@ -1,7 +1,7 @@
 import base64
 import re
 
-from flowforge.report import render
+from flowforge.workbench.report import render
 
 CONFIG = {
     "model": {"name": "realnvp", "options": {"couplings": 4, "hidden": 16}},

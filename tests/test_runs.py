@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from flowforge import Standardization, load, two_moons_splits
-from flowforge.checkpoint import CheckpointError
-from flowforge.cli.main import cpu_threads
-from flowforge.experiment import start_run, train_run
-from flowforge.runs import RunConfig, RunError, read_config
+from flowforge.workbench.runs.checkpoint import CheckpointError
+from flowforge.workbench.cli.main import cpu_threads
+from flowforge.workbench.runs.experiment import start_run, train_run
+from flowforge.workbench.runs.config import RunConfig, RunError, read_config
 
 
 def tiny_config(**changes) -> RunConfig:

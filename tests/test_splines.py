@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from flowforge.splines import (
+from flowforge.transformers.spline import (
     inverse_rational_quadratic_spline,
     knots,
     parameter_count,

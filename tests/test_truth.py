@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from flowforge import MoonsDensity, Standardization, two_moons
-from flowforge.data import TOYS, ToyDistribution, toy_splits
+from flowforge.workbench.data import TOYS, ToyDistribution, toy_splits
 from flowforge.evaluate import NLLEstimate
-from flowforge.truth import (
+from flowforge.workbench.scoring.truth import (
     Floor,
     SampleCheck,
     describe_truth,

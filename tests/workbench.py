@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowforge.cli.main import main
+from flowforge.workbench.cli.main import main
 
 # A run small enough to train in well under a second: 2 epochs over 1,500 points.
 TINY = ["--n-samples", "1500", "--n-heldout", "500", "--epochs", "2", "--batch-size", "128"]

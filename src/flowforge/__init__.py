@@ -10,10 +10,10 @@ distribution, train it, and check any layer against autograd::
     )
 """
 
-from flowforge.builders import BUILDERS, iaf, maf, multiscale, nice, nsf, realnvp
+from flowforge.families.builders import BUILDERS, iaf, maf, multiscale, nice, nsf, realnvp
 from flowforge.check import FlowCheckError, check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.conditional import Conditioned, label_context
-from flowforge.data import (
+from flowforge.workbench.data import (
     DATASETS,
     MoonsDensity,
     PointData,
@@ -59,9 +59,9 @@ from flowforge.layers import (
     Unflatten,
     initialize_actnorm,
 )
-from flowforge.made import MADE
-from flowforge.mixture import GaussianMixture, fit_gaussian_mixture, initialize_mixture
-from flowforge.monotone import AffineTransformer, SplineTransformer
+from flowforge.nets.made import MADE
+from flowforge.distributions.mixture import GaussianMixture, fit_gaussian_mixture, initialize_mixture
+from flowforge.transformers.base import AffineTransformer, SplineTransformer
 from flowforge.nets import MLP, ConvNet, block, conv_block
 from flowforge.threads import cpu_threads
 from flowforge.training import (
@@ -88,17 +88,17 @@ __version__ = "0.1.0"
 # The workbench's names, imported on first use so that ``import flowforge`` needs
 # neither matplotlib nor safetensors: name -> module that defines it.
 _LAZY = {
-    "load": "flowforge.runs",
-    "Trained": "flowforge.runs",
-    "plot_log_prob": "flowforge.plots",
-    "plot_samples": "flowforge.plots",
-    "plot_log_prob_and_samples": "flowforge.plots",
-    "plot_samples_on_data": "flowforge.plots",
-    "plot_inverse_samples": "flowforge.plots",
-    "part_model": "flowforge.plots",
-    "plot_model_steps": "flowforge.plots",
-    "plot_compare_model_steps": "flowforge.plots",
-    "plot_learning_curves": "flowforge.plots",
+    "load": "flowforge.workbench.runs.config",
+    "Trained": "flowforge.workbench.runs.config",
+    "plot_log_prob": "flowforge.workbench.figures.plots",
+    "plot_samples": "flowforge.workbench.figures.plots",
+    "plot_log_prob_and_samples": "flowforge.workbench.figures.plots",
+    "plot_samples_on_data": "flowforge.workbench.figures.plots",
+    "plot_inverse_samples": "flowforge.workbench.figures.plots",
+    "part_model": "flowforge.workbench.figures.plots",
+    "plot_model_steps": "flowforge.workbench.figures.plots",
+    "plot_compare_model_steps": "flowforge.workbench.figures.plots",
+    "plot_learning_curves": "flowforge.workbench.figures.plots",
 }
 
 

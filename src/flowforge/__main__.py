@@ -2,7 +2,7 @@
 
 import sys
 
-from flowforge.cli.main import main
+from flowforge.workbench.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from flowforge.layers.normalization import initialize_actnorm
-from flowforge.mixture import initialize_mixture
+from flowforge.distributions.mixture import initialize_mixture
 
 
 def initialize_from_data(

@@ -7,7 +7,7 @@ from scipy.stats import multivariate_normal
 from sklearn.neighbors import KernelDensity
 
 from flowforge import two_moons
-from flowforge.baselines import (
+from flowforge.workbench.baselines import (
     FlowBaseline,
     GANBaseline,
     GaussianBaseline,
@@ -16,7 +16,7 @@ from flowforge.baselines import (
     NoLikelihoodError,
     UniformFlowBaseline,
 )
-from flowforge.metrics import energy_distance
+from flowforge.workbench.scoring.metrics import energy_distance
 
 
 def blobs(n: int, seed: int) -> torch.Tensor:

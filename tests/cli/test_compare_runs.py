@@ -2,7 +2,7 @@ import shutil
 
 from matplotlib.image import imread
 
-from flowforge.cli.main import main
+from flowforge.workbench.cli.main import main
 from tests.workbench import pixel_spread
 
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from flowforge.cli.main import main
-from flowforge.runs import read_config
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.runs.config import read_config
 from tests.cli.test_toys import run_main
 from tests.workbench import pixel_spread
 

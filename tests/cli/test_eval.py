@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flowforge import MoonsDensity, load, two_moons_splits
-from flowforge.cli.main import main
+from flowforge.workbench.cli.main import main
 
 FLOOR_KEYS = {
     "true_entropy",

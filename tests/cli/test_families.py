@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from flowforge.cli.main import main
-from flowforge.runs import load
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.runs.config import load
 from tests.workbench import pixel_spread, train_tiny
 
 SMALL = {

@@ -1,7 +1,7 @@
 import shutil
 
-from flowforge.cli.main import main
-from flowforge.figures import FIGURES
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.figures.runs import FIGURES
 
 
 def test_plot_redraws_a_runs_figures_and_report(tiny_run, tmp_path, capsys):

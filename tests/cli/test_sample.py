@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from flowforge import load
-from flowforge.cli.main import main
-from flowforge.datafiles import read_points
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.datafiles import read_points
 
 
 def expected_samples(run, n: int, seed: int) -> np.ndarray:

@@ -7,10 +7,10 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from flowforge.cli.main import main
-from flowforge.data import TOYS
-from flowforge.datafiles import read_points
-from flowforge.runs import read_config
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.data import TOYS
+from flowforge.workbench.datafiles import read_points
+from flowforge.workbench.runs.config import read_config
 from tests.workbench import TINY
 
 WITH_DENSITY = {"eight_gaussians", "checkerboard", "circles", "rings"}

@@ -12,10 +12,10 @@ import torch
 
 import flowforge
 from flowforge import DEFAULT_RECIPE, load, mean_nll, two_moons_splits
-from flowforge.checkpoint import load_checkpoint, load_weights
-from flowforge.cli.main import build_parser, main
-from flowforge.cli.train import config_from
-from flowforge.figures import FIGURES
+from flowforge.workbench.runs.checkpoint import load_checkpoint, load_weights
+from flowforge.workbench.cli.main import build_parser, main
+from flowforge.workbench.cli.train import config_from
+from flowforge.workbench.figures.runs import FIGURES
 from tests.workbench import TINY, pixel_spread
 
 RUN_FILES = {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.json"}

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from flowforge.cli.main import main
-from flowforge.comparison import DEFAULT_MODELS, Plan
-from flowforge.comparison.table import without_timings
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.comparison import DEFAULT_MODELS, Plan
+from flowforge.workbench.comparison.table import without_timings
 
 TINY = [
     "--budget", "2", "--n-train", "3000", "--n-heldout", "1000",

@@ -2,8 +2,8 @@
 
 import json
 
-from flowforge.cli.main import main
-from flowforge.comparison import DEFAULT_MODELS, FAMILIES, MODELS, Plan
+from flowforge.workbench.cli.main import main
+from flowforge.workbench.comparison import DEFAULT_MODELS, FAMILIES, MODELS, Plan
 
 TINY = [
     "--budget", "1", "--n-train", "3000", "--n-heldout", "1000",

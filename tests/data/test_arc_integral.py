@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge.data.arc_integral import (
+from flowforge.workbench.data.arc_integral import (
     angular_distance_to_arc,
     log_half_circle_integral,
     log_peak_integral,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from flowforge.data import DATASETS, DIGITS, digit_splits
+from flowforge.workbench.data import DATASETS, DIGITS, digit_splits
 
 
 def _rows(images: np.ndarray, labels: np.ndarray) -> list[tuple]:

@@ -7,7 +7,7 @@ from scipy.special import logsumexp
 from sklearn.datasets import make_moons
 
 from flowforge import Standardization, two_moons
-from flowforge.data.moons_density import MoonsDensity, outer_fraction
+from flowforge.workbench.data.moons_density import MoonsDensity, outer_fraction
 
 STD = Standardization((0.5, 0.25), (0.87, 0.5))  # close to the moons' own statistics
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from flowforge.data import DATASETS, MoonsDensity, ToyDistribution, dataset
+from flowforge.workbench.data import DATASETS, MoonsDensity, ToyDistribution, dataset
 
 TOY_NAMES = ["eight_gaussians", "checkerboard", "circles", "pinwheel", "two_spirals", "rings"]
 

@@ -6,9 +6,9 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from flowforge.data import NoDensityError
-from flowforge.data.arc_integral import log_half_circle_integral
-from flowforge.data.shapes import (
+from flowforge.workbench.data import NoDensityError
+from flowforge.workbench.data.arc_integral import log_half_circle_integral
+from flowforge.workbench.data.shapes import (
     EDGE_TOLERANCE,
     Gaussian,
     Mixture,

@@ -24,7 +24,7 @@ from flowforge import (
     fit,
     two_moons_splits,
 )
-from flowforge.checkpoint import load_checkpoint, save_checkpoint
+from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.initialize import initialize_from_data
 from flowforge.training.distributed import (
     DistributedError,

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from flowforge import BatchNormFlow, Multivariate, NormalizingFlow, fit, mean_nll
-from flowforge.checkpoint import load_checkpoint, save_checkpoint
+from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.training.distributed import (
     LaunchError,
     World,

@@ -2,7 +2,7 @@
 
 from flowforge.layers.autoregressive import MaskedAutoregressive
 from flowforge.layers.base import FlowLayer, SequentialFlow
-from flowforge.layers.conv_coupling import (
+from flowforge.layers.masked import (
     MaskedAffineCoupling,
     MaskedCoupling,
     MaskedSplineCoupling,

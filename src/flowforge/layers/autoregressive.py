@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.base import FlowLayer, require_matrix
-from flowforge.made import MADE
-from flowforge.monotone import Transformer, resolve_transformer
+from flowforge.nets.made import MADE
+from flowforge.transformers.base import Transformer, resolve_transformer
 from flowforge.values import Value, sum_per_sample
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.coupling import Coupling, _split_pair
-from flowforge.monotone import SplineTransformer
+from flowforge.transformers.base import SplineTransformer
 from flowforge.values import Value, sum_per_sample
 
 

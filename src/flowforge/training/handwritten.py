@@ -42,7 +42,7 @@ from flowforge.layers.coupling import (
     sigmoid_log_scale,
 )
 from flowforge.layers.plumbing import Merge, Split, Swap
-from flowforge.nets import MLP, _has_hooks
+from flowforge.nets.mlp import MLP, _has_hooks
 from flowforge.values import Value  # here feature-major: (d, n) tensors, or tuples of them
 
 

@@ -1,0 +1,100 @@
+"""Option types and options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+from flowforge.device import resolve_device
+
+
+def _number(kind: type, text: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def at_least_two(text: str) -> int:
+    """An integer >= 2 (a data set needs two points to be standardized)."""
+    value = _number(int, text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(float, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(float, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(float, text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
+
+
+def dataset_name(text: str) -> str:
+    """The name of a data set in ``flowforge.workbench.data.DATASETS``."""
+    from flowforge.workbench.data import dataset
+
+    try:
+        return dataset(text).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    parser.add_argument(
+        "--device",
+        default=default,
+        help="'auto' (CUDA, then MPS, then the CPU), 'cpu', 'cuda', 'cuda:1' or 'mps' "
+        f"(default: {default or 'the run’s'})",
+    )
+
+
+def device(name: str) -> torch.device:
+    """The device ``name`` names, checked to exist on this machine (else ``ValueError``)."""
+    chosen = resolve_device(name)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if chosen.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"--device {name}: MPS is not available here; use --device auto or cpu")
+    return chosen

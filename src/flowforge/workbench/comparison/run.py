@@ -1,0 +1,237 @@
+"""Run a comparison: fit every model on the same data and score it against the truth.
+
+With a known density (the moons, eight Gaussians, checkerboard, circles, rings) every
+model with a likelihood gets its gap to the true entropy and the paired KL; every model,
+and a fresh sample of the truth as the floor, gets sample distances to the held-out set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from flowforge.workbench.baselines import Baseline
+from flowforge.workbench.comparison.plan import Plan
+from flowforge.workbench.data.distribution import TrueDistribution
+from flowforge.workbench.data.moons import two_moons
+from flowforge.workbench.data.registry import dataset
+from flowforge.evaluate import NLLEstimate, nll_estimate
+from flowforge.workbench.scoring.metrics import (
+    PairedEstimate,
+    SampleReferee,
+    SampleScores,
+    median_bandwidth,
+    nll_gap,
+    paired_kl,
+)
+
+TRUTH = "truth (fresh sample)"
+MAKE_MOONS = "make_moons (fresh sample)"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The data and scoring sizes of a comparison (points, nats, model units).
+
+    ``dataset`` names a set of ``flowforge.workbench.data.DATASETS``; ``noise`` is the moons' noise
+    (``None`` gives the moons 0.1; the toys take none and keep ``None``).
+    """
+
+    n_train: int = 100_000
+    n_heldout: int = 20_000
+    noise: float | None = None
+    samples: int = 10_000
+    validation_fraction: float = 0.1
+    entropy_samples: int = 200_000
+    seed: int = 0
+    dataset: str = "two_moons"
+
+    def __post_init__(self) -> None:
+        if min(self.n_train, self.n_heldout, self.samples, self.entropy_samples) < 10:
+            raise ValueError(f"every sample size must be at least 10, got {self}")
+        # a known data set and options it takes; the moons' default noise filled in
+        object.__setattr__(self, "noise", self.data_options().get("noise"))
+        if self.noise is not None and not (self.noise > 0 and math.isfinite(self.noise)):
+            raise ValueError(
+                f"noise must be positive, got {self.noise}: without noise the moons are "
+                "curves, with no density to score models against"
+            )
+        if self.samples > self.n_heldout:
+            raise ValueError(
+                f"samples ({self.samples}) must not exceed n_heldout ({self.n_heldout}): "
+                "each model's samples are compared with as many held-out points"
+            )
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+
+    def data_options(self) -> dict[str, float]:
+        """The data set's options (the moons' noise), checked; ``ValueError`` otherwise."""
+        options = {} if self.noise is None else {"noise": self.noise}
+        entry = dataset(self.dataset)
+        entry.check_options(options)
+        return {**entry.options, **options}
+
+
+@dataclass
+class Row:
+    """One line of the table: a model's scores, or a reference sample's (``kind="floor"``).
+
+    ``nll`` is the held-out NLL; ``gap`` that minus the true entropy; ``kl`` the paired
+    estimate of ``KL(truth ‖ model)`` on the held-out points; ``outside`` the share of
+    held-out points with log-likelihood ``-inf``. All ``None`` without a likelihood.
+    """
+
+    name: str
+    kind: str
+    distances: SampleScores
+    nll: NLLEstimate | None = None
+    gap: PairedEstimate | None = None
+    kl: PairedEstimate | None = None
+    outside: float | None = None
+    train_seconds: float | None = None
+    sample_seconds: float | None = None
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison produced: the table, and what its figure needs."""
+
+    setup: Setup
+    plan: Plan
+    truth: TrueDistribution
+    entropy: NLLEstimate | None  # both None without a known density
+    heldout_truth: NLLEstimate | None
+    bandwidths: dict[str, float]
+    rows: list[Row]
+    models: dict[str, Baseline]
+    samples: dict[str, Tensor]
+    train_points: Tensor
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def _likelihood_scores(
+    model: Baseline, heldout: Tensor, truth_lp: Tensor | None, entropy: NLLEstimate | None
+) -> dict:
+    """Held-out NLL and share outside the support; gap and paired KL if the truth is known."""
+    if not model.has_likelihood:
+        return {}
+    lp = model.log_prob(heldout).double()
+    nll = nll_estimate(lp)
+    scores = {"nll": nll, "outside": float(torch.isneginf(lp).double().mean())}
+    if truth_lp is not None:
+        scores.update(gap=nll_gap(nll, entropy), kl=paired_kl(truth_lp, lp))
+    return scores
+
+
+class Runner:
+    """Holds the data, the truth and the referee while models are fitted and scored."""
+
+    def __init__(self, setup: Setup, plan: Plan) -> None:
+        self.setup, self.plan = setup, plan
+        entry, options = dataset(setup.dataset), setup.data_options()
+        data, heldout = entry.splits(setup.n_train, setup.n_heldout, seed=setup.seed, **options)
+        n_val = max(2, round(setup.validation_fraction * setup.n_train))
+        self.train, self.validation = data.points[:-n_val], data.points[-n_val:]
+        self.heldout = heldout.points
+        self.standardization = data.standardization
+        self.truth = entry.distribution(data.standardization, {"n_samples": len(data), **options})
+        self.entropy, self.truth_lp = None, None
+        if self.truth.has_density:
+            self.entropy = self.truth.entropy(setup.entropy_samples, seed=setup.seed + 1)
+            self.truth_lp = self.truth.log_prob(self.heldout)
+        reference = self.heldout[: setup.samples]
+        self.bandwidths = {
+            "median": median_bandwidth(reference, seed=setup.seed),
+            "fine": self.truth.noise_scale,
+        }
+        self.referee = SampleReferee(reference, self.bandwidths)
+
+    def floor_rows(self) -> tuple[list[Row], dict[str, Tensor]]:
+        """Distances of a fresh sample of the truth (random angles), with its own scores
+        where its density is known, and for the moons of a fresh ``make_moons`` draw."""
+        n, seed = self.setup.samples, self.setup.seed
+        truth_sample = self.truth.sample(n, seed=seed + 2)
+        likelihood = {}
+        if self.truth_lp is not None:
+            nll = nll_estimate(self.truth_lp)
+            zero = PairedEstimate(0.0, 0.0, len(self.truth_lp))
+            likelihood = {"nll": nll, "gap": nll_gap(nll, self.entropy), "kl": zero}
+            likelihood["outside"] = 0.0
+        rows = [Row(TRUTH, "floor", self.referee.score(truth_sample), **likelihood)]
+        if self.setup.dataset == "two_moons":  # make_moons spaces its angles evenly
+            noise = self.setup.data_options()["noise"]
+            moons = two_moons(n, noise, seed=seed + 3, standardization=self.standardization)
+            rows.append(Row(MAKE_MOONS, "floor", self.referee.score(moons.points)))
+        return rows, {TRUTH: truth_sample}
+
+    def model_row(self, name: str) -> tuple[Row, Baseline, Tensor]:
+        """Fit model ``name`` (see ``MODELS``), score its likelihood and its samples."""
+        return self.score(name, self.plan.build(name))
+
+    def score(self, name: str, model: Baseline) -> tuple[Row, Baseline, Tensor]:
+        """Fit an unfitted ``model`` on the training split and score it as row ``name``."""
+        _, train_s = _timed(lambda: model.fit(self.train, self.validation))
+        sample, sample_s = _timed(lambda: model.sample(self.setup.samples, self.setup.seed + 4))
+        scores = _likelihood_scores(model, self.heldout, self.truth_lp, self.entropy)
+        row = Row(
+            name,
+            "model",
+            self.referee.score(sample),
+            train_seconds=train_s,
+            sample_seconds=sample_s,
+            summary=model.summary(),
+            **scores,
+        )
+        return row, model, sample
+
+
+def run_comparison(
+    models: Sequence[str],
+    plan: Plan,
+    setup: Setup | None = None,
+    log: Callable[[str], None] = print,
+) -> Comparison:
+    """Fit each named model on the same training data and score all on the same held-out set.
+
+    ``log`` receives one line per stage (the true entropy first).
+    """
+    setup = setup or Setup()
+    runner = Runner(setup, plan)
+    if runner.entropy is None:
+        log(f"{runner.truth.no_density_message()}; scored by sample distances")
+    else:
+        log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
+    rows, samples = runner.floor_rows()
+    fitted = {}
+    for name in models:
+        row, model, sample = runner.model_row(name)
+        rows.append(row)
+        fitted[name], samples[name] = model, sample
+        nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}"
+        nll += "" if row.kl is None else f", KL {row.kl}"
+        log(f"{name}: {nll}; trained in {row.train_seconds:.1f} s")
+    return Comparison(
+        setup,
+        plan,
+        runner.truth,
+        runner.entropy,
+        None if runner.truth_lp is None else nll_estimate(runner.truth_lp),
+        runner.bandwidths,
+        rows,
+        fitted,
+        samples,
+        runner.train,
+    )

@@ -1,0 +1,1 @@
+"""Scoring models against data and truth: sample distances, entropy floors and KL."""
