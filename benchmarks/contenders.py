@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 import flowforge
+import flowforge.evaluate
 from benchmarks import seed_notebook
 
 HIDDEN = 16
@@ -75,8 +76,8 @@ def flowforge_flow(model: torch.nn.Module, name: str, note: str) -> Contender:
         name,
         model,
         model.log_prob,
-        lambda x: flowforge.log_likelihood(model, x),
-        lambda n: flowforge.sample_points(model, n),
+        lambda x: flowforge.evaluate.log_likelihood(model, x),
+        lambda n: flowforge.evaluate.sample_points(model, n),
         note,
     )
 

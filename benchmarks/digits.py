@@ -43,10 +43,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.measure import save_results
-from flowforge import DequantizedFlow, Logit, bits_per_dim, initialize_actnorm, multiscale
-from flowforge.workbench.data import DIGITS, digit_splits
+from flowforge import multiscale
+from flowforge.dequantization import DequantizedFlow, bits_per_dim
 from flowforge.evaluate import mean_nll
+from flowforge.layers import Logit, initialize_actnorm
 from flowforge.threads import cpu_threads
+from flowforge.workbench.data import DIGITS, digit_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "digits.json"
@@ -209,8 +211,8 @@ def figure(models: dict[str, DequantizedFlow], data: torch.Tensor, path: Path) -
     """Samples of each model (seed 0's) beside test images, one grid of 64 each."""
     from matplotlib.figure import Figure
 
-    from flowforge.workbench.figures.runs import save_figure
     from flowforge.workbench.figures.images import plot_image_grid
+    from flowforge.workbench.figures.runs import save_figure
 
     fig = Figure(figsize=(3.2 * (len(models) + 1), 3.6))
     axes = fig.subplots(1, len(models) + 1, squeeze=False)[0]

@@ -41,7 +41,7 @@ _data: dict[int, torch.Tensor] = {}
 
 def points(n: int) -> torch.Tensor:
     """``n`` standardized moons points (made once per size and process)."""
-    from flowforge import two_moons_splits
+    from flowforge.workbench.data import two_moons_splits
 
     if n not in _data:
         _data[n] = two_moons_splits(n, 2, seed=0)[0].points

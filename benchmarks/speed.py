@@ -43,8 +43,10 @@ from pathlib import Path
 import torch
 
 import flowforge
+import flowforge.training
 from benchmarks import contenders, seed_notebook
 from benchmarks.measure import cpu_count, interleaved, report_and_save, summary
+from flowforge.workbench.data import two_moons_splits
 
 TARGET_NLL = 1.9
 PEERS = ["zuko", "nflows", "normflows"]
@@ -230,12 +232,11 @@ def seed_recipe_time(name: str, train: torch.Tensor, heldout: torch.Tensor, cap:
         return clock["nll"] > TARGET_NLL and clock["trained"] < cap
 
     if name.startswith("flowforge"):
-        optimizer = flowforge.FlatAdam(contender.model.parameters(), lr=1e-3)
-        for epoch in range(100):
-            flowforge.train(contender.model, loader, 1, optimizer=optimizer, progress=False)
-            if not after_epoch(epoch):
-                break
-        optimizer.release()
+        with flowforge.training.adam(contender.model.parameters(), lr=1e-3) as optimizer:
+            for epoch in range(100):
+                flowforge.train(contender.model, loader, 1, optimizer=optimizer, progress=False)
+                if not after_epoch(epoch):
+                    break
     else:
         seed_notebook.train(_LogProbModel(contender), loader, 100, 1e-3, callback=after_epoch)
     reached = clock["nll"] <= TARGET_NLL
@@ -257,7 +258,7 @@ def default_recipe_time(seed: int, train: torch.Tensor, heldout: torch.Tensor) -
     contender = contenders.build("flowforge", seed)
     record: dict = {"reached": False}
 
-    def check(state: flowforge.TrainState) -> None:
+    def check(state: flowforge.training.TrainState) -> None:
         nll = heldout_nll(contender, heldout)
         record.update(epochs=state.epoch, heldout_nll=nll, seconds=sum(state.history.train_seconds))
         if nll <= TARGET_NLL:
@@ -301,7 +302,7 @@ def default_run(plan: Plan) -> dict:
 
 def time_to_target(names: list[str], plan: Plan) -> dict:
     """Section 3."""
-    train, heldout = flowforge.two_moons_splits(plan.train_points, 20_000, seed=0)
+    train, heldout = two_moons_splits(plan.train_points, 20_000, seed=0)
     x, h = train.points, heldout.points
     seed_recipe = {
         name: seed_recipe_time(name, x, h, plan.seed_recipe_cap)
@@ -311,7 +312,7 @@ def time_to_target(names: list[str], plan: Plan) -> dict:
     default = [default_recipe_time(seed, x, h) for seed in range(plan.default_seeds)]
     full = [default_run(plan) for _ in range(plan.full_runs)]
     return {
-        "recipe": flowforge.DEFAULT_RECIPE.to_dict(),
+        "recipe": flowforge.training.DEFAULT_RECIPE.to_dict(),
         "seed_recipe": seed_recipe,
         "default_recipe": default,
         "default_recipe_seconds": summary(

@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from benchmarks.measure import save_results
+from flowforge.threads import cpu_threads
 from flowforge.workbench.comparison import Comparison, Plan, Setup, run_comparison
 from flowforge.workbench.comparison.figure import (
     LIMIT,
@@ -39,7 +40,6 @@ from flowforge.workbench.comparison.figure import (
 from flowforge.workbench.comparison.run import TRUTH, Row
 from flowforge.workbench.comparison.table import to_dict
 from flowforge.workbench.data import TOYS
-from flowforge.threads import cpu_threads
 
 CANDIDATES = ("nsf-mixture", "nsf-mixture-wide")
 FULL = {"n_train": 100_000, "n_heldout": 20_000, "samples": 10_000, "entropy_samples": 200_000}

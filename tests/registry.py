@@ -17,9 +17,19 @@ from dataclasses import dataclass
 import torch
 
 from flowforge import (
-    ActNorm,
     AdditiveCoupling,
     AffineCoupling,
+    Merge,
+    Scale,
+    SequentialFlow,
+    SplineCoupling,
+    Split,
+    Swap,
+    Translate,
+    block,
+)
+from flowforge.layers import (
+    ActNorm,
     BatchNormFlow,
     FactorOut,
     Flatten,
@@ -31,23 +41,16 @@ from flowforge import (
     MaskedAffineCoupling,
     MaskedAutoregressive,
     MaskedSplineCoupling,
-    Merge,
     OnLast,
     Permute,
     Reverse,
-    Scale,
-    SequentialFlow,
-    SplineCoupling,
-    SplineTransformer,
-    Split,
     Squeeze,
-    Swap,
-    Translate,
     Unflatten,
-    block,
-    conv_block,
+    channel_mask,
+    checkerboard_mask,
 )
-from flowforge.layers import channel_mask, checkerboard_mask
+from flowforge.nets import conv_block
+from flowforge.transformers import SplineTransformer
 from flowforge.values import Value
 
 

@@ -33,7 +33,9 @@ def test_uniform_base_and_errors():
 
 
 def test_multiscale_has_the_parts_of_each_scale():
-    from flowforge import DequantizedFlow, FactorOut, Flatten, MaskedSplineCoupling, multiscale
+    from flowforge import multiscale
+    from flowforge.dequantization import DequantizedFlow
+    from flowforge.layers import FactorOut, Flatten, MaskedSplineCoupling
 
     model = multiscale(64, scales=3, steps=1, hidden=8)
     assert isinstance(model, DequantizedFlow) and model.levels == 17

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from flowforge import FlowCheckError, FlowLayer, Scale, check_flow, log_det_jacobian
+from flowforge import FlowLayer, Scale, check_flow, log_det_jacobian
+from flowforge.errors import FlowCheckError
 
 
 class Broken(FlowLayer):

@@ -5,7 +5,8 @@ import pickle
 import pytest
 import torch
 
-from flowforge import fit, realnvp, two_moons_splits
+from flowforge import fit, realnvp
+from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.runs.checkpoint import (
     CheckpointError,
     capture_rng,

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from flowforge import Conditioned, label_context, nsf
+from flowforge import nsf
+from flowforge.conditional import Conditioned, label_context
 
 
 def test_label_context_is_one_hot_and_checks_its_range():
@@ -30,7 +31,7 @@ def test_conditioned_is_the_flow_at_one_context_row():
 
 
 def test_conditional_floor_scores_each_point_against_its_own_moon():
-    from flowforge import MoonsDensity, Standardization
+    from flowforge.workbench.data import MoonsDensity, Standardization
     from flowforge.workbench.scoring.truth import conditional_floor_of, given_label, true_entropy
 
     truth = MoonsDensity(0.1, Standardization((0.5, 0.25), (0.87, 0.5)))

@@ -6,15 +6,9 @@ import pytest
 import torch
 from torch.distributions import Uniform
 
-from flowforge import (
-    DequantizedFlow,
-    Flatten,
-    Logit,
-    Multivariate,
-    Unflatten,
-    bits_per_dim,
-    dequantize,
-)
+from flowforge import Multivariate
+from flowforge.dequantization import DequantizedFlow, bits_per_dim, dequantize
+from flowforge.layers import Flatten, Logit, Unflatten
 
 
 def uniform_model(levels: int = 17, dims: int = 64) -> DequantizedFlow:

@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge import (
-    Multivariate,
-    NormalizingFlow,
-    Scale,
-    log_likelihood,
-    mean_nll,
-    realnvp,
-    sample_points,
-)
-from flowforge.evaluate import nll_estimate
+from flowforge import Multivariate, NormalizingFlow, Scale, mean_nll, realnvp
+from flowforge.evaluate import log_likelihood, nll_estimate, sample_points
 
 
 def test_chunked_log_likelihood_equals_one_pass():

@@ -3,20 +3,9 @@
 import pytest
 import torch
 
-from flowforge import (
-    BUILDERS,
-    Inverse,
-    LULinear,
-    MaskedAutoregressive,
-    Permute,
-    SplineCoupling,
-    check_flow,
-    fit,
-    iaf,
-    maf,
-    nice,
-    nsf,
-)
+from flowforge import SplineCoupling, check_flow, fit, iaf, maf, nice, nsf
+from flowforge.families import BUILDERS
+from flowforge.layers import Inverse, LULinear, MaskedAutoregressive, Permute
 
 SMALL = {
     "realnvp": {"hidden": 8},

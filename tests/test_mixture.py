@@ -2,7 +2,8 @@
 
 import torch
 
-from flowforge import GaussianMixture, fit_gaussian_mixture, initialize_mixture, nsf
+from flowforge import nsf
+from flowforge.distributions import GaussianMixture, fit_gaussian_mixture, initialize_mixture
 
 
 def _mixture() -> GaussianMixture:

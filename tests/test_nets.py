@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from flowforge import MLP, block
+from flowforge import block
+from flowforge.nets import MLP
 from flowforge.nets.mlp import TRANSPOSED_ROWS
 
 ACTIVATIONS = [torch.nn.ReLU, torch.nn.Tanh, torch.nn.SiLU, torch.nn.GELU, torch.nn.ELU]

@@ -4,11 +4,12 @@ import shutil
 import pytest
 import torch
 
-from flowforge import Standardization, load, two_moons_splits
-from flowforge.workbench.runs.checkpoint import CheckpointError
+from flowforge import load
 from flowforge.workbench.cli.main import cpu_threads
-from flowforge.workbench.runs.experiment import start_run, train_run
+from flowforge.workbench.data import Standardization, two_moons_splits
+from flowforge.workbench.runs.checkpoint import CheckpointError
 from flowforge.workbench.runs.config import RunConfig, RunError, read_config
+from flowforge.workbench.runs.experiment import start_run, train_run
 
 
 def tiny_config(**changes) -> RunConfig:

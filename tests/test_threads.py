@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from flowforge import cpu_threads, fit, realnvp
-from flowforge.threads import training_threads
+from flowforge import fit, realnvp
+from flowforge.threads import cpu_threads, training_threads
 
 
 def test_cpu_threads_sets_and_restores_even_on_error():

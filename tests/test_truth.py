@@ -3,9 +3,15 @@ import math
 import pytest
 import torch
 
-from flowforge import MoonsDensity, Standardization, two_moons
-from flowforge.workbench.data import TOYS, ToyDistribution, toy_splits
+from flowforge import two_moons
 from flowforge.evaluate import NLLEstimate
+from flowforge.workbench.data import (
+    TOYS,
+    MoonsDensity,
+    Standardization,
+    ToyDistribution,
+    toy_splits,
+)
 from flowforge.workbench.scoring.truth import (
     Floor,
     SampleCheck,

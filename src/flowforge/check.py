@@ -5,11 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from flowforge.errors import FlowCheckError
 from flowforge.values import Value, describe, first_tensor, flatten_value, num_samples
-
-
-class FlowCheckError(AssertionError):
-    """A layer broke the flow contract; the message says which part and by how much."""
 
 
 def _tolerances(dtype: torch.dtype) -> tuple[float, float]:

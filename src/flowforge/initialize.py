@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from flowforge.layers.normalization import initialize_actnorm
 from flowforge.distributions.mixture import initialize_mixture
+from flowforge.layers.normalization import initialize_actnorm
 
 
 def initialize_from_data(

@@ -67,3 +67,13 @@ def describe(a: Value) -> str:
     if isinstance(a, Tensor):
         return f"tensor{tuple(a.shape)}"
     return type(a).__name__
+
+
+def scalar_to_vector(x: Tensor | float, n: int) -> Tensor:
+    """A log-determinant as a ``(n,)`` tensor: a number or a 0-d tensor repeated ``n``
+    times, anything else unchanged (the notebook's helper of its layer checker)."""
+    if not isinstance(x, Tensor):
+        return torch.tensor(x, dtype=torch.get_default_dtype()).repeat(n)
+    if x.dim() == 0:
+        return x.repeat(n)
+    return x

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge import MoonsDensity, load, two_moons_splits
+from flowforge import load
 from flowforge.workbench.cli.main import main
+from flowforge.workbench.data import MoonsDensity, two_moons_splits
 
 FLOOR_KEYS = {
     "true_entropy",

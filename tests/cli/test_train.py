@@ -11,11 +11,13 @@ import pytest
 import torch
 
 import flowforge
-from flowforge import DEFAULT_RECIPE, load, mean_nll, two_moons_splits
-from flowforge.workbench.runs.checkpoint import load_checkpoint, load_weights
+from flowforge import load, mean_nll
+from flowforge.training import DEFAULT_RECIPE
 from flowforge.workbench.cli.main import build_parser, main
 from flowforge.workbench.cli.train import config_from
+from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.figures.runs import FIGURES
+from flowforge.workbench.runs.checkpoint import load_checkpoint, load_weights
 from tests.workbench import TINY, pixel_spread
 
 RUN_FILES = {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.json"}

@@ -5,7 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import make_moons
 
-from flowforge import Standardization, two_moons, two_moons_splits
+from flowforge import two_moons
+from flowforge.workbench.data import Standardization, two_moons_splits
 
 
 def test_notebook_data_standardized_per_column():

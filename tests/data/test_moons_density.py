@@ -6,7 +6,8 @@ import torch
 from scipy.special import logsumexp
 from sklearn.datasets import make_moons
 
-from flowforge import Standardization, two_moons
+from flowforge import two_moons
+from flowforge.workbench.data import Standardization
 from flowforge.workbench.data.moons_density import MoonsDensity, outer_fraction
 
 STD = Standardization((0.5, 0.25), (0.87, 0.5))  # close to the moons' own statistics

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge.workbench.data import TOYS, NoDensityError, Standardization, ToyDistribution, toy_data
+from flowforge.workbench.data import (
+    TOYS,
+    NoDensityError,
+    Standardization,
+    ToyDistribution,
+    toy_data,
+)
 from flowforge.workbench.data.shapes import Gaussian, Mixture, NoisyCircle, Square
 from flowforge.workbench.data.toys import Toy, toy_splits
 from tests.data.toy_reference import REFERENCES

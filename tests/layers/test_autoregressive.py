@@ -3,8 +3,11 @@
 import pytest
 import torch
 
-from flowforge import MADE, Inverse, MaskedAutoregressive, SplineTransformer, check_flow
+from flowforge import check_flow
 from flowforge.check import jacobian
+from flowforge.layers import Inverse, MaskedAutoregressive
+from flowforge.nets import MADE
+from flowforge.transformers import SplineTransformer
 
 TRANSFORMERS = [
     pytest.param("affine", id="affine"),

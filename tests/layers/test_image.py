@@ -5,16 +5,17 @@ import math
 import pytest
 import torch
 
-from flowforge import (
+from flowforge import SequentialFlow
+from flowforge.layers import (
     ImageActNorm,
     InvertibleConv1x1,
     Logit,
     MaskedAffineCoupling,
-    SequentialFlow,
-    conv_block,
+    channel_mask,
+    checkerboard_mask,
     initialize_actnorm,
 )
-from flowforge.layers import channel_mask, checkerboard_mask
+from flowforge.nets import conv_block
 
 
 def test_image_actnorm_initializes_each_channel_to_zero_mean_unit_variance():
@@ -123,7 +124,7 @@ def test_a_glow_step_composes():
 
 
 def test_masked_spline_coupling_starts_as_identity_and_keeps_masked_pixels():
-    from flowforge import MaskedSplineCoupling
+    from flowforge.layers import MaskedSplineCoupling
 
     mask = checkerboard_mask(4, 4)
     layer = MaskedSplineCoupling(mask, conv_block(2, 8, outputs_per_channel=3 * 4 - 1), bins=4)

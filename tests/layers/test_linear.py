@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from flowforge import AdditiveCoupling, LULinear, Permute, Reverse, block, check_flow
+from flowforge import AdditiveCoupling, block, check_flow
+from flowforge.layers import LULinear, Permute, Reverse
 
 
 def test_lu_linear_is_the_dense_matrix_it_factors():

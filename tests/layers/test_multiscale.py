@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from flowforge import FactorOut, Flatten, ImageActNorm, OnLast, Squeeze, Unflatten
+from flowforge.layers import FactorOut, Flatten, ImageActNorm, OnLast, Squeeze, Unflatten
 
 
 def test_squeeze_places_each_2x2_block_in_four_channels():

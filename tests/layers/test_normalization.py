@@ -3,17 +3,9 @@
 import pytest
 import torch
 
-from flowforge import (
-    ActNorm,
-    BatchNormFlow,
-    Inverse,
-    Multivariate,
-    NormalizingFlow,
-    Scale,
-    check_flow,
-    initialize_actnorm,
-)
+from flowforge import Multivariate, NormalizingFlow, Scale, check_flow
 from flowforge.check import log_det_jacobian
+from flowforge.layers import ActNorm, BatchNormFlow, Inverse, initialize_actnorm
 
 
 def _data(n: int = 512) -> torch.Tensor:

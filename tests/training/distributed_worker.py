@@ -12,20 +12,9 @@ from pathlib import Path
 
 import torch
 
-from flowforge import (
-    ActNorm,
-    AffineCoupling,
-    Merge,
-    Multivariate,
-    NormalizingFlow,
-    Split,
-    Swap,
-    block,
-    fit,
-    two_moons_splits,
-)
-from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
+from flowforge import AffineCoupling, Merge, Multivariate, NormalizingFlow, Split, Swap, block, fit
 from flowforge.initialize import initialize_from_data
+from flowforge.layers import ActNorm
 from flowforge.training.distributed import (
     DistributedError,
     LaunchError,
@@ -33,6 +22,8 @@ from flowforge.training.distributed import (
     distributed,
     loopback_environment,
 )
+from flowforge.workbench.data import two_moons_splits
+from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
 
 # Batches of 7 split 3 + 4 between two processes; 344 = 7 * 49 + 1 rows leave a last
 # batch of one row, which only the second process trains on.

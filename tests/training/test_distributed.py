@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from flowforge import BatchNormFlow, Multivariate, NormalizingFlow, fit, mean_nll
-from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
+from flowforge import Multivariate, NormalizingFlow, fit, mean_nll
+from flowforge.layers import BatchNormFlow
 from flowforge.training.distributed import (
     LaunchError,
     World,
@@ -29,6 +29,7 @@ from flowforge.training.distributed import (
     share,
 )
 from flowforge.training.fit import check_distributed
+from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
 from tests.training import distributed_worker as worker
 
 TIMEOUT = 60.0  # seconds; a dead peer must be reported long before this

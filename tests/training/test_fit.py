@@ -5,7 +5,6 @@ import torch
 
 from flowforge import (
     AffineCoupling,
-    History,
     Merge,
     Multivariate,
     NormalizingFlow,
@@ -14,9 +13,10 @@ from flowforge import (
     block,
     fit,
     mean_nll,
-    two_moons_splits,
 )
+from flowforge.training import History
 from flowforge.training.fit import learning_rate
+from flowforge.workbench.data import two_moons_splits
 
 
 def seed_model(hidden=16, couplings=4):

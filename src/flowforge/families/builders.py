@@ -15,6 +15,7 @@ from torch.distributions import Normal, Uniform
 
 from flowforge.dequantization import DequantizedFlow
 from flowforge.distributions import Multivariate
+from flowforge.distributions.mixture import GaussianMixture
 from flowforge.flow import NormalizingFlow
 from flowforge.layers import (
     AdditiveCoupling,
@@ -44,9 +45,8 @@ from flowforge.layers import (
     channel_mask,
     checkerboard_mask,
 )
-from flowforge.distributions.mixture import GaussianMixture
-from flowforge.transformers.base import SplineTransformer, Transformer
 from flowforge.nets import block, conv_block
+from flowforge.transformers.base import SplineTransformer, Transformer
 
 BASES: dict[str, Callable[[int], torch.nn.Module]] = {
     "normal": lambda width: Multivariate(width, Normal(0.0, 1.0)),

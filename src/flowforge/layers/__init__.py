@@ -2,13 +2,6 @@
 
 from flowforge.layers.autoregressive import MaskedAutoregressive
 from flowforge.layers.base import FlowLayer, SequentialFlow
-from flowforge.layers.masked import (
-    MaskedAffineCoupling,
-    MaskedCoupling,
-    MaskedSplineCoupling,
-    channel_mask,
-    checkerboard_mask,
-)
 from flowforge.layers.coupling import (
     AdditiveCoupling,
     AffineCoupling,
@@ -19,6 +12,13 @@ from flowforge.layers.elementwise import Logit, Scale, Translate
 from flowforge.layers.image import ImageActNorm, InvertibleConv1x1
 from flowforge.layers.inverse import Inverse
 from flowforge.layers.linear import LULinear, Permute, Reverse
+from flowforge.layers.masked import (
+    MaskedAffineCoupling,
+    MaskedCoupling,
+    MaskedSplineCoupling,
+    channel_mask,
+    checkerboard_mask,
+)
 from flowforge.layers.multiscale import FactorOut, Flatten, OnLast, Squeeze, Unflatten
 from flowforge.layers.normalization import ActNorm, BatchNormFlow, initialize_actnorm
 from flowforge.layers.plumbing import Merge, Split, Swap

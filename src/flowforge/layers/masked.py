@@ -9,8 +9,9 @@ from torch import Tensor
 from flowforge.layers.base import FlowLayer
 from flowforge.layers.coupling import LogScaleFunction, log_scale_function
 from flowforge.layers.multiscale import require_image
-from flowforge.transformers.base import SplineTransformer
 from flowforge.nets import input_width
+from flowforge.transformers.base import SplineTransformer
+from flowforge.transformers.spline import DEFAULT_BOUND
 from flowforge.values import Value, sum_per_sample
 
 
@@ -147,7 +148,7 @@ class MaskedSplineCoupling(MaskedCoupling):
     """
 
     def __init__(
-        self, mask: Tensor, net: torch.nn.Module, bins: int = 8, bound: float = 4.0
+        self, mask: Tensor, net: torch.nn.Module, bins: int = 8, bound: float = DEFAULT_BOUND
     ) -> None:
         super().__init__(mask, net)
         self.transformer = SplineTransformer(bins, bound)

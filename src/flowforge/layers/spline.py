@@ -7,6 +7,7 @@ from torch import Tensor
 
 from flowforge.layers.coupling import Coupling, _split_pair
 from flowforge.transformers.base import SplineTransformer
+from flowforge.transformers.spline import DEFAULT_BOUND
 from flowforge.values import Value, sum_per_sample
 
 
@@ -20,7 +21,7 @@ class SplineCoupling(Coupling):
     output layer is zero (``zero_init=True``) makes the layer the identity.
     """
 
-    def __init__(self, block: torch.nn.Module, bins: int = 8, bound: float = 3.0) -> None:
+    def __init__(self, block: torch.nn.Module, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:
         super().__init__(block)
         self.transformer = SplineTransformer(bins, bound)
 

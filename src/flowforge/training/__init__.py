@@ -8,9 +8,9 @@ from flowforge.training.distributed import (
     distributed,
     local_device,
 )
-from flowforge.training.fit import History, TrainState, fit, make_optimizer
+from flowforge.training.fit import History, TrainState, fit
 from flowforge.training.handwritten import HandwrittenNLL, handwritten_nll
-from flowforge.training.optim import FlatAdam
+from flowforge.training.optim import FlatAdam, FlatParameters, adam
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
 from flowforge.training.train import train
 
@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "DistributedError",
     "FlatAdam",
+    "FlatParameters",
     "HandwrittenNLL",
     "History",
     "LaunchError",
@@ -29,6 +30,6 @@ __all__ = [
     "fit",
     "handwritten_nll",
     "local_device",
-    "make_optimizer",
+    "adam",
     "train",
 ]

@@ -30,20 +30,12 @@ import torch.distributed as dist
 from torch import Tensor
 
 from flowforge.device import resolve_device
+from flowforge.errors import DistributedError, LaunchError
 
 # Seconds a collective operation waits for the other processes before the run fails.
 # Long enough for rank 0 to write a checkpoint between epochs on a slow disk.
 DEFAULT_TIMEOUT = 300.0
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-
-
-class DistributedError(RuntimeError):
-    """A collective operation failed: another process died, hung or could not be reached."""
-
-
-class LaunchError(ValueError):
-    """The processes were started in a way data-parallel training cannot use (the same
-    message on every process; the fix is in how they are launched or fed)."""
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from flowforge.errors import DivergedError
 from flowforge.evaluate import log_likelihood, mean_nll
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.averaging import WeightAverage
@@ -28,7 +30,7 @@ from flowforge.training.distributed import (
     takes_keyword,
 )
 from flowforge.training.handwritten import HandwrittenNLL, handwritten_nll, unsupported_part
-from flowforge.training.optim import FlatAdam
+from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
 
@@ -105,33 +107,6 @@ class TrainState:
     training_state: dict[str, Tensor] | None = None
 
 
-def make_optimizer(
-    params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0
-) -> torch.optim.Optimizer:
-    """Adam (AdamW when ``weight_decay > 0``) with one update per step where possible.
-
-    Parameters on one device with one floating dtype get ``FlatAdam`` (the same
-    update over one flat buffer); others get torch's Adam/AdamW, fused where torch
-    supports it. Call ``release_optimizer`` when training is over.
-    """
-    params = [p for p in params if p.requires_grad]
-    floating = all(p.dtype in (torch.float32, torch.float64) for p in params)
-    if params and floating and len({(p.device, p.dtype) for p in params}) == 1:
-        return FlatAdam(params, lr=lr, weight_decay=weight_decay)
-    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
-    fused = bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
-        for p in params
-    )
-    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
-
-
-def release_optimizer(optimizer: torch.optim.Optimizer) -> None:
-    """Give the parameters their own storage again if ``optimizer`` had flattened them."""
-    if isinstance(optimizer, FlatAdam):
-        optimizer.release()
-
-
 def learning_rate(
     base_lr: float, schedule: str, step: int, total_steps: int, warmup: int = 0
 ) -> float:
@@ -175,7 +150,7 @@ def train_epoch(
     split. The mean returned is over every process's rows: sums and counts, all-reduced.
 
     The losses stay on the device until the epoch ends (one host sync per epoch).
-    Raises ``FloatingPointError`` if the loss became NaN or infinite.
+    Raises ``DivergedError`` (a ``FloatingPointError``) if the loss became NaN or infinite.
     """
     world = World() if world is None else world
     losses, weights, own_rows = [], [], 0
@@ -208,7 +183,7 @@ def train_epoch(
     total, count = all_sum(sums, world)
     mean = float(total) / float(count)
     if not math.isfinite(mean):
-        raise FloatingPointError(
+        raise DivergedError(
             f"training diverged in epoch {epoch + 1} (mean NLL {mean}); "
             "lower the learning rate or use a bounded log-scale"
         )
@@ -287,6 +262,7 @@ def fit(
     threads: int | str | None = "auto",
     compile: bool = False,
     gradients: str = "auto",
+    world: World | None = None,
 ) -> History:
     """Train ``model`` by maximum likelihood on the rows of ``data`` (``(n, width)``).
 
@@ -325,8 +301,9 @@ def fit(
     is split between the processes, so the run follows a single-process run with the
     same arguments up to rounding (not step for step where layers draw random numbers in
     training, such as dropout); the NLLs are over all processes' rows; only the
-    first process shows progress and calls ``callbacks``. Without a process group,
-    ``fit`` joins the one ``torchrun`` describes for the duration of training.
+    first process shows progress and calls ``callbacks``. ``world`` is the caller's
+    process world (from ``distributed()``); without one, ``fit`` uses the process group
+    that exists, or joins the one ``torchrun`` describes for the duration of training.
     """
     width = getattr(model, "width", None)
     check_points(data, width)
@@ -346,7 +323,7 @@ def fit(
     if gradients not in GRADIENTS:
         raise ValueError(f"gradients must be one of {GRADIENTS}, got {gradients!r}")
     threads = training_threads(model, batch_size, threads)
-    with distributed(device) as (world, _), cpu_threads(threads):
+    with _joined(world, device) as world, cpu_threads(threads):
         if world.distributed:
             check_distributed(model, device, data, validation, batch_size, world)
         handwritten = _handwritten(model, gradients, compile, world)
@@ -371,6 +348,17 @@ def fit(
 
 
 GRADIENTS = ("auto", "autograd", "handwritten")
+
+
+@contextmanager
+def _joined(world: World | None, device: torch.device) -> Iterator[World]:
+    """The caller's ``world``; without one, the process group that exists or that
+    ``torchrun`` describes (joined for the block), or a single process."""
+    if world is not None:
+        yield world
+        return
+    with distributed(device) as (joined, _):
+        yield joined
 
 
 def _handwritten(
@@ -501,7 +489,8 @@ def _fit(
     epochs, batch_size = recipe.epochs, recipe.batch_size
     model.train()
     find_unused = world.distributed and _unused_parameters(model, data, context)
-    optimizer = make_optimizer(model.parameters(), recipe.lr, recipe.weight_decay)
+    optimizer_scope = adam(model.parameters(), recipe.lr, recipe.weight_decay)
+    optimizer = optimizer_scope.__enter__()
     history, step, start_epoch, best_state = History(), 0, 0, None
     if resume is not None:
         model.load_state_dict(resume.model_state)
@@ -595,7 +584,7 @@ def _fit(
     finally:
         del step_model  # DDP's gradient hooks go with it
         reporter.close()
-        release_optimizer(optimizer)
+        optimizer_scope.__exit__(None, None, None)
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -14,13 +15,9 @@ from flowforge.training.data import (
     split_item,
     tensor_batches,
 )
-from flowforge.training.fit import (
-    epoch_generator,
-    make_optimizer,
-    release_optimizer,
-    train_epoch,
-)
+from flowforge.training.fit import epoch_generator, train_epoch
 from flowforge.training.handwritten import handwritten_nll
+from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
 
 
@@ -34,12 +31,18 @@ def _check_loader(loader: Iterable, width: int | None) -> None:
         check_points(split_item(item)[0], width)
 
 
-def _optimizer(model: torch.nn.Module, optimizer, lr: float) -> torch.optim.Optimizer:
+@contextmanager
+def _optimizer(model: torch.nn.Module, optimizer, lr: float) -> Iterator[torch.optim.Optimizer]:
+    """The optimizer for the block: a ready one as it is; ``torch.optim.Adam`` as the same
+    Adam in one update over the parameters flattened for the block; another class called."""
     if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    if optimizer is torch.optim.Adam:
-        return make_optimizer(model.parameters(), lr)  # the same Adam, in one update
-    return optimizer(model.parameters(), lr=lr)
+        with nullcontext(optimizer) as ready:
+            yield ready
+    elif optimizer is torch.optim.Adam:
+        with adam(model.parameters(), lr) as flat:
+            yield flat
+    else:
+        yield optimizer(model.parameters(), lr=lr)
 
 
 def train(
@@ -72,14 +75,10 @@ def train(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     width = getattr(model, "width", None)
     _check_loader(data_loader, width)
-    opt = _optimizer(model, optimizer, lr)
     batch_size = getattr(data_loader, "batch_size", None) or 1
-    with cpu_threads(training_threads(model, batch_size, threads)):
-        try:
-            return _train_epochs(model, data_loader, opt, num_epochs, device, progress, seed)
-        finally:
-            if opt is not optimizer:  # made here: give the parameters their own storage back
-                release_optimizer(opt)
+    threads = training_threads(model, batch_size, threads)
+    with cpu_threads(threads), _optimizer(model, optimizer, lr) as opt:
+        return _train_epochs(model, data_loader, opt, num_epochs, device, progress, seed)
 
 
 def _train_epochs(

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from flowforge.layers.coupling import LogScaleFunction, log_scale_function
 from flowforge.transformers.spline import (
+    DEFAULT_BOUND,
     inverse_rational_quadratic_spline,
     parameter_count,
     rational_quadratic_spline,
@@ -72,7 +73,7 @@ class SplineTransformer(Transformer):
     """A monotone rational-quadratic spline with ``bins`` bins on ``[-bound, bound]``,
     the identity outside (see ``flowforge.transformers.spline``)."""
 
-    def __init__(self, bins: int = 8, bound: float = 3.0) -> None:
+    def __init__(self, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:
         super().__init__()
         if bins < 2 or not bound > 0:
             # One bin with unit slopes at both ends is always the identity.

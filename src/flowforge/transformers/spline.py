@@ -22,6 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# The one default bound of every spline in flowforge: standardized data lie well inside
+# [-4, 4], and a pixel's logit (alpha 0.05) lies within +-2.95.
+DEFAULT_BOUND = 4.0
+
 
 def parameter_count(bins: int) -> int:
     """How many unconstrained numbers one element's spline takes: ``3 * bins - 1``."""
@@ -157,7 +161,9 @@ def _with_identity_tails(v: Tensor, raw: Tensor, bound: float, spline) -> tuple[
     return torch.where(inside, out, v), torch.where(inside, log_det, torch.zeros_like(log_det))
 
 
-def rational_quadratic_spline(x: Tensor, raw: Tensor, bound: float = 3.0) -> tuple[Tensor, Tensor]:
+def rational_quadratic_spline(
+    x: Tensor, raw: Tensor, bound: float = DEFAULT_BOUND
+) -> tuple[Tensor, Tensor]:
     """Apply the spline elementwise: ``x`` is ``(...)``, ``raw`` is ``(..., 3 * bins - 1)``.
 
     Returns ``(y, log dy/dx)``, both shaped like ``x``; the identity (log-derivative 0)
@@ -167,7 +173,7 @@ def rational_quadratic_spline(x: Tensor, raw: Tensor, bound: float = 3.0) -> tup
 
 
 def inverse_rational_quadratic_spline(
-    y: Tensor, raw: Tensor, bound: float = 3.0
+    y: Tensor, raw: Tensor, bound: float = DEFAULT_BOUND
 ) -> tuple[Tensor, Tensor]:
     """Undo ``rational_quadratic_spline``; returns ``(x, log dx/dy)`` shaped like ``y``."""
     return _with_identity_tails(y, raw, bound, _spline_inverse)

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from flowforge.errors import InputError
+from flowforge.errors import DataFileError
 from flowforge.workbench.files import atomic_write_bytes
 
 FORMATS = (".npy", ".csv")
-
-
-class DataFileError(InputError):
-    """A points file that cannot be read or does not fit the model: says which and why."""
 
 
 def _format(path: Path) -> str:

@@ -6,7 +6,11 @@ them alike.
 """
 
 from flowforge.workbench.baselines.base import Baseline, NoLikelihoodError
-from flowforge.workbench.baselines.flows import BuilderFlowBaseline, FlowBaseline, UniformFlowBaseline
+from flowforge.workbench.baselines.flows import (
+    BuilderFlowBaseline,
+    FlowBaseline,
+    UniformFlowBaseline,
+)
 from flowforge.workbench.baselines.gan import GANBaseline
 from flowforge.workbench.baselines.gaussian import GaussianBaseline
 from flowforge.workbench.baselines.kde import KernelDensityBaseline

@@ -9,9 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-
-class NoLikelihoodError(TypeError):
-    """Raised by ``log_prob`` of a model that defines no density (a GAN)."""
+from flowforge.errors import NoLikelihoodError
 
 
 class Baseline(ABC):

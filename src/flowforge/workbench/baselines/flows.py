@@ -7,13 +7,14 @@ import math
 import torch
 from torch import Tensor
 
-from flowforge.workbench.baselines.base import Baseline, check_fit_data, seeded
-from flowforge.families.builders import BUILDERS, realnvp
 from flowforge.evaluate import log_likelihood
+from flowforge.families.builders import BUILDERS, realnvp
 from flowforge.flow import NormalizingFlow
 from flowforge.initialize import initialize_from_data
 from flowforge.training.data import tensor_batches
-from flowforge.training.fit import epoch_generator, fit, make_optimizer
+from flowforge.training.fit import epoch_generator, fit
+from flowforge.training.optim import adam
+from flowforge.workbench.baselines.base import Baseline, check_fit_data, seeded
 
 
 class FlowBaseline(Baseline):
@@ -129,14 +130,14 @@ class UniformFlowBaseline(FlowBaseline):
             self.model = realnvp(
                 train.shape[1], couplings=self.couplings, hidden=self.hidden, base="uniform"
             )
-        optimizer = make_optimizer(self.model.parameters(), self.lr)
         step = 0
         self.initial_outside = self._outside(validation)
-        for epoch in range(self.epochs):
-            order = epoch_generator(self.seed, epoch)
-            for x, _ in tensor_batches(train.float(), self.batch_size, generator=order):
-                self._step(x, optimizer, step)
-                step += 1
+        with adam(self.model.parameters(), self.lr) as optimizer:
+            for epoch in range(self.epochs):
+                order = epoch_generator(self.seed, epoch)
+                for x, _ in tensor_batches(train.float(), self.batch_size, generator=order):
+                    self._step(x, optimizer, step)
+                    step += 1
         self.model.eval()
         self.final_outside = self._outside(validation)
         return self

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from flowforge.workbench.baselines.base import Baseline, check_fit_data, seeded
 from flowforge.nets import MLP
+from flowforge.workbench.baselines.base import Baseline, check_fit_data, seeded
 
 
 class GANBaseline(Baseline):

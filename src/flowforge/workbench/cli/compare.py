@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from flowforge.errors import InputError
 from flowforge.workbench.cli import options
-from flowforge.workbench.cli.main import UserError
 
 HELP = (
     "compare model families on the two moons or a toy data set, scored against its true "
@@ -79,11 +79,11 @@ def _models(spec: str) -> list[str]:
     names = [m.strip() for m in spec.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
-        raise UserError(
+        raise InputError(
             f"unknown model(s) {unknown or spec!r} in --models; choose from {', '.join(MODELS)}"
         )
     if len(set(names)) != len(names):
-        raise UserError(f"--models lists a model twice: {spec}")
+        raise InputError(f"--models lists a model twice: {spec}")
     return names
 
 
@@ -121,14 +121,14 @@ def run(args: argparse.Namespace) -> int:
     from flowforge.workbench.data import DATASETS
 
     if DATASETS[args.dataset].image is not None:
-        raise UserError(
+        raise InputError(
             f"flowforge compare scores flows on 2-D point sets; for the images of "
             f"--dataset {args.dataset} train with `flowforge train --dataset {args.dataset}` "
             "and compare libraries with `python -m benchmarks.digits`"
         )
     models = _models(args.models)
     if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
     try:
         setup = Setup(
             args.n_train,
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         )
         plan = Plan(args.budget, round(args.n_train * (1 - setup.validation_fraction)), args.seed)
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise InputError(str(error)) from None
     started = time.perf_counter()
     with _threads(args.threads):
         comparison = run_comparison(models, plan, setup, log=print)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flowforge.workbench.cli.main import UserError
+from flowforge.errors import InputError
 
 HELP = "draw the density after 0, 1, ... coupling layers of two runs in one figure (10.5 h)"
 
@@ -31,19 +31,19 @@ def labels(a: Path, b: Path) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
-    from flowforge.workbench.figures.runs import coupling_count, save_figure
     from flowforge.workbench.figures.plots import plot_compare_model_steps
+    from flowforge.workbench.figures.runs import coupling_count, save_figure
     from flowforge.workbench.runs.config import load
 
     output = args.output or Path(f"compare_{args.run_a.name}_{args.run_b.name}.png")
     if output.suffix.lower() != ".png":
-        raise UserError(f"-o {output}: the figure is written as PNG; use a name ending in .png")
+        raise InputError(f"-o {output}: the figure is written as PNG; use a name ending in .png")
     if output.exists() and not args.force:
-        raise UserError(f"{output} already exists; choose another -o or pass --force")
+        raise InputError(f"{output} already exists; choose another -o or pass --force")
     models = dict(zip(labels(args.run_a, args.run_b), (load(args.run_a)[0], load(args.run_b)[0])))
     for run, model in zip((args.run_a, args.run_b), models.values()):
         if getattr(model, "width", 2) != 2:
-            raise UserError(
+            raise InputError(
                 f"{run} models {model.width} dimensions; compare-runs draws densities in the "
                 "plane, for runs on 2-D points (for images see its samples.png and latents.png)"
             )

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from flowforge.workbench.cli import options
-from flowforge.workbench.cli.main import UserError
+from flowforge.errors import InputError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
+from flowforge.workbench.cli import options
 
 HELP = (
     "print a run's held-out NLL (nats per point, with standard error; bits/dim on the test "
@@ -46,7 +46,7 @@ def points_to_score(
         name = "test set" if DATASETS[config.data["name"]].image else "held-out set"
         return heldout.points, run_context(config, heldout), name
     if context_classes(config):
-        raise UserError(
+        raise InputError(
             f"{args.run} is a conditional run (p(x | label)) and {args.data} has no labels; "
             "leave out --data to score the held-out set with its labels"
         )
@@ -83,7 +83,11 @@ def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
     ``flowforge train`` stored in ``metrics.json`` when it is there. With the one-hot
     labels of a conditional run as ``context``, the truth is each point's own moon."""
     from flowforge.workbench.runs.config import read_config
-    from flowforge.workbench.scoring.truth import conditional_floor_of, true_distribution, truth_scores
+    from flowforge.workbench.scoring.truth import (
+        conditional_floor_of,
+        true_distribution,
+        truth_scores,
+    )
 
     config = read_config(run)
     truth = true_distribution(config.data, config.standardization)
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = options.device(args.device)
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise InputError(str(error)) from None
     model, standardization = load(args.run, device)
     x, context, source = points_to_score(args, standardization)
     standardized, original = scores(model, x, standardization.log_abs_det, *context)

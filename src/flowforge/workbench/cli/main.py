@@ -2,7 +2,7 @@
 
 Each subcommand module in ``COMMANDS`` provides ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can fix raise
-``UserError`` (the library's ``InputError`` about files and folders is treated the same);
+``InputError`` (the library's ``InputError`` about files and folders is treated the same);
 they are printed as one line, without a traceback, with exit code 2. Invalid options
 are reported the same way.
 """
@@ -26,10 +26,6 @@ COMMANDS: dict[str, str] = {
     "compare-runs": "flowforge.workbench.cli.compare_runs",
     "compare": "flowforge.workbench.cli.compare",
 }
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad path, bad option, bad data): printed as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with cpu_threads():
             return int(args._run(args) or 0)
-    except (UserError, InputError) as error:
+    except InputError as error:
         print(f"flowforge {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,8 +13,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flowforge.workbench.runs.config import (
+        load_data,
+        load_model,
+        read_config,
+        read_metrics,
+        run_folder,
+    )
     from flowforge.workbench.runs.experiment import write_outputs
-    from flowforge.workbench.runs.config import load_data, load_model, read_config, read_metrics, run_folder
 
     folder = run_folder(args.run)
     config = read_config(folder)

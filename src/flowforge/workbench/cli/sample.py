@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flowforge.errors import InputError
 from flowforge.workbench.cli import options
-from flowforge.workbench.cli.main import UserError
 
 HELP = "draw samples from a run's model and write them (.npy or .csv) in the data's original units"
 
@@ -55,10 +55,10 @@ def sample_context(run: Path, label: int | None, n: int) -> tuple[torch.Tensor, 
     classes = context_classes(read_config(run))
     if not classes:
         if label is not None:
-            raise UserError(f"{run} is not conditional; train with --conditional to use --label")
+            raise InputError(f"{run} is not conditional; train with --conditional to use --label")
         return ()
     if label is not None and label >= classes:
-        raise UserError(f"--label {label}: this run knows labels 0 to {classes - 1}")
+        raise InputError(f"--label {label}: this run knows labels 0 to {classes - 1}")
     labels = torch.full((n,), label) if label is not None else torch.arange(n) % classes
     return (label_context(labels, classes),)
 
@@ -68,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
     from flowforge.workbench.runs.config import load
 
     if args.output.suffix.lower() not in FORMATS:
-        raise UserError(f"-o {args.output}: use a file name ending in .npy or .csv")
+        raise InputError(f"-o {args.output}: use a file name ending in .npy or .csv")
     if args.output.exists() and not args.force:
-        raise UserError(f"{args.output} already exists; choose another name or pass --force")
+        raise InputError(f"{args.output} already exists; choose another name or pass --force")
     try:
         device = options.device(args.device)
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise InputError(str(error)) from None
     context = tuple(c.to(device) for c in sample_context(args.run, args.label, args.n))
     model, standardization = load(args.run, device)
     points = draw(model, standardization, args.n, args.seed, *context)

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from flowforge.errors import InputError
 from flowforge.families.builders import BASES, BUILDERS
-from flowforge.workbench.cli import options
-from flowforge.workbench.cli.main import UserError
-from flowforge.workbench.data import DATASETS, DataSet
-from flowforge.workbench.runs.config import RunConfig, read_config
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
+from flowforge.workbench.cli import options
+from flowforge.workbench.data import DATASETS, DataSet
+from flowforge.workbench.runs.config import RunConfig, read_config
 
 HELP = (
     "train a flow on the two moons, a toy data set or the digits and write a run folder "
@@ -182,7 +182,7 @@ def recipe_from(args: argparse.Namespace, dataset: DataSet | None = None) -> dic
 
 
 def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
-    """The data set's options: those given, else its defaults. Raises ``UserError`` for an
+    """The data set's options: those given, else its defaults. Raises ``InputError`` for an
     option it does not take, and for ``--conditional`` on a set without ``p(x | label)``."""
     chosen = {}
     for flag in DATA_FLAGS:
@@ -191,10 +191,10 @@ def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
             chosen[flag] = data.options[flag] if value is None else value
         elif value is not None:
             takes = ", ".join(f"--{f}" for f in data.options) or "no data options"
-            raise UserError(f"--{flag} does not apply to --dataset {data.name}; it takes {takes}")
+            raise InputError(f"--{flag} does not apply to --dataset {data.name}; it takes {takes}")
     if args.conditional and not data.conditional:
         known = ", ".join(name for name, d in DATASETS.items() if d.conditional)
-        raise UserError(
+        raise InputError(
             f"--conditional needs the true p(x | label), which flowforge knows for {known}; "
             f"train --dataset {data.name} without it"
         )
@@ -203,12 +203,12 @@ def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
 
 def _sizes_for(args: argparse.Namespace, dataset: DataSet) -> dict:
     """``n_samples`` and ``n_heldout`` for a set of points; none for an image set, whose
-    split is fixed (``UserError`` if they are given)."""
+    split is fixed (``InputError`` if they are given)."""
     if dataset.image is None:
         return {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
     given = [f"--{k.replace('_', '-')}" for k in DATA_DEFAULTS if getattr(args, k) is not None]
     if given:
-        raise UserError(
+        raise InputError(
             f"--dataset {dataset.name} has a fixed training/validation/test split; "
             f"drop {', '.join(given)}"
         )
@@ -216,20 +216,20 @@ def _sizes_for(args: argparse.Namespace, dataset: DataSet) -> dict:
 
 
 def image_options_for(dataset: DataSet, name: str) -> dict:
-    """The image shape and pixel levels an image model takes from an image set; ``UserError``
+    """The image shape and pixel levels an image model takes from an image set; ``InputError``
     when the model and the data set do not go together (images need an image model)."""
     parameters = inspect.signature(BUILDERS[name]).parameters
     image_model = all(option in parameters for option in IMAGE_OPTIONS)
     image_models = [m for m, b in BUILDERS.items() if "levels" in inspect.signature(b).parameters]
     if dataset.image is None:
         if image_model:
-            raise UserError(
+            raise InputError(
                 f"--model {name} models images of discrete pixels; train it on an image data "
                 f"set ({', '.join(n for n, d in DATASETS.items() if d.image)})"
             )
         return {}
     if not image_model:
-        raise UserError(
+        raise InputError(
             f"--dataset {dataset.name} holds images of discrete pixels, which need an image "
             f"model that dequantizes them: --model {' or '.join(image_models)}"
         )
@@ -267,7 +267,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 def model_options_from(args: argparse.Namespace, name: str) -> dict:
     """The builder's options: those given, else the builder's own defaults.
 
-    Raises ``UserError`` for an option that builder does not take.
+    Raises ``InputError`` for an option that builder does not take.
     """
     parameters = inspect.signature(BUILDERS[name]).parameters
     chosen = {}
@@ -278,7 +278,7 @@ def model_options_from(args: argparse.Namespace, name: str) -> dict:
                 chosen[flag] = parameters[flag].default if value is None else value
         elif value is not None:
             takes = ", ".join(f"--{f.replace('_', '-')}" for f in MODEL_FLAGS if f in parameters)
-            raise UserError(
+            raise InputError(
                 f"--{flag.replace('_', '-')} does not apply to --model {name}; it takes {takes}"
             )
     return chosen
@@ -297,7 +297,7 @@ def _check_resume(args: argparse.Namespace) -> None:
     given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise UserError(
+        raise InputError(
             f"--resume continues a run with the settings in its config.json; drop {flags} "
             "(only --device and --quiet may change)"
         )
@@ -364,32 +364,31 @@ def _device(name: str):
     try:
         return local_device(options.device(name))
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise InputError(str(error)) from None
 
 
 def _start(args: argparse.Namespace, world) -> Path:
     """The first process creates the run folder; every process gets its path (or error)."""
-    from flowforge.errors import InputError
-    from flowforge.workbench.runs.experiment import start_run
     from flowforge.training.distributed import broadcast_object
+    from flowforge.workbench.runs.experiment import start_run
 
     folder = error = None
     if world.is_main:
         try:
             folder = start_run(args.output or default_output(), config_from(args))
-        except (UserError, InputError) as raised:
+        except InputError as raised:
             if not world.distributed:
                 raise
             error = str(raised)
     folder, error = broadcast_object((folder, error), world)
     if error is not None:
-        raise UserError(error)
+        raise InputError(error)
     return folder
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowforge.workbench.runs.experiment import train_run
     from flowforge.training.distributed import DistributedError, LaunchError, distributed
+    from flowforge.workbench.runs.experiment import train_run
 
     if args.resume is not None:
         _check_resume(args)
@@ -398,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
         batch = read_config(args.resume).recipe["batch_size"] if args.resume else None
         batch = batch or _value(args, "batch_size", DEFAULT_RECIPE.batch_size)
         if world.size > batch:
-            raise UserError(  # before a run folder is made for nothing
+            raise InputError(  # before a run folder is made for nothing
                 f"batch size {batch} (the global batch) cannot be split between "
                 f"{world.size} processes; use --batch-size {world.size} or more, or fewer "
                 "processes"
@@ -407,11 +406,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             outcome = train_run(folder, device=device, progress=not args.quiet)
         except FloatingPointError as error:
-            raise UserError(_diverged(error, folder)) from None
+            raise InputError(_diverged(error, folder)) from None
         except DistributedError as error:
-            raise UserError(f"{error}: flowforge train --resume {folder}") from None
+            raise InputError(f"{error}: flowforge train --resume {folder}") from None
         except LaunchError as error:
-            raise UserError(str(error)) from None
+            raise InputError(str(error)) from None
         except KeyboardInterrupt:
             if world.is_main:
                 print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)

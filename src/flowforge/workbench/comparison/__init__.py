@@ -5,7 +5,13 @@
 present the result. ``flowforge compare`` runs all of it.
 """
 
-from flowforge.workbench.comparison.plan import DEFAULT_BUDGET, DEFAULT_MODELS, FAMILIES, MODELS, Plan
+from flowforge.workbench.comparison.plan import (
+    DEFAULT_BUDGET,
+    DEFAULT_MODELS,
+    FAMILIES,
+    MODELS,
+    Plan,
+)
 from flowforge.workbench.comparison.run import Comparison, Row, Setup, run_comparison
 
 __all__ = [

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.workbench.baselines import Baseline
 from flowforge.workbench.comparison.plan import Plan
 from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.moons import two_moons
 from flowforge.workbench.data.registry import dataset
-from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.workbench.scoring.metrics import (
     PairedEstimate,
     SampleReferee,

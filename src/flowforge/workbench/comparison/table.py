@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from flowforge.workbench.comparison.run import Comparison, Row
 from flowforge.evaluate import NLLEstimate
+from flowforge.workbench.comparison.run import Comparison, Row
 from flowforge.workbench.files import json_safe
 from flowforge.workbench.scoring.metrics import PairedEstimate
 

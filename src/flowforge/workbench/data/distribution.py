@@ -21,15 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowforge.workbench.data.standardize import Standardization
+from flowforge.errors import NoDensityError
 from flowforge.evaluate import NLLEstimate, nll_estimate
+from flowforge.workbench.data.standardize import Standardization
 
 WIDTH = 2  # every data set of the suite lies in the plane
-
-
-class NoDensityError(ValueError):
-    """Raised by ``log_prob`` and ``entropy`` of a distribution whose density flowforge does
-    not provide; such a set is scored by sample distances only."""
 
 
 class TrueDistribution(ABC):

@@ -15,10 +15,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from flowforge.workbench.figures import plots
-from flowforge.workbench.files import atomic_write_bytes
 from flowforge.flow import NormalizingFlow
+from flowforge.workbench.figures import plots
 from flowforge.workbench.figures.plots import STEP_LAYERS
+from flowforge.workbench.files import atomic_write_bytes
 
 FIGURE_DPI = 100
 POINTS_SHOWN = 20_000  # data points drawn in the scatter figures

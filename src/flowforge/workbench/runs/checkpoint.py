@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flowforge.errors import InputError
+from flowforge.errors import CheckpointError, InputError
 from flowforge.workbench.files import atomic_write_bytes, json_safe
 from flowforge.training.fit import History, TrainState
 
@@ -35,8 +35,6 @@ FORMAT_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
-class CheckpointError(InputError):
-    """A weights or checkpoint file is missing, truncated, corrupt or of the wrong kind."""
 
 
 # --- tensors + JSON in one safetensors file ------------------------------------------

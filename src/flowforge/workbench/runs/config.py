@@ -26,7 +26,7 @@ from flowforge.families.builders import BUILDERS
 from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
 from flowforge.workbench.data import DATASETS, PointData, Standardization
 from flowforge.device import resolve_device
-from flowforge.errors import InputError
+from flowforge.errors import InputError, RunError
 from flowforge.workbench.files import write_json
 from flowforge.flow import NormalizingFlow
 
@@ -39,8 +39,6 @@ FORMAT = "flowforge-run"
 FORMAT_VERSION = 1
 
 
-class RunError(InputError):
-    """A run folder that is missing, incomplete, or describes a model flowforge cannot build."""
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flowforge.evaluate import NLLEstimate, nll_estimate, sample_points
 from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.moons_density import MoonsDensity
 from flowforge.workbench.data.registry import DATASETS
 from flowforge.workbench.data.standardize import Standardization
-from flowforge.evaluate import NLLEstimate, nll_estimate, sample_points
 from flowforge.workbench.scoring.metrics import (
     PairedEstimate,
     SampleReferee,

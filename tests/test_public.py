@@ -1,0 +1,75 @@
+"""The public face: what ``from flowforge import *`` gives, and what ``import flowforge`` costs."""
+
+import subprocess
+import sys
+
+import flowforge
+
+# Every function and class the course notebook defines in its library cells (its own
+# FlowLayer, layers, checker, adapter, flow, training loop and plot helpers); a
+# student's notebook that imports them from flowforge instead uses exactly these.
+NOTEBOOK_NAMES = [
+    "detect_device",
+    "FlowLayer",
+    "isclose",
+    "num_samples",
+    "log_det_jacobian",
+    "scalar_to_vector",
+    "test_flow_layer",
+    "Scale",
+    "Translate",
+    "AffineCoupling",
+    "block",
+    "Split",
+    "Merge",
+    "Swap",
+    "SequentialFlow",
+    "Multivariate",
+    "plot_log_prob",
+    "plot_samples",
+    "plot_log_prob_and_samples",
+    "NormalizingFlow",
+    "train",
+    "plot_inverse_samples",
+    "part_model",
+    "plot_model_steps",
+]
+WORKBENCH_DEPENDENCIES = ("matplotlib", "sklearn", "safetensors", "tqdm")
+
+
+def test_star_import_gives_every_name_the_course_notebook_uses():
+    namespace: dict = {}
+    exec("from flowforge import *", namespace)
+    assert [name for name in NOTEBOOK_NAMES if name not in namespace] == []
+    assert all(callable(namespace[name]) for name in NOTEBOOK_NAMES)
+
+
+def test_all_is_sorted_short_and_every_name_resolves():
+    assert flowforge.__all__ == sorted(flowforge.__all__)
+    assert len(flowforge.__all__) <= 40
+    assert set(NOTEBOOK_NAMES) <= set(flowforge.__all__)
+    for name in flowforge.__all__:
+        assert getattr(flowforge, name) is not None
+    assert set(flowforge.__all__) <= set(dir(flowforge))
+
+
+def test_import_flowforge_loads_no_workbench_dependency():
+    """None beyond what ``import torch`` loads itself (``torch.hub`` imports tqdm when it
+    is installed)."""
+    code = (
+        "import sys, numpy, torch\n"
+        f"names = {WORKBENCH_DEPENDENCIES!r}\n"
+        "before = {m for m in names if m in sys.modules}\n"
+        "import flowforge, flowforge.training, flowforge.layers\n"
+        "print(sorted(m for m in names if m in sys.modules and m not in before))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_workbench_names_are_the_workbench_s_own_objects():
+    from flowforge.workbench.figures import plots
+
+    for name in ("plot_log_prob", "plot_samples", "part_model", "plot_model_steps"):
+        assert getattr(flowforge, name) is getattr(plots, name)
