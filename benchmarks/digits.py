@@ -83,7 +83,7 @@ def _zuko_model(make: Callable[[], torch.nn.Module]) -> DequantizedFlow:
 
 
 def flowforge_multiscale() -> DequantizedFlow:
-    return multiscale(DIGITS.dims, image_shape=DIGITS.shape, levels=DIGITS.levels, alpha=ALPHA)
+    return multiscale(DIGITS.shape, levels=DIGITS.levels, alpha=ALPHA)
 
 
 def zuko_maf() -> DequantizedFlow:

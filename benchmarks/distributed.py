@@ -52,7 +52,7 @@ def steps_per_second(hidden: int, batch: int, steps: int, seed: int) -> float:
     """Train the notebook's model (``hidden`` units wide) for ``steps`` steps of global
     batch ``batch``."""
     from flowforge import fit
-    from flowforge.families.builders import realnvp
+    from flowforge.families import realnvp
 
     torch.manual_seed(seed)
     model = realnvp(width=2, hidden=hidden)

@@ -37,7 +37,7 @@ def test_multiscale_has_the_parts_of_each_scale():
     from flowforge.dequantization import DequantizedFlow
     from flowforge.layers import FactorOut, Flatten, MaskedSplineCoupling
 
-    model = multiscale(64, scales=3, steps=1, hidden=8)
+    model = multiscale(scales=3, steps=1, hidden=8)
     assert isinstance(model, DequantizedFlow) and model.levels == 17
     latent_end = model.flow[0]
     assert isinstance(latent_end, Flatten)
@@ -56,20 +56,31 @@ def test_multiscale_has_the_parts_of_each_scale():
     expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
     expected += torch.log(0.9 / ((0.05 + 0.9 * y) * (0.95 - 0.9 * y))).sum(1) - 64 * math.log(17)
     torch.testing.assert_close(lp, expected, rtol=1e-5, atol=1e-3)
-    spline = multiscale(64, steps=1, hidden=8, transformer="spline", checkerboard=2)
+    spline = multiscale(steps=1, hidden=8, transformer="spline", checkerboard=2)
     assert sum(isinstance(layer, MaskedSplineCoupling) for layer in spline.modules()) == 5
 
 
 def test_multiscale_checks_the_image_shape():
     from flowforge import multiscale
 
-    with pytest.raises(ValueError, match="have 64 pixels, but the model's width is 63"):
-        multiscale(63)
+    with pytest.raises(ValueError, match="takes image_shape=.*not a width; got 64"):
+        multiscale(64)  # the builder's first argument before image runs had a kind
+    with pytest.raises(ValueError, match=r"must be \(channels, height, width\), got \(8, 8\)"):
+        multiscale((8, 8))
     with pytest.raises(ValueError, match="divisible by 8, got 8×12"):
-        multiscale(96, image_shape=(1, 8, 12), scales=3)
+        multiscale((1, 8, 12), scales=3)
     with pytest.raises(ValueError, match="unknown transformer 'cubic'"):
-        multiscale(64, transformer="cubic")
+        multiscale(transformer="cubic")
     with pytest.raises(ValueError, match="need scales >= 1.* got scales=0"):
-        multiscale(64, scales=0)
+        multiscale(scales=0)
     with pytest.raises(ValueError, match="checkerboard >= 0; .*checkerboard=-1"):
-        multiscale(64, checkerboard=-1)
+        multiscale(checkerboard=-1)
+
+
+def test_multiscale_is_as_wide_as_its_images():
+    from flowforge import multiscale
+
+    model = multiscale((3, 4, 4), scales=1, steps=1, hidden=4, checkerboard=0)
+    assert model.width == 48 and model.dims == 48 and model.image_shape == (3, 4, 4)
+    x = torch.randint(0, 17, (2, 48)).float()
+    assert model.log_prob(x).shape == (2,)

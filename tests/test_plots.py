@@ -69,7 +69,7 @@ def test_the_grid_is_the_log_density_clipped_as_in_the_notebook():
 
 
 def test_a_bounded_base_is_clipped_not_nan():
-    base = flowforge.families.builders.base_distribution("uniform", 2)  # support [-3, 3]^2
+    base = flowforge.families.base_distribution("uniform", 2)  # support [-3, 3]^2
     _, _, y = log_prob_grid(base, -4, 4, steps=9)
     assert np.isfinite(y).all()
     assert y[0, 0] == -11 and y[4, 4] == pytest.approx(-2 * math.log(6))

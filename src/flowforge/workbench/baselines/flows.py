@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from flowforge.evaluate import log_likelihood
-from flowforge.families.builders import BUILDERS, realnvp
+from flowforge.families import BUILDERS, realnvp
 from flowforge.flow import NormalizingFlow
 from flowforge.initialize import initialize_from_data
 from flowforge.training.data import tensor_batches

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from flowforge.errors import InputError
-from flowforge.families.builders import BASES, BUILDERS
+from flowforge.families import BASES, BUILDERS
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
 from flowforge.workbench.cli import options
@@ -254,7 +254,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         extra["context"] = {"kind": "label", "classes": classes}
     return RunConfig(
         model=name,
-        model_options={"width": train.points.shape[1], **model},
+        model_options=model if dataset.image else {"width": train.points.shape[1], **model},
         data={"name": dataset.name, **data},
         standardization=train.standardization,
         recipe=recipe_from(args, dataset),

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from flowforge.families.builders import BUILDERS
+from flowforge.families import BUILDERS
 from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
 from flowforge.workbench.data import DATASETS, PointData, Standardization
 from flowforge.device import resolve_device
