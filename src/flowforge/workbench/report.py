@@ -49,17 +49,16 @@ def figure(png: bytes, caption: str) -> str:
     )
 
 
-def metric_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The numbers a reader wants first: the result, then how it was obtained."""
+def metric_rows(
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    first_rows: Iterable[tuple[str, Any]] = (),
+) -> list[tuple[str, Any]]:
+    """The numbers a reader wants first: ``first_rows`` (what the run's kind measures
+    before all else, such as bits per dimension), the result, then how it was obtained."""
     heldout = metrics.get("heldout", {})
-    images = []
-    if "bits_per_dim" in heldout:  # a flow over discrete images
-        images = [
-            ("held-out bits per dimension (test set)", heldout["bits_per_dim"]),
-            ("its standard error (bits/dim)", heldout.get("bits_per_dim_stderr")),
-        ]
     return [
-        *images,
+        *first_rows,
         ("held-out NLL (nats per point, standardized)", heldout.get("nll")),
         ("standard error", heldout.get("stderr")),
         ("held-out points", heldout.get("n")),
@@ -100,19 +99,25 @@ def render(
     config: Mapping[str, Any],
     metrics: Mapping[str, Any],
     figures: Iterable[tuple[bytes, str]],
+    first_rows: Iterable[tuple[str, Any]] = (),
 ) -> str:
-    """The report page: a title, the numbers table, then each ``(png, caption)`` figure."""
-    return page(
-        title,
-        [table(metric_rows(config, metrics)), *(figure(png, caption) for png, caption in figures)],
-    )
+    """The report page: a title, the numbers table (``first_rows`` first, see
+    ``metric_rows``), then each ``(png, caption)`` figure."""
+    rows = metric_rows(config, metrics, first_rows)
+    return page(title, [table(rows), *(figure(png, caption) for png, caption in figures)])
 
 
-def render_run(folder: Path, config: Mapping, metrics: Mapping, captions: Mapping[str, str]) -> str:
+def render_run(
+    folder: Path,
+    config: Mapping,
+    metrics: Mapping,
+    captions: Mapping[str, str],
+    first_rows: Iterable[tuple[str, Any]] = (),
+) -> str:
     """The report of the run in ``folder``, embedding the PNG files named in ``captions``."""
     figures = [
         ((folder / name).read_bytes(), caption)
         for name, caption in captions.items()
         if (folder / name).is_file()
     ]
-    return render(f"flowforge run {folder.name}", config, metrics, figures)
+    return render(f"flowforge run {folder.name}", config, metrics, figures, first_rows)

@@ -12,6 +12,7 @@ import torch
 from flowforge.errors import InputError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.workbench.cli import options
+from flowforge.workbench.runs.kinds import Scored, run_kind
 
 HELP = (
     "print a run's held-out NLL (nats per point, with standard error; bits/dim on the test "
@@ -32,24 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def points_to_score(
-    args: argparse.Namespace, standardization
+    args: argparse.Namespace, config, standardization
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], str]:
-    """The points in the model's (standardized) units, the context a conditional run's
-    model needs for them (their one-hot labels), and a name for where they came from."""
-    from flowforge.workbench.data import DATASETS
+    """The points in the model's (standardized) units, the context the run's model needs
+    for them (a conditional run's one-hot labels), and a name for where they came from."""
     from flowforge.workbench.datafiles import read_points
-    from flowforge.workbench.runs.config import context_classes, load_data, read_config, run_context
+    from flowforge.workbench.runs.config import load_data
 
-    config = read_config(args.run)
+    kind = run_kind(config)
     if args.data is None:
         _, heldout = load_data(config)
-        name = "test set" if DATASETS[config.data["name"]].image else "held-out set"
-        return heldout.points, run_context(config, heldout), name
-    if context_classes(config):
-        raise InputError(
-            f"{args.run} is a conditional run (p(x | label)) and {args.data} has no labels; "
-            "leave out --data to score the held-out set with its labels"
-        )
+        return heldout.points, kind.context(heldout), kind.heldout_name
+    kind.check_points_file(args.run, args.data)
     points = read_points(args.data, standardization.width)
     x = torch.as_tensor(standardization.transform(points), dtype=torch.float32)
     return x, (), str(args.data)
@@ -57,11 +52,12 @@ def points_to_score(
 
 def scores(
     model, x: torch.Tensor, log_abs_det: float, *context: torch.Tensor
-) -> tuple[NLLEstimate, NLLEstimate]:
-    """NLL in the model's units, and in the data's original units (with the standardization's
-    log-Jacobian: ``-(log q(standardize(x)) + log_abs_det)``), both in nats per point."""
+) -> tuple[Scored, NLLEstimate]:
+    """The points scored in the model's units, and their NLL in the data's original units
+    (with the standardization's log-Jacobian: ``-(log q(standardize(x)) + log_abs_det)``),
+    both in nats per point."""
     ll = log_likelihood(model, x, *context).double()
-    return nll_estimate(ll), nll_estimate(ll + log_abs_det)
+    return Scored(x, context, ll, nll_estimate(ll)), nll_estimate(ll + log_abs_det)
 
 
 def _stored_entropy(run: Path) -> NLLEstimate | None:
@@ -76,99 +72,44 @@ def _stored_entropy(run: Path) -> NLLEstimate | None:
         return None
 
 
-def floor_for(run: Path, model, x: torch.Tensor, *context: torch.Tensor):
-    """How far the model is from the truth at ``x``: the gap to the true entropy and the
-    paired KL (a ``Floor``) when the run's data has a known density, sample distances (a
-    ``SampleCheck``) when it has only a sampler, else ``None``. The entropy is the one
-    ``flowforge train`` stored in ``metrics.json`` when it is there. With the one-hot
-    labels of a conditional run as ``context``, the truth is each point's own moon."""
-    from flowforge.workbench.runs.config import read_config
-    from flowforge.workbench.scoring.truth import (
-        conditional_floor_of,
-        true_distribution,
-        truth_scores,
-    )
-
-    config = read_config(run)
-    truth = true_distribution(config.data, config.standardization)
-    if truth is None:
-        return None
-    log_q = log_likelihood(model, x, *context).cpu()
-    if context:
-        return conditional_floor_of(truth, x.cpu(), context[0].argmax(dim=1).cpu(), log_q)
-    entropy = _stored_entropy(run) if truth.has_density else None
-    return truth_scores(truth, x.cpu(), log_q, model, seed=config.seed, entropy=entropy)
-
-
-def bits(model, standardized: NLLEstimate) -> dict:
-    """The NLL in bits per dimension (and its standard error) for a flow over discrete
-    images, as ``train`` records them (``image_metrics``); empty for other models."""
-    from flowforge.workbench.runs.experiment import image_metrics
-
-    metrics = image_metrics(model, standardized)
-    return {k: metrics[k] for k in ("bits_per_dim", "bits_per_dim_stderr") if k in metrics}
-
-
-def as_json(
-    standardized: NLLEstimate, original: NLLEstimate, floor=None, image: dict | None = None
-) -> str:
+def as_json(scored: Scored, original: NLLEstimate, extra: dict) -> str:
+    """One JSON object: the NLL in both units, its standard error and ``n``, then what
+    the run's kind scores beside it (``extra``)."""
     from flowforge.workbench.files import json_safe
 
+    standardized = scored.estimate
     record = {
         "nll": standardized.mean,
         "nll_original_units": original.mean,
         "stderr": standardized.stderr,
         "n": standardized.n,
-        **(image or {}),
-        **(floor.to_dict() if floor is not None else {}),
+        **extra,
     }
     return json.dumps(json_safe(record))
 
 
-def as_text(
-    source: str,
-    standardized: NLLEstimate,
-    original: NLLEstimate,
-    floor=None,
-    image: dict | None = None,
-) -> str:
-    if image:  # images: bits per dimension first; pixel units are the model's units
-        return (
-            f"{source}: {image['bits_per_dim']:.4f} ± {image['bits_per_dim_stderr']:.4f} "
-            f"bits/dim (NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per "
-            f"image, n={standardized.n})"
-        )
-    lines = [
-        f"{source}: NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per point "
-        f"(n={standardized.n}, standardized units as trained)",
-        f"{' ' * len(source)}  {original.mean:.4f} ± {original.stderr:.4f} nats per point "
-        "in the data's original units",
-    ]
-    if floor is not None:
-        lines.append(f"{' ' * len(source)}  {floor.describe()}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from flowforge.workbench.runs.config import load
+    from flowforge.workbench.runs.config import load_model, read_config, run_folder
 
     try:
         device = options.device(args.device)
     except ValueError as error:
         raise InputError(str(error)) from None
-    model, standardization = load(args.run, device)
-    x, context, source = points_to_score(args, standardization)
-    standardized, original = scores(model, x, standardization.log_abs_det, *context)
-    floor = floor_for(args.run, model, x, *context)
-    if standardized.n_outside:
+    folder = run_folder(args.run)
+    config = read_config(folder)
+    model = load_model(folder, config).to(device)
+    standardization = config.standardization
+    x, context, source = points_to_score(args, config, standardization)
+    scored, original = scores(model, x, standardization.log_abs_det, *context)
+    extra = run_kind(config).scores(config, model, scored, entropy=_stored_entropy(folder))
+    if scored.estimate.n_outside:
         print(
-            f"note: {standardized.n_outside} of {standardized.n} points lie outside the model's "
-            "support (log-likelihood -inf), so the NLL is infinite",
+            f"note: {scored.estimate.n_outside} of {scored.estimate.n} points lie outside the "
+            "model's support (log-likelihood -inf), so the NLL is infinite",
             file=sys.stderr,
         )
-    image = bits(model, standardized)
     if args.json:
-        print(as_json(standardized, original, floor, image))
+        print(as_json(scored, original, extra))
     else:
-        print(as_text(source, standardized, original, floor, image))
+        print(run_kind(config).eval_text(source, scored.estimate, original, extra))
     return 0

@@ -46,26 +46,10 @@ def draw(model, standardization, n: int, seed: int, *context: torch.Tensor) -> n
     return standardization.inverse_transform(samples)
 
 
-def sample_context(run: Path, label: int | None, n: int) -> tuple[torch.Tensor, ...]:
-    """The context rows for ``n`` samples of a run: ``label``'s one-hot row ``n`` times, or
-    the labels in turn (``0, 1, 0, 1, ...``); none for an unconditional run."""
-    from flowforge.conditional import label_context
-    from flowforge.workbench.runs.config import context_classes, read_config
-
-    classes = context_classes(read_config(run))
-    if not classes:
-        if label is not None:
-            raise InputError(f"{run} is not conditional; train with --conditional to use --label")
-        return ()
-    if label is not None and label >= classes:
-        raise InputError(f"--label {label}: this run knows labels 0 to {classes - 1}")
-    labels = torch.full((n,), label) if label is not None else torch.arange(n) % classes
-    return (label_context(labels, classes),)
-
-
 def run(args: argparse.Namespace) -> int:
     from flowforge.workbench.datafiles import FORMATS, write_points
-    from flowforge.workbench.runs.config import load
+    from flowforge.workbench.runs.config import load_model, read_config, run_folder
+    from flowforge.workbench.runs.kinds import run_kind
 
     if args.output.suffix.lower() not in FORMATS:
         raise InputError(f"-o {args.output}: use a file name ending in .npy or .csv")
@@ -75,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
         device = options.device(args.device)
     except ValueError as error:
         raise InputError(str(error)) from None
-    context = tuple(c.to(device) for c in sample_context(args.run, args.label, args.n))
-    model, standardization = load(args.run, device)
+    folder = run_folder(args.run)
+    config = read_config(folder)
+    kind = run_kind(config)
+    context = tuple(c.to(device) for c in kind.sample_context(folder, args.label, args.n))
+    model, standardization = load_model(folder, config).to(device), config.standardization
     points = draw(model, standardization, args.n, args.seed, *context)
     write_points(args.output, points, force=args.force)
     print(f"wrote {args.n} samples to {args.output}")

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from flowforge.families import BUILDERS
 from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
 from flowforge.workbench.data import DATASETS, PointData, Standardization
 from flowforge.device import resolve_device
@@ -39,16 +38,16 @@ FORMAT = "flowforge-run"
 FORMAT_VERSION = 1
 
 
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """What a run is: model, data, standardization, training recipe, seed and device.
 
-    ``model`` names a builder in ``BUILDERS`` called with ``model_options``; ``data``
-    is ``{"name": <flowforge.workbench.data.DATASETS key>, "n_samples": ..., "n_heldout": ...,
-    **options}``; ``recipe`` holds ``fit``'s keyword
-    arguments (epochs, batch size, learning rate, schedule, ...).
+    ``model`` names a family in ``flowforge.families.FAMILIES``, whose builder is called
+    with ``model_options`` (as the run's kind reads them: ``runs.kinds``); ``data`` is
+    ``{"name": <flowforge.workbench.data.DATASETS key>, "n_samples": ..., "n_heldout": ...,
+    **options}``; ``recipe`` holds ``fit``'s keyword arguments (epochs, batch size,
+    learning rate, schedule, ...); ``extra`` the rest of ``config.json`` (a conditional
+    run's ``context``).
     """
 
     model: str
@@ -147,18 +146,6 @@ def read_metrics(run: str | os.PathLike) -> dict[str, Any]:
     return read_json(folder / METRICS)
 
 
-def build_model(config: RunConfig) -> NormalizingFlow:
-    """A freshly initialized model as ``config`` describes it (uses torch's global RNG)."""
-    try:
-        builder = BUILDERS[config.model]
-    except KeyError:
-        raise RunError(f"unknown model {config.model!r}; known: {sorted(BUILDERS)}") from None
-    try:
-        return builder(**config.model_options)
-    except (TypeError, ValueError) as error:
-        raise RunError(f"cannot build model {config.model!r}: {error}") from None
-
-
 def load_data(config: RunConfig) -> tuple[PointData, PointData]:
     """The run's training and held-out data, regenerated from ``config`` (standardized).
 
@@ -182,25 +169,6 @@ def load_data(config: RunConfig) -> tuple[PointData, PointData]:
     return train, heldout
 
 
-def context_classes(config: RunConfig) -> int:
-    """How many labels a conditional run is conditioned on; 0 for an unconditional run."""
-    context = config.extra.get("context")
-    if context is None:
-        return 0
-    if not (isinstance(context, dict) and context.get("kind") == "label"):
-        raise RunError(f"unknown context {context!r} in {CONFIG}; known: label")
-    return int(context["classes"])
-
-
-def run_context(config: RunConfig, data: PointData) -> tuple[torch.Tensor, ...]:
-    """The context tensors a run's model takes for ``data``: its one-hot labels when the
-    run is conditional (``p(x | label)``), else none."""
-    from flowforge.conditional import label_context
-
-    classes = context_classes(config)
-    return (label_context(data.labels, classes),) if classes else ()
-
-
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -214,6 +182,8 @@ class Trained(NamedTuple):
 
 def load_model(folder: Path, config: RunConfig) -> NormalizingFlow:
     """The run's model with its trained weights (on the CPU, in eval mode)."""
+    from flowforge.workbench.runs.kinds import build_model
+
     model = build_model(config)
     try:
         weights = load_weights(folder / WEIGHTS)

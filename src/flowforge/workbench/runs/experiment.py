@@ -9,8 +9,10 @@ seed and the epoch, and the checkpoint holds the exact weights, optimizer state 
 random-number state.
 
 Under ``torchrun`` every process calls ``train_run`` on the same folder: they train one
-model together (``fit`` with DistributedDataParallel) and only the first process writes
-the checkpoints, weights, metrics, figures and report.
+model together (``fit`` with DistributedDataParallel, in the ``World`` the caller joined
+or ``train_run`` joins) and only the first process writes the checkpoints, weights,
+metrics, figures and report. What differs between runs of points, of points given a
+label and of images is the run's kind (``runs.kinds``), chosen once from its config.
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowforge.workbench.runs.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_weights
-from flowforge.workbench.data import PointData
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
-from flowforge.workbench.files import atomic_write_text, write_json
 from flowforge.flow import NormalizingFlow
 from flowforge.initialize import initialize_from_data
+from flowforge.training import History, TrainState, fit
+from flowforge.training.distributed import DEFAULT_TIMEOUT, World, distributed, local_device
+from flowforge.workbench.data import PointData
+from flowforge.workbench.files import atomic_write_text, write_json
+from flowforge.workbench.runs.checkpoint import (
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    save_weights,
+)
 from flowforge.workbench.runs.config import (
     CHECKPOINT,
     CONFIG,
@@ -40,16 +49,12 @@ from flowforge.workbench.runs.config import (
     WEIGHTS,
     RunConfig,
     RunError,
-    build_model,
-    context_classes,
     load_data,
     parameter_count,
     read_config,
-    run_context,
     write_config,
 )
-from flowforge.training import History, TrainState, fit
-from flowforge.training.distributed import DEFAULT_TIMEOUT, distributed
+from flowforge.workbench.runs.kinds import Scored, build_model, run_kind
 
 
 def start_run(folder: str | Path, config: RunConfig) -> Path:
@@ -106,6 +111,9 @@ def train_run(
     progress: bool = True,
     callbacks: Sequence[Callable[[TrainState], None]] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    world: World | None = None,
+    config: RunConfig | None = None,
+    data: tuple[PointData, PointData] | None = None,
 ) -> Outcome:
     """Train the run in ``folder`` (continuing from its checkpoint if there is one) and
     write ``model.safetensors``, ``metrics.json``, the figures and ``report.html``.
@@ -115,30 +123,46 @@ def train_run(
     Under ``torchrun`` the processes train together (each on its own GPU, when there
     are GPUs); only the first writes, and shows progress. ``timeout`` is how many
     seconds a process waits for the others before the run fails.
+
+    A caller that has joined the process group already (``flowforge train`` enters
+    ``distributed()`` once for the whole command) passes the ``world`` and the
+    ``device`` it got there; it may pass the run's ``config`` and its ``data`` (the
+    training and held-out split) when it has them, so that neither is read or drawn again.
     """
     started = time.perf_counter()
     folder = Path(folder)
-    config = read_config(folder)
+    config = read_config(folder) if config is None else config
+    session = _Session(folder, config, progress, tuple(callbacks), started)
+    if world is not None:
+        return _train(session, data, local_device(device or config.device), world)
     with distributed(device or config.device, timeout) as (world, device):
-        return _train_run(folder, config, device, progress and world.is_main, callbacks, started)
+        return _train(session, data, device, world)
 
 
-def _train_run(
-    folder: Path,
-    config: RunConfig,
+@dataclass(frozen=True)
+class _Session:
+    """What ``train_run`` was asked to do, and when it started (``time.perf_counter``)."""
+
+    folder: Path
+    config: RunConfig
+    progress: bool
+    callbacks: tuple[Callable[[TrainState], None], ...]
+    started: float
+
+
+def _train(
+    session: _Session,
+    data: tuple[PointData, PointData] | None,
     device: torch.device,
-    progress: bool,
-    callbacks: Sequence[Callable[[TrainState], None]],
-    started: float,
+    world: World,
 ) -> Outcome:
     """``train_run`` once the device is chosen and the process group (if any) joined."""
-    from flowforge.training.distributed import current_world
-
-    world = current_world()
-    train, heldout = load_data(config)
+    config, folder = session.config, session.folder
+    kind = run_kind(config)
+    train, heldout = load_data(config) if data is None else data
     model, resume = _model_for(folder, config, device)
-    context = tuple(c.to(device) for c in run_context(config, train))
-    heldout_context = tuple(c.to(device) for c in run_context(config, heldout))
+    context = tuple(c.to(device) for c in kind.context(train))
+    heldout_context = tuple(c.to(device) for c in kind.context(heldout))
     if resume is None:
         initialize_from_data(model, train.points.to(device), *context, seed=config.seed)
 
@@ -154,25 +178,26 @@ def _train_run(
         **config.recipe,
         seed=config.seed,
         restore_best=False,
-        progress=progress,
-        callbacks=[checkpoint, *callbacks],
+        progress=session.progress and world.is_main,
+        callbacks=[checkpoint, *session.callbacks],
         resume=resume,
+        world=world,
     )
     log_q = log_likelihood(model, heldout.points, *heldout_context)
-    estimate = nll_estimate(log_q)
+    scored = Scored(heldout.points, heldout_context, log_q, nll_estimate(log_q))
     resumed_from = resume.epoch if resume is not None else 0
     if not world.is_main:
-        return Outcome(folder, model, history, estimate, {}, resumed_from)
+        return Outcome(folder, model, history, scored.estimate, {}, resumed_from)
     save_weights(folder / WEIGHTS, model.state_dict())
-    metrics = run_metrics(model, history, estimate, config, device, time.perf_counter() - started)
-    metrics["heldout"].update(floor_metrics(config, heldout, log_q, model))
-    metrics["heldout"].update(image_metrics(model, estimate))
+    seconds = time.perf_counter() - session.started
+    metrics = run_metrics(model, history, scored.estimate, config, device, seconds)
+    metrics["heldout"].update(kind.metrics(config, model, scored))
     metrics["resumed_from_epoch"] = resumed_from
     metrics["processes"] = world.size
     write_json(folder / METRICS, metrics)
     model.cpu()  # figures are drawn on the CPU, as `flowforge plot` redraws them
     write_outputs(folder, model, train.points, config, metrics)
-    return Outcome(folder, model, history, estimate, metrics, metrics["resumed_from_epoch"])
+    return Outcome(folder, model, history, scored.estimate, metrics, resumed_from)
 
 
 def versions() -> dict[str, str]:
@@ -222,38 +247,6 @@ def run_metrics(
     }
 
 
-def image_metrics(model: NormalizingFlow, heldout: NLLEstimate) -> dict[str, Any]:
-    """For a flow over discrete images, the held-out NLL in bits per dimension (the test
-    set's, for the digits) with its standard error; nothing for other models."""
-    from flowforge.dequantization import DequantizedFlow, bits_per_dim
-
-    if not isinstance(model, DequantizedFlow):
-        return {}
-    return {
-        "bits_per_dim": bits_per_dim(heldout.mean, model.dims),
-        "bits_per_dim_stderr": bits_per_dim(heldout.stderr, model.dims),
-        "dims": model.dims,
-        "levels": model.levels,
-    }
-
-
-def floor_metrics(
-    config: RunConfig, heldout: PointData, log_q: torch.Tensor, model: NormalizingFlow
-) -> dict[str, Any]:
-    """The held-out NLL's gap to the true entropy and the paired KL when the data's true
-    density is known; sample distances when only its sampler is (pinwheel, ...); else
-    nothing. For a conditional run the truth is ``p(x | label)``: each point's own moon."""
-    from flowforge.workbench.scoring.truth import conditional_floor_of, true_distribution, truth_scores
-
-    truth = true_distribution(config.data, config.standardization)
-    if truth is None:
-        return {}
-    x, log_q = heldout.points.cpu(), log_q.cpu()
-    if context_classes(config):
-        return conditional_floor_of(truth, x, heldout.labels, log_q).to_dict()
-    return truth_scores(truth, x, log_q, model, seed=config.seed).to_dict()
-
-
 def write_outputs(
     folder: Path,
     model: NormalizingFlow,
@@ -262,33 +255,14 @@ def write_outputs(
     metrics: dict[str, Any],
 ) -> list[Path]:
     """Draw the run's figures and write them and ``report.html`` into ``folder``."""
-    from flowforge.dequantization import DequantizedFlow
-    from flowforge.workbench.figures.runs import (
-        FIGURES,
-        IMAGE_FIGURES,
-        conditional_caption,
-        conditional_figures,
-        image_run_figures,
-        run_figures,
-        save_figure,
-    )
+    from flowforge.workbench.figures.runs import save_figure
     from flowforge.workbench.report import render_run
 
-    written = []
-    classes = context_classes(config)
-    known = FIGURES
-    if isinstance(model, DequantizedFlow):
-        figures = image_run_figures(model, train_points, metrics, seed=config.seed)
-        known = IMAGE_FIGURES
-    elif classes:
-        figures = conditional_figures(model, classes, metrics, seed=config.seed)
-    else:
-        figures = run_figures(model, train_points, metrics, seed=config.seed)
-    for name, figure in figures.items():
-        written.append(save_figure(figure, folder / name))
-    captions = {name: caption for name, (caption, _) in known.items()}
-    captions.update({name: conditional_caption(name) for name in figures if name not in captions})
-    captions = {name: text for name, text in captions.items() if name in figures}
-    html = render_run(folder, config.to_dict(), metrics, captions)
+    kind = run_kind(config)
+    figures = kind.figures(model, train_points, metrics, config.seed)
+    written = [save_figure(figure, folder / name) for name, figure in figures.items()]
+    captions = {name: kind.caption(name) for name in figures}
+    first = kind.report_rows(metrics.get("heldout", {}))
+    html = render_run(folder, config.to_dict(), metrics, captions, first_rows=first)
     written.append(atomic_write_text(folder / REPORT, html))
     return written
