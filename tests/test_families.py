@@ -1,28 +1,28 @@
-"""The builders nice, maf, iaf, nsf (and realnvp): contract, densities, conditioning, training."""
+"""Every family of points (realnvp, nice, maf, iaf, nsf, ...): contract, densities,
+conditioning, training; each at the small size its declaration gives (``test_size``)."""
 
 import pytest
 import torch
 
 from flowforge import SplineCoupling, check_flow, fit, iaf, maf, nice, nsf
-from flowforge.families import BUILDERS
+from flowforge.families import BUILDERS, FAMILIES, POINTS
 from flowforge.layers import Inverse, LULinear, MaskedAutoregressive, Permute
 
-SMALL = {
-    "realnvp": {"hidden": 8},
-    "nice": {"hidden": 8},
-    "maf": {"hidden": 8, "layers": 3},
-    "iaf": {"hidden": 8, "layers": 3},
-    "nsf": {"hidden": 8, "layers": 3, "bins": 4},
-    "nsf-coupling": {"hidden": 8, "layers": 3, "bins": 4, "coupling": True},
-    "maf-spline": {"hidden": 8, "layers": 2, "transformer": "spline"},
+# Every family of points at its declared test size, and variants beyond it:
+# case -> (family, options added to its test size).
+CASES = {name: (name, {}) for name, family in FAMILIES.items() if family.data == POINTS}
+CASES |= {
+    "nsf-coupling": ("nsf", {"coupling": True}),
+    "maf-spline": ("maf", {"transformer": "spline"}),
 }
-NAMES = list(SMALL)
-NEW = NAMES[1:]  # realnvp's density is checked in tests/test_flow.py
+NAMES = list(CASES)
+NEW = [name for name in NAMES if name != "realnvp"]  # realnvp's density: tests/test_flow.py
 
 
 def _build(name: str, width: int = 2, **options):
-    builder = BUILDERS[name.split("-")[0]]
-    return builder(width, **SMALL[name], **options).double()
+    family, extra = CASES[name]
+    declared = FAMILIES[family]
+    return declared.build(width, **declared.test_size, **extra, **options).double()
 
 
 def _perturb(model):
@@ -35,6 +35,7 @@ def _perturb(model):
 
 def test_every_family_is_registered():
     assert {"realnvp", "nice", "maf", "iaf", "nsf"} <= set(BUILDERS)
+    assert BUILDERS == {name: family.build for name, family in FAMILIES.items()}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -50,7 +51,8 @@ def test_builders_pass_the_contract_with_and_without_context(name, width):
 @pytest.mark.parametrize("name", NEW)
 def test_density_integrates_to_one(name):
     model = _perturb(_build(name))
-    grid = torch.linspace(-7, 7, 281, dtype=torch.float64)
+    # Steps of 0.05 over [-9, 9]: the tails of every family at its test size lie inside.
+    grid = torch.linspace(-9, 9, 361, dtype=torch.float64)
     x = torch.cartesian_prod(grid, grid)
     with torch.no_grad():
         mass = model.log_prob(x).exp().sum() * (grid[1] - grid[0]) ** 2

@@ -18,6 +18,18 @@ def train_tiny(folder: Path, *extra: str) -> Path:
     return folder
 
 
+def small_flags(family: str) -> list[str]:
+    """The command-line flags of a family's declared test size (``Family.test_size``)."""
+    from flowforge.families import FAMILIES
+
+    declared = FAMILIES[family]
+    flags = []
+    for name, value in declared.test_size.items():
+        option = declared.option(name)
+        flags += [option.flag] if option.switch else [option.flag, str(value)]
+    return flags
+
+
 def pixel_spread(path: Path) -> float:
     """The standard deviation of an image's pixel values (0 for a blank image)."""
     from matplotlib.image import imread

@@ -5,26 +5,31 @@ import re
 
 import pytest
 
+from flowforge.families import FAMILIES, IMAGES
 from flowforge.workbench.cli.main import main
 from flowforge.workbench.runs.config import read_config
 from tests.cli.test_toys import run_main
-from tests.workbench import pixel_spread
+from tests.workbench import pixel_spread, small_flags
 
-SMALL = ["--epochs", "1", "--steps", "1", "--hidden", "8", "--batch-size", "128", "--quiet"]
+SMALL = ["--epochs", "1", "--batch-size", "128", "--quiet"]
+IMAGE_FAMILIES = [name for name, family in FAMILIES.items() if family.data == IMAGES]
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits") / "run"
-    printed = run_main(["train", "--dataset", "digits", *SMALL, "-o", str(folder)])
+@pytest.fixture(scope="module", params=IMAGE_FAMILIES)
+def digits_run(request, tmp_path_factory):
+    """A tiny run of each image family (at its declared test size) on the digits."""
+    folder = tmp_path_factory.mktemp("digits") / request.param
+    flags = ["--model", request.param, *small_flags(request.param)]
+    printed = run_main(["train", "--dataset", "digits", *SMALL, *flags, "-o", str(folder)])
     return folder, printed
 
 
 def test_digits_train_a_multi_scale_flow_and_report_bits_per_dim(digits_run):
     folder, printed = digits_run
     config = read_config(folder)
-    assert config.data == {"name": "digits"} and config.model == "multiscale"
+    assert config.data == {"name": "digits"} and config.model in IMAGE_FAMILIES
     assert config.model_options["image_shape"] == [1, 8, 8]
+    assert "width" not in config.model_options  # the image kind passes the shape instead
     assert config.model_options["levels"] == 17 and config.recipe["lr"] == 3e-3
     heldout = json.loads((folder / "metrics.json").read_text())["heldout"]
     assert heldout["n"] == 360 and heldout["dims"] == 64

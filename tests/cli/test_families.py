@@ -1,27 +1,30 @@
-"""``flowforge train --model NAME`` for every family; the conditional moons run end to end."""
+"""``flowforge train --model NAME`` for every family of points (the image families:
+tests/cli/test_digits.py); the conditional moons run end to end."""
 
 import json
 
 import numpy as np
 import pytest
 
+from flowforge.families import FAMILIES, IMAGES, POINTS
 from flowforge.workbench.cli.main import main
 from flowforge.workbench.runs.config import load
-from tests.workbench import pixel_spread, train_tiny
+from tests.workbench import pixel_spread, small_flags, train_tiny
 
-SMALL = {
-    "nice": ["--couplings", "2", "--hidden", "8"],
-    "maf": ["--layers", "2", "--hidden", "8"],
-    "iaf": ["--layers", "2", "--hidden", "8"],
-    "nsf": ["--layers", "2", "--hidden", "8", "--bins", "4"],
-}
+POINT_FAMILIES = [name for name, family in FAMILIES.items() if family.data == POINTS]
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", POINT_FAMILIES)
 def test_every_builder_trains_from_the_command_line(tmp_path, name):
-    folder = train_tiny(tmp_path / name, "--model", name, *SMALL[name])
+    folder = train_tiny(tmp_path / name, "--model", name, *small_flags(name))
     config = json.loads((folder / "config.json").read_text())
     assert config["model"]["name"] == name
+    declared = FAMILIES[name]
+    assert config["model"]["options"] == {
+        "width": 2,
+        **{o.name: declared.default(o.name) for o in declared.options if not o.switch},
+        **declared.test_size,
+    }
     metrics = json.loads((folder / "metrics.json").read_text())
     assert np.isfinite(metrics["heldout"]["nll"])
     assert pixel_spread(folder / "density_and_samples.png") > 0
@@ -40,10 +43,28 @@ def test_an_option_the_builder_does_not_take_is_a_user_error(tmp_path, capsys):
     code = main(["train", "--model", "maf", "--couplings", "3", "-o", str(tmp_path / "x")])
     assert code == 2
     assert "--couplings does not apply to --model maf; it takes --layers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before any data is drawn or folder made
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_refuses_the_options_it_does_not_declare(tmp_path, capsys, name):
+    from flowforge.workbench.cli.model_options import declared_options
+    from flowforge.workbench.data import DATASETS
+
+    takes = ", ".join(o.flag for o in FAMILIES[name].options)
+    images = next(n for n, d in DATASETS.items() if d.image)
+    data = ["--dataset", images] if FAMILIES[name].data == IMAGES else []
+    for other in declared_options().values():
+        if FAMILIES[name].option(other.name) is None:
+            value = [] if other.switch else [other.choices[0] if other.choices else "2"]
+            argv = ["train", *data, "--model", name, other.flag, *value, "-o", str(tmp_path / "x")]
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"{other.flag} does not apply to --model {name}; it takes {takes}" in err
 
 
 def test_conditional_run_end_to_end(tmp_path, capsys):
-    folder = train_tiny(tmp_path / "cond", "--model", "nsf", *SMALL["nsf"], "--conditional")
+    folder = train_tiny(tmp_path / "cond", "--model", "nsf", *small_flags("nsf"), "--conditional")
     config = json.loads((folder / "config.json").read_text())
     assert config["context"] == {"kind": "label", "classes": 2}
     assert config["model"]["options"]["context_width"] == 2

@@ -14,7 +14,7 @@ import flowforge
 from flowforge import load, mean_nll
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.workbench.cli.main import build_parser, main
-from flowforge.workbench.cli.train import config_from
+from flowforge.workbench.cli.train import new_run
 from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.figures.runs import FIGURES
 from flowforge.workbench.runs.checkpoint import load_checkpoint, load_weights
@@ -66,7 +66,7 @@ def test_train_prints_and_records_the_gap_to_the_true_entropy(tmp_path, capsys):
 
 
 def test_defaults_are_the_notebooks_experiment_with_the_default_recipe():
-    config = config_from(build_parser().parse_args(["train"]))
+    config = new_run(build_parser().parse_args(["train"])).config
     assert config.model == "realnvp"
     assert config.model_options == {"width": 2, "couplings": 4, "hidden": 16, "base": "normal"}
     assert config.data == {
@@ -82,7 +82,7 @@ def test_the_notebooks_exact_recipe_can_be_spelled():
     argv = ["train", "--batch-size", "128", "--lr", "1e-3", "--epochs", "100"]
     argv += ["--schedule", "constant", "--warmup", "0", "--no-shuffle", "--n-samples", "200"]
     argv += ["--ema", "0"]
-    recipe = config_from(build_parser().parse_args(argv)).recipe
+    recipe = new_run(build_parser().parse_args(argv)).config.recipe
     assert recipe["batch_size"] == 128 and recipe["lr"] == 1e-3 and recipe["epochs"] == 100
     assert recipe["schedule"] == "constant" and recipe["shuffle"] is False
     assert recipe["warmup"] == 0 and recipe["ema"] == 0
@@ -172,6 +172,57 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_identical_weights(tmp_path
     metrics = [json.loads((f / "metrics.json").read_text()) for f in (killed, whole)]
     assert metrics[0]["train_nll"] == metrics[1]["train_nll"]
     assert metrics[0]["resumed_from_epoch"] >= 1 and metrics[1]["resumed_from_epoch"] == 0
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts of the process-group entries (``distributed()``), the data sets' splits
+    drawn and the ``config.json`` files parsed while the test runs."""
+    import importlib
+    from contextlib import contextmanager
+
+    from flowforge.workbench.data.registry import DataSet
+    from flowforge.workbench.runs.config import RunConfig
+
+    counts = {"distributed": 0, "splits": 0, "configs read": 0}
+    joining = importlib.import_module("flowforge.training.distributed")
+    real_distributed, real_splits = joining.distributed, DataSet.splits
+    real_from_dict = RunConfig.from_dict.__func__
+
+    @contextmanager
+    def distributed(*args, **kwargs):
+        counts["distributed"] += 1
+        with real_distributed(*args, **kwargs) as joined:
+            yield joined
+
+    def splits(self, *args, **kwargs):
+        counts["splits"] += 1
+        return real_splits(self, *args, **kwargs)
+
+    def from_dict(cls, *args, **kwargs):
+        counts["configs read"] += 1
+        return real_from_dict(cls, *args, **kwargs)
+
+    for module in list(sys.modules.values()):
+        if module and module.__name__.startswith("flowforge"):
+            if getattr(module, "distributed", None) is real_distributed:
+                monkeypatch.setattr(module, "distributed", distributed)
+    monkeypatch.setattr(DataSet, "splits", splits)
+    monkeypatch.setattr(RunConfig, "from_dict", classmethod(from_dict))
+    return counts
+
+
+def test_train_joins_the_processes_once_draws_its_data_once_and_reads_no_config(tmp_path, counted):
+    assert main(["train", *TINY, "--quiet", "--output", str(tmp_path / "r")]) == 0
+    assert counted == {"distributed": 1, "splits": 1, "configs read": 0}
+
+
+def test_a_resumed_run_reads_its_config_once(tiny_run, tmp_path, counted):
+    folder = tmp_path / "restarted"
+    folder.mkdir()
+    shutil.copy(tiny_run / "config.json", folder / "config.json")
+    assert main(["train", "--resume", str(folder), "--quiet"]) == 0
+    assert counted == {"distributed": 1, "splits": 1, "configs read": 1}
 
 
 def test_every_command_is_registered():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -19,6 +20,29 @@ def _number(kind: type, text: str) -> int | float:
     if isinstance(value, float) and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def number(kind: type) -> Callable[[str], int | float]:
+    """A parser of finite numbers of ``kind`` (``int`` or ``float``)."""
+
+    def parse(text: str) -> int | float:
+        return _number(kind, text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def at_least(kind: type, minimum: float) -> Callable[[str], int | float]:
+    """A parser of numbers of ``kind`` no smaller than ``minimum``."""
+
+    def parse(text: str) -> int | float:
+        value = _number(kind, text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {value}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def positive_int(text: str) -> int:

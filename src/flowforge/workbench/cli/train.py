@@ -4,60 +4,44 @@ on the moons, any data set of the toy suite, or the digits' images (``--dataset`
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from flowforge.errors import InputError
-from flowforge.families import BASES, BUILDERS
+from flowforge.families import FAMILIES
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
 from flowforge.workbench.cli import options
-from flowforge.workbench.data import DATASETS, DataSet
+from flowforge.workbench.cli.model_options import (
+    add_model_arguments,
+    declared_options,
+    model_options_from,
+)
+from flowforge.workbench.data import DATASETS, DataSet, PointData
 from flowforge.workbench.runs.config import RunConfig, read_config
+from flowforge.workbench.runs.kinds import SIZES, new_kind, run_kind
 
 HELP = (
     "train a flow on the two moons, a toy data set or the digits and write a run folder "
     "(weights, metrics, figures, report)"
 )
 
-DATA_DEFAULTS = {"n_samples": 100_000, "n_heldout": 20_000}
 DEFAULT_DATASET = "two_moons"
 # Data options the command line sets; each data set takes some of them (DataSet.options).
 DATA_FLAGS = ("noise",)
-DEFAULT_MODEL = "realnvp"
-# Builder options the command line sets; each builder takes some of them (its defaults
-# fill in what is not given; an option a builder does not take is an error).
-MODEL_FLAGS = (
-    "couplings",
-    "layers",
-    "hidden",
-    "bins",
-    "scales",
-    "steps",
-    "coupling",
-    "zero_init",
-    "base",
-)
-DEFAULT_IMAGE_MODEL = "multiscale"
-# Builder options an image data set fills in (from its ImageFormat): an image model
-# takes them, a model of points does not.
-IMAGE_OPTIONS = ("image_shape", "levels")
-SWITCHES = ("coupling", "zero_init")  # recorded in config.json only when given
+# Recipe options the command line sets; DEFAULT_RECIPE and the data set fill in the rest.
+RECIPE_FLAGS = ("epochs", "batch_size", "lr", "schedule", "warmup", "ema")
 # Options that define a run; --resume takes them all from the run's config.json.
 RUN_OPTIONS = (
     "dataset",
-    "n_samples",
-    "n_heldout",
+    *SIZES,
     *DATA_FLAGS,
     "model",
-    *MODEL_FLAGS,
+    *declared_options(),
     "conditional",
-    "epochs",
-    "batch_size",
-    "lr",
-    "schedule",
+    *RECIPE_FLAGS,
     "no_shuffle",
     "seed",
     "output",
@@ -65,6 +49,22 @@ RUN_OPTIONS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser)
+    model = parser.add_argument_group(
+        "model (the notebook's 10.5 a; each family's defaults in brackets)"
+    )
+    add_model_arguments(model)
+    model.add_argument(
+        "--conditional",
+        action="store_const",
+        const=True,
+        help="learn p(x | moon): condition every layer on the one-hot moon label",
+    )
+    _add_recipe_arguments(parser)
+    _add_run_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (the notebook's section 10.5, or the toy suite)")
     data.add_argument(
         "--dataset",
@@ -72,51 +72,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"data set (two_moons): one of {', '.join(DATASETS)}",
     )
-    data.add_argument("--n-samples", type=options.at_least_two, help="training points (100000)")
-    data.add_argument("--n-heldout", type=options.at_least_two, help="held-out points (20000)")
+    data.add_argument(
+        "--n-samples", type=options.at_least_two, help=f"training points ({SIZES['n_samples']})"
+    )
+    data.add_argument(
+        "--n-heldout", type=options.at_least_two, help=f"held-out points ({SIZES['n_heldout']})"
+    )
     data.add_argument(
         "--noise", type=options.non_negative_float, help="two_moons only: the moons' noise (0.1)"
     )
-    model = parser.add_argument_group("model (the notebook's 10.5 a)")
-    model.add_argument(
-        "--model",
-        choices=sorted(BUILDERS),
-        help="model family (realnvp; multiscale for --dataset digits)",
-    )
-    model.add_argument(
-        "--couplings", type=options.positive_int, help="coupling layers: realnvp (4), nice (4)"
-    )
-    model.add_argument(
-        "--layers", type=options.positive_int, help="layers: maf (5), iaf (5), nsf (5)"
-    )
-    model.add_argument(
-        "--hidden", type=options.positive_int, help="hidden width (realnvp 16, nsf 64, others 32)"
-    )
-    model.add_argument("--bins", type=options.at_least_two, help="spline bins: nsf, multiscale (8)")
-    model.add_argument(
-        "--scales", type=options.positive_int, help="multiscale: scales of the multi-scale flow (2)"
-    )
-    model.add_argument("--steps", type=options.positive_int, help="multiscale: steps per scale (4)")
-    model.add_argument(
-        "--coupling",
-        action="store_const",
-        const=True,
-        help="nsf: spline coupling layers instead of autoregressive ones",
-    )
-    model.add_argument(
-        "--zero-init", action="store_const", const=True, help="start the flow at the identity"
-    )
-    model.add_argument(
-        "--base",
-        choices=sorted(BASES),
-        help="base distribution (normal); 'mixture' is fitted to the data by EM before training",
-    )
-    model.add_argument(
-        "--conditional",
-        action="store_const",
-        const=True,
-        help="learn p(x | moon): condition every layer on the one-hot moon label",
-    )
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     recipe = parser.add_argument_group("training (defaults: flowforge.DEFAULT_RECIPE)")
     recipe.add_argument("--epochs", type=options.positive_int, help=f"({DEFAULT_RECIPE.epochs})")
     recipe.add_argument(
@@ -148,6 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="visit the points in the same order every epoch (the notebook's loader)",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=options.non_negative_int, help="data, init and batch order (0)")
     options.add_device(run, default=None)
@@ -175,7 +145,7 @@ def recipe_from(args: argparse.Namespace, dataset: DataSet | None = None) -> dic
     """``fit``'s keyword arguments: ``DEFAULT_RECIPE``, then the data set's own defaults
     (``DataSet.recipe``), then the options given."""
     recipe = {**DEFAULT_RECIPE.to_dict(), **(dataset.recipe if dataset is not None else {})}
-    for name in ("epochs", "batch_size", "lr", "schedule", "warmup", "ema"):
+    for name in RECIPE_FLAGS:
         recipe[name] = _value(args, name, recipe[name])
     recipe["shuffle"] = not args.no_shuffle
     return recipe
@@ -201,87 +171,37 @@ def data_options_from(args: argparse.Namespace, data: DataSet) -> dict:
     return chosen
 
 
-def _sizes_for(args: argparse.Namespace, dataset: DataSet) -> dict:
-    """``n_samples`` and ``n_heldout`` for a set of points; none for an image set, whose
-    split is fixed (``InputError`` if they are given)."""
-    if dataset.image is None:
-        return {k: _value(args, k, v) for k, v in DATA_DEFAULTS.items()}
-    given = [f"--{k.replace('_', '-')}" for k in DATA_DEFAULTS if getattr(args, k) is not None]
-    if given:
-        raise InputError(
-            f"--dataset {dataset.name} has a fixed training/validation/test split; "
-            f"drop {', '.join(given)}"
-        )
-    return {}
+class NewRun(NamedTuple):
+    """A run about to be made: its configuration and its data, drawn once."""
+
+    config: RunConfig
+    train: PointData
+    heldout: PointData
 
 
-def image_options_for(dataset: DataSet, name: str) -> dict:
-    """The image shape and pixel levels an image model takes from an image set; ``InputError``
-    when the model and the data set do not go together (images need an image model)."""
-    parameters = inspect.signature(BUILDERS[name]).parameters
-    image_model = all(option in parameters for option in IMAGE_OPTIONS)
-    image_models = [m for m, b in BUILDERS.items() if "levels" in inspect.signature(b).parameters]
-    if dataset.image is None:
-        if image_model:
-            raise InputError(
-                f"--model {name} models images of discrete pixels; train it on an image data "
-                f"set ({', '.join(n for n, d in DATASETS.items() if d.image)})"
-            )
-        return {}
-    if not image_model:
-        raise InputError(
-            f"--dataset {dataset.name} holds images of discrete pixels, which need an image "
-            f"model that dequantizes them: --model {' or '.join(image_models)}"
-        )
-    return {"image_shape": list(dataset.image.shape), "levels": dataset.image.levels}
-
-
-def config_from(args: argparse.Namespace) -> RunConfig:
-    """The run's configuration from the options; fits the data's standardization."""
+def new_run(args: argparse.Namespace) -> NewRun:
+    """The run the options describe: its configuration, and the training and held-out
+    data it is trained and scored on (the standardization fitted to the training part)."""
     dataset = DATASETS[_value(args, "dataset", DEFAULT_DATASET)]
-    data = _sizes_for(args, dataset)
-    data.update(data_options_from(args, dataset))
+    kind = new_kind(dataset, bool(args.conditional))
+    sizes = {name: getattr(args, name) for name in SIZES}
+    data = {**kind.sizes(dataset, sizes), **data_options_from(args, dataset)}
+    family = FAMILIES[_value(args, "model", kind.default_model)]
+    kind.check_family(family, dataset)
+    model = model_options_from(args, family)
     seed = _value(args, "seed", 0)
-    train, _ = dataset.splits(seed=seed, **data)
-    default_model = DEFAULT_MODEL if dataset.image is None else DEFAULT_IMAGE_MODEL
-    name = _value(args, "model", default_model)
-    model = model_options_from(args, name)
-    model.update(image_options_for(dataset, name))
-    extra = {}
-    if args.conditional:
-        classes = int(train.labels.max()) + 1
-        model["context_width"] = classes
-        extra["context"] = {"kind": "label", "classes": classes}
-    return RunConfig(
-        model=name,
-        model_options=model if dataset.image else {"width": train.points.shape[1], **model},
+    train, heldout = dataset.splits(seed=seed, **data)
+    config = RunConfig(
+        model=family.name,
+        model_options={**kind.model_options(train), **model},
         data={"name": dataset.name, **data},
         standardization=train.standardization,
         recipe=recipe_from(args, dataset),
         seed=seed,
         device=args.device or "auto",
-        extra=extra,
+        extra=kind.config_extra(train),
     )
-
-
-def model_options_from(args: argparse.Namespace, name: str) -> dict:
-    """The builder's options: those given, else the builder's own defaults.
-
-    Raises ``InputError`` for an option that builder does not take.
-    """
-    parameters = inspect.signature(BUILDERS[name]).parameters
-    chosen = {}
-    for flag in MODEL_FLAGS:
-        value = getattr(args, flag)
-        if flag in parameters:
-            if value is not None or flag not in SWITCHES:
-                chosen[flag] = parameters[flag].default if value is None else value
-        elif value is not None:
-            takes = ", ".join(f"--{f.replace('_', '-')}" for f in MODEL_FLAGS if f in parameters)
-            raise InputError(
-                f"--{flag.replace('_', '-')} does not apply to --model {name}; it takes {takes}"
-            )
-    return chosen
+    return NewRun(config, train, heldout)
 
 
 def default_output() -> Path:
@@ -303,35 +223,11 @@ def _check_resume(args: argparse.Namespace) -> None:
         )
 
 
-def _floor_line(heldout: dict) -> list[str]:
-    """The gap to the true entropy and the paired KL, or the sample distances of a data set
-    without a known density, when the run's metrics have them."""
-    from flowforge.workbench.scoring.truth import describe_truth
-
-    line = describe_truth(heldout)
-    return [f"  {line}"] if line else []
-
-
-def _bits_line(heldout: dict) -> list[str]:
-    """The held-out (test) bits per dimension of a run on images."""
-    if "bits_per_dim" not in heldout:
-        return []
-    return [
-        f"  test bits/dim: {heldout['bits_per_dim']:.4f} ± {heldout['bits_per_dim_stderr']:.4f} "
-        f"({heldout['dims']} pixels, {heldout['levels']} levels, uniform dequantization)"
-    ]
-
-
-def _summary(outcome) -> str:
-    if "bits_per_dim" in outcome.metrics["heldout"]:  # images: the digits' test set
-        which, per, units = "test", "image", "pixel units"
-    else:
-        which, per, units = "held-out", "point", "standardized units"
-    lines = [
-        f"{which} NLL after {outcome.history.epochs} epochs: {outcome.heldout.mean:.4f} ± "
-        f"{outcome.heldout.stderr:.4f} nats per {per} (n={outcome.heldout.n}, {units})",
-        *_floor_line(outcome.metrics["heldout"]),
-        *_bits_line(outcome.metrics["heldout"]),
+def _summary(config: RunConfig, outcome) -> str:
+    lines = run_kind(config).summary(
+        outcome.heldout, outcome.history.epochs, outcome.metrics["heldout"]
+    )
+    lines += [
         f"run folder: {outcome.folder} (config.json, model.safetensors, metrics.json, "
         "figures, report.html)",
         f"evaluate it: flowforge eval {outcome.folder}",
@@ -339,7 +235,7 @@ def _summary(outcome) -> str:
     return "\n".join(lines)
 
 
-def _diverged(error: FloatingPointError, folder: Path) -> str:
+def _diverged(error: FloatingPointError, folder: Path, config: RunConfig) -> str:
     """The one-line explanation of a diverged run: what is kept, and the likely cause."""
     from flowforge.workbench.runs.config import CHECKPOINT
 
@@ -349,7 +245,7 @@ def _diverged(error: FloatingPointError, folder: Path) -> str:
         else "no epoch completed"
     )
     hint = ""
-    if read_config(folder).model_options.get("base") == "uniform":
+    if config.model_options.get("base") == "uniform":
         hint = (
             "; with a uniform base the NLL is infinite as soon as the flow maps a point "
             "outside the base's support (the notebook's question 10.6 b)"
@@ -367,46 +263,67 @@ def _device(name: str):
         raise InputError(str(error)) from None
 
 
-def _start(args: argparse.Namespace, world) -> Path:
-    """The first process creates the run folder; every process gets its path (or error)."""
+def _start(args: argparse.Namespace, world) -> tuple[Path, RunConfig, NewRun | None]:
+    """The first process draws the data and creates the run folder; every process gets
+    its path and configuration (or the error), the first also the data."""
     from flowforge.training.distributed import broadcast_object
     from flowforge.workbench.runs.experiment import start_run
 
-    folder = error = None
+    prepared = folder = config = error = None
     if world.is_main:
         try:
-            folder = start_run(args.output or default_output(), config_from(args))
+            prepared = new_run(args)
+            config = prepared.config
+            folder = start_run(args.output or default_output(), config)
         except InputError as raised:
             if not world.distributed:
                 raise
             error = str(raised)
-    folder, error = broadcast_object((folder, error), world)
+    folder, config, error = broadcast_object((folder, config, error), world)
     if error is not None:
         raise InputError(error)
-    return folder
+    return folder, config, prepared
+
+
+def _check_batch(config: RunConfig | None, args: argparse.Namespace, world) -> None:
+    """``InputError`` when the global batch cannot be split between the processes (before
+    a run folder is made for nothing)."""
+    batch = config.recipe["batch_size"] if config is not None else None
+    batch = batch or _value(args, "batch_size", DEFAULT_RECIPE.batch_size)
+    if world.size > batch:
+        raise InputError(
+            f"batch size {batch} (the global batch) cannot be split between "
+            f"{world.size} processes; use --batch-size {world.size} or more, or fewer "
+            "processes"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     from flowforge.training.distributed import DistributedError, LaunchError, distributed
     from flowforge.workbench.runs.experiment import train_run
 
+    config = prepared = None
     if args.resume is not None:
         _check_resume(args)
-    name = args.device or (read_config(args.resume).device if args.resume else "auto")
+        config = read_config(args.resume)  # the one reading of config.json
+    name = args.device or (config.device if config is not None else "auto")
     with distributed(_device(name), args.timeout) as (world, device):
-        batch = read_config(args.resume).recipe["batch_size"] if args.resume else None
-        batch = batch or _value(args, "batch_size", DEFAULT_RECIPE.batch_size)
-        if world.size > batch:
-            raise InputError(  # before a run folder is made for nothing
-                f"batch size {batch} (the global batch) cannot be split between "
-                f"{world.size} processes; use --batch-size {world.size} or more, or fewer "
-                "processes"
-            )
-        folder = args.resume if args.resume is not None else _start(args, world)
+        _check_batch(config, args, world)
+        folder = args.resume
+        if folder is None:
+            folder, config, prepared = _start(args, world)
+        data = (prepared.train, prepared.heldout) if prepared is not None else None
         try:
-            outcome = train_run(folder, device=device, progress=not args.quiet)
+            outcome = train_run(
+                folder,
+                device=device,
+                progress=not args.quiet,
+                world=world,
+                config=config,
+                data=data,
+            )
         except FloatingPointError as error:
-            raise InputError(_diverged(error, folder)) from None
+            raise InputError(_diverged(error, folder, config)) from None
         except DistributedError as error:
             raise InputError(f"{error}: flowforge train --resume {folder}") from None
         except LaunchError as error:
@@ -416,5 +333,5 @@ def run(args: argparse.Namespace) -> int:
                 print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
             raise
     if world.is_main:
-        print(_summary(outcome))
+        print(_summary(config, outcome))
     return 0

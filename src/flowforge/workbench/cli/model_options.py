@@ -1,0 +1,103 @@
+"""``flowforge train``'s model options, generated from the families' declarations.
+
+Every option a family declares (``flowforge.families.Family.options``) becomes one flag;
+its help lists each family's default as the builder's signature gives it. An option the
+chosen family does not declare is refused with the ones it does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flowforge.errors import InputError
+from flowforge.families import FAMILIES, Family, Option
+from flowforge.workbench.cli import options as types
+from flowforge.workbench.runs.kinds import Images, Points
+
+
+def _families() -> list[Family]:
+    """The families, the default model's first (its options lead the help)."""
+    first = FAMILIES[Points.default_model]
+    return [first, *(f for f in FAMILIES.values() if f is not first)]
+
+
+def declared_options(families: Iterable[Family] | None = None) -> dict[str, Option]:
+    """Every option the families declare, by name, in the order first declared (the
+    default model's first).
+
+    ``ValueError`` when two families declare an option of one name differently.
+    """
+    found: dict[str, tuple[Option, str]] = {}
+    for family in _families() if families is None else families:
+        for option in family.options:
+            seen = found.setdefault(option.name, (option, family.name))
+            if (seen[0].type, seen[0].minimum, seen[0].choices) != (
+                option.type,
+                option.minimum,
+                option.choices,
+            ):
+                raise ValueError(
+                    f"families {seen[1]} and {family.name} declare {option.flag} with "
+                    "different types, bounds or choices; declare it once and share it"
+                )
+    return {name: option for name, (option, _) in found.items()}
+
+
+def defaults_text(name: str, families: Iterable[Family] | None = None) -> str:
+    """The families that declare option ``name`` and their defaults, grouped by default:
+    ``realnvp: 16; iaf, maf, nice: 32`` (a switch lists the families only)."""
+    groups: dict[str, list[str]] = {}
+    switch = False
+    for family in FAMILIES.values() if families is None else families:
+        option = family.option(name)
+        if option is not None:
+            switch = option.switch
+            groups.setdefault(str(family.default(name)), []).append(family.name)
+    if switch:
+        return ", ".join(n for names in groups.values() for n in names)
+    return "; ".join(f"{', '.join(names)}: {default}" for default, names in groups.items())
+
+
+def _parse(option: Option) -> Callable[[str], Any]:
+    if option.type is str:
+        return str
+    if option.minimum is None:
+        return types.number(option.type)
+    return types.at_least(option.type, option.minimum)
+
+
+def add_model_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--model`` and every declared option, each with its families' defaults."""
+    group.add_argument(
+        "--model",
+        choices=sorted(FAMILIES),
+        help=f"model family ({Points.default_model}; {Images.default_model} for images, "
+        "--dataset digits)",
+    )
+    for name, option in declared_options().items():
+        help_text = f"{option.help} ({defaults_text(name)})"
+        if option.switch:
+            group.add_argument(option.flag, action="store_const", const=True, help=help_text)
+        elif option.choices:
+            group.add_argument(option.flag, choices=option.choices, help=help_text)
+        else:
+            group.add_argument(option.flag, type=_parse(option), help=help_text)
+
+
+def model_options_from(args: argparse.Namespace, family: Family) -> dict[str, Any]:
+    """The builder's options: those given, else the builder's own defaults; a switch only
+    when given. ``InputError`` for an option the family does not take."""
+    for name, option in declared_options().items():
+        if getattr(args, name) is not None and family.option(name) is None:
+            takes = ", ".join(o.flag for o in family.options) or "no options"
+            raise InputError(
+                f"{option.flag} does not apply to --model {family.name}; it takes {takes}"
+            )
+    chosen = {}
+    for option in family.options:
+        value = getattr(args, option.name)
+        if value is not None or not option.switch:
+            chosen[option.name] = family.default(option.name) if value is None else value
+    return chosen
