@@ -33,29 +33,37 @@ from pathlib import Path
 
 import torch
 
-import flowforge
 from benchmarks.contenders import Contender, flowforge_flow, zuko_flow
 from benchmarks.measure import interleaved, report_and_save, summary
 from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
+from flowforge.families import FAMILIES as FLOW_FAMILIES
 
 RESULTS = Path(__file__).parent / "results" / "families.json"
 BATCH = 1024
 
-# family -> (flowforge builder call, zuko constructor call), both for 2-D data.
-FAMILIES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[], torch.nn.Module]]] = {
+# family -> (flowforge builder options, zuko constructor call), both for 2-D data: the
+# families of flowforge.families.FAMILIES that zuko has with the same architecture.
+COUNTERPARTS: dict[str, tuple[dict, Callable[[], torch.nn.Module]]] = {
     "nice": (
-        lambda: flowforge.nice(2, couplings=4, hidden=32),
+        {"couplings": 4, "hidden": 32},
         lambda: _zuko().flows.NICE(2, transforms=4, hidden_features=(32, 32)),
     ),
     "maf": (
-        lambda: flowforge.maf(2, layers=5, hidden=32),
+        {"layers": 5, "hidden": 32},
         lambda: _zuko().flows.MAF(2, transforms=5, hidden_features=(32, 32)),
     ),
     "nsf": (
-        lambda: flowforge.nsf(2, layers=5, hidden=64, bins=8),
+        {"layers": 5, "hidden": 64, "bins": 8},
         lambda: _zuko().flows.NSF(2, transforms=5, bins=8, hidden_features=(64, 64)),
     ),
 }
+FAMILIES = [name for name in FLOW_FAMILIES if name in COUNTERPARTS]
+
+
+def flowforge_model(family: str) -> torch.nn.Module:
+    """The family's flowforge flow on 2-D data, as its zuko counterpart is built."""
+    return FLOW_FAMILIES[family].build(2, **COUNTERPARTS[family][0])
+
 
 # Families built from the same MADE networks in both libraries: equal parameter counts.
 SAME_PARAMETERS = ("maf", "nsf")
@@ -83,12 +91,12 @@ QUICK = Plan(steps=3, reps=1, points=2_000, throughput_reps=1)
 
 def flowforge_contender(family: str) -> Contender:
     torch.manual_seed(0)
-    return flowforge_flow(FAMILIES[family][0](), "flowforge", f"flowforge.{family}()")
+    return flowforge_flow(flowforge_model(family), "flowforge", f"flowforge.{family}()")
 
 
 def zuko_contender(family: str) -> Contender:
     torch.manual_seed(0)
-    flow = FAMILIES[family][1]()
+    flow = COUNTERPARTS[family][1]()
     return zuko_flow(flow, f"zuko.flows.{type(flow).__name__}")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from benchmarks.measure import save_results
+from flowforge.families import FAMILIES
 from flowforge.threads import cpu_threads
 from flowforge.workbench.comparison import Comparison, Plan, Setup, run_comparison
 from flowforge.workbench.comparison.figure import (
@@ -41,7 +42,14 @@ from flowforge.workbench.comparison.run import TRUTH, Row
 from flowforge.workbench.comparison.table import to_dict
 from flowforge.workbench.data import TOYS
 
-CANDIDATES = ("nsf-mixture", "nsf-mixture-wide")
+# The mixture-base recipes the families declare for `flowforge compare` (nsf-mixture and
+# nsf-mixture-wide): the suite's two candidates.
+CANDIDATES = tuple(
+    entry.name
+    for family in FAMILIES.values()
+    for entry in family.compare
+    if entry.options.get("base") == "mixture"
+)
 FULL = {"n_train": 100_000, "n_heldout": 20_000, "samples": 10_000, "entropy_samples": 200_000}
 QUICK = {"n_train": 2_000, "n_heldout": 600, "samples": 300, "entropy_samples": 2_000}
 ROOT = Path(__file__).resolve().parents[1]

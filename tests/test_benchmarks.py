@@ -34,6 +34,12 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert saved["time_to_nll"]["default_run"][0]["final_heldout_nll"] < 3.0
 
 
+def test_the_toy_suites_candidates_are_the_declared_mixture_recipes():
+    from benchmarks import toy_suite
+
+    assert toy_suite.CANDIDATES == ("nsf-mixture", "nsf-mixture-wide")
+
+
 @pytest.mark.slow
 def test_toy_suite_writes_its_figure_and_table(tmp_path):
     from benchmarks import toy_suite
@@ -72,9 +78,10 @@ def test_families_benchmark_measures_every_family(tmp_path):
     out = tmp_path / "families.json"
     results = families.main(["--quick", "--out", str(out)])
     saved = json.loads(out.read_text())["families"]
-    assert list(saved) == list(families.FAMILIES) == list(results["families"])
+    assert list(saved) == families.FAMILIES == list(results["families"])
+    assert set(families.FAMILIES) == set(families.COUNTERPARTS)  # each is a declared family
     for family, entry in saved.items():
-        model = families.FAMILIES[family][0]()
+        model = families.flowforge_model(family)
         assert entry["parameters"]["flowforge"] == sum(p.numel() for p in model.parameters())
         for key in ("steps_per_second", "score_points_per_second", "sample_points_per_second"):
             assert entry[key]["flowforge"]["median"] > 0, (family, key)

@@ -25,3 +25,31 @@ def test_compare_scores_the_families_against_the_truth(tmp_path):
     for name in ("nsf-mixture", "maf"):
         assert rows[name]["kl_paired"]["mean"] < 1.0  # finite: a density near the truth
         assert rows[name]["summary"]["builder"] in ("nsf", "maf")
+
+
+def test_the_family_entries_are_those_the_families_declare():
+    from flowforge.families import FAMILIES as DECLARED
+    from flowforge.workbench.comparison.plan import BATCH_SIZE
+
+    entries = {e.name: (f.name, e) for f in DECLARED.values() for e in f.compare}
+    assert list(FAMILIES) == list(entries)
+    plan = Plan(budget=1, n_train=3000)
+    for name, (family, entry) in entries.items():
+        model = plan.build(name)
+        assert (model.name, model.builder, model.options) == (name, family, dict(entry.options))
+        assert model.epochs == (entry.epochs or plan.epochs("flow"))
+        assert model.batch_size == (entry.batch_size or BATCH_SIZE)
+    # as before the declarations: the coupling NSF, and the README's mixture recipe
+    assert plan.build("nsf").options == {"coupling": True, "layers": 4, "hidden": 32}
+    mixture = plan.build("nsf-mixture")
+    assert (mixture.epochs, mixture.batch_size, mixture.lr) == (12, 512, 3e-3)
+    assert mixture.options == {
+        "coupling": True,
+        "layers": 2,
+        "hidden": 32,
+        "bins": 8,
+        "base": "mixture",
+        "zero_init": True,
+    }
+    wide = plan.build("nsf-mixture-wide").options
+    assert (wide["layers"], wide["hidden"], wide["bins"]) == (4, 64, 16)

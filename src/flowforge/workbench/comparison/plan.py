@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flowforge.families import FAMILIES as FLOW_FAMILIES
+from flowforge.families import Entry
 from flowforge.workbench.baselines import (
     Baseline,
     BuilderFlowBaseline,
@@ -96,31 +98,30 @@ MODELS: dict[str, Callable[[Plan], Baseline]] = {
 DEFAULT_MODELS = tuple(MODELS)
 
 
-def _family(name: str, builder: str, **options) -> Callable[[Plan], Baseline]:
-    """A flow family from ``BUILDERS``, trained for the flow's epochs."""
-    return lambda p: BuilderFlowBaseline(
-        name, builder, options, p.epochs("flow"), batch_size=BATCH_SIZE, seed=p.seed
-    )
+def _entry(family: str, entry: Entry) -> Callable[[Plan], Baseline]:
+    """A family's comparison entry (``flowforge.families``): trained for the flow's epochs
+    with the comparison's batch, unless the entry has a recipe of its own."""
+
+    def build(p: Plan) -> Baseline:
+        recipe = {"lr": entry.lr} if entry.lr is not None else {}
+        return BuilderFlowBaseline(
+            entry.name,
+            family,
+            dict(entry.options),
+            entry.epochs if entry.epochs is not None else p.epochs("flow"),
+            batch_size=entry.batch_size if entry.batch_size is not None else BATCH_SIZE,
+            seed=p.seed,
+            **recipe,
+        )
+
+    return build
 
 
-def _mixture_recipe(name: str, **options) -> Callable[[Plan], Baseline]:
-    """A coupling spline flow on a mixture base fitted by EM, starting at the identity, and
-    trained for a fixed 12 epochs at batch 512 with a peak learning rate of 3e-3 (the
-    README's recipe that reaches 0.001 nats on the moons)."""
-    options = {"coupling": True, **options, "base": "mixture", "zero_init": True}
-    return lambda p: BuilderFlowBaseline(
-        name, "nsf", options, 12, batch_size=512, lr=3e-3, seed=p.seed
-    )
-
-
-# The flow families beyond the seed's RealNVP, each trained for the flow's epochs, and
-# the mixture-base recipe in two sizes: the README's, and a wider one for the toy suite's
-# thin rings (four layers of 64 units, 16 bins).
+# The flow families beyond the seed's RealNVP, as each family declares its entries (NICE,
+# MAF, the coupling NSF, and NSF's mixture-base recipe in two sizes); they are opt-in.
 FAMILIES: dict[str, Callable[[Plan], Baseline]] = {
-    "nice": _family("nice", "nice"),
-    "maf": _family("maf", "maf"),
-    "nsf": _family("nsf", "nsf", coupling=True, layers=4, hidden=32),
-    "nsf-mixture": _mixture_recipe("nsf-mixture", layers=2, hidden=32, bins=8),
-    "nsf-mixture-wide": _mixture_recipe("nsf-mixture-wide", layers=4, hidden=64, bins=16),
+    entry.name: _entry(name, entry)
+    for name, family in FLOW_FAMILIES.items()
+    for entry in family.compare
 }
 MODELS.update(FAMILIES)
