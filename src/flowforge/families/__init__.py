@@ -23,9 +23,12 @@ from flowforge.families.realnvp import realnvp
 
 
 def _declared() -> dict[str, Family]:
-    """Every ``Family`` the modules of this package declare, by name, sorted by name."""
+    """Every ``Family`` the modules of this package declare, by name, sorted by name
+    (modules whose name starts with ``_``, such as ``__main__``, are not family modules)."""
     found: dict[str, Family] = {}
     for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+        if module.name.rsplit(".", 1)[1].startswith("_"):
+            continue
         for family in getattr(importlib.import_module(module.name), "DECLARED", ()):
             if family.name in found:
                 raise ValueError(f"two families are called {family.name!r}")
