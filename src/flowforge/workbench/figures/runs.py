@@ -1,7 +1,10 @@
 """A run's figures: drawn without pyplot (no global state, no display) and saved as PNG.
 
-``run_figures`` draws the notebook's figures for a trained model; ``save_figure``
-writes one atomically through matplotlib's Agg renderer.
+``run_figures`` draws the notebook's figures for a trained model of points,
+``conditional_figures`` those of a model of points given a label, ``image_run_figures``
+those of a model of images; a run's kind (``flowforge.workbench.runs.kinds``) chooses
+which, and gives their captions. ``save_figure`` writes one atomically through
+matplotlib's Agg renderer.
 """
 
 from __future__ import annotations
