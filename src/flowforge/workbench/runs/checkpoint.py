@@ -26,15 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flowforge.errors import CheckpointError, InputError
-from flowforge.workbench.files import atomic_write_bytes, json_safe
+from flowforge.errors import CheckpointError
 from flowforge.training.fit import History, TrainState
+from flowforge.workbench.files import atomic_write_bytes, json_safe
 
 META_KEY = "flowforge"
 FORMAT_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-
-
 
 
 # --- tensors + JSON in one safetensors file ------------------------------------------

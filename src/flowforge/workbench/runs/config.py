@@ -22,12 +22,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
-from flowforge.workbench.data import DATASETS, PointData, Standardization
 from flowforge.device import resolve_device
-from flowforge.errors import InputError, RunError
-from flowforge.workbench.files import write_json
+from flowforge.errors import RunError
 from flowforge.flow import NormalizingFlow
+from flowforge.workbench.data import DATASETS, PointData, Standardization
+from flowforge.workbench.files import write_json
+from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
