@@ -46,7 +46,7 @@ from flowforge.layers import (
     checkerboard_mask,
 )
 from flowforge.nets import block, conv_block
-from flowforge.transformers.base import SplineTransformer, Transformer
+from flowforge.transformers import SplineTransformer, Transformer
 
 BASES: dict[str, Callable[[int], torch.nn.Module]] = {
     "normal": lambda width: Multivariate(width, Normal(0.0, 1.0)),
