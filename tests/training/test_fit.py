@@ -15,7 +15,7 @@ from flowforge import (
     mean_nll,
 )
 from flowforge.training import History
-from flowforge.training.fit import learning_rate
+from flowforge.training.schedule import make_schedule
 from flowforge.workbench.data import two_moons_splits
 
 
@@ -205,11 +205,14 @@ def test_history_separates_training_time_from_validation(moons):
 
 
 def test_warmup_rises_linearly_then_follows_the_schedule():
-    rates = [learning_rate(1.0, "constant", step, 100, warmup=10) for step in range(20)]
+    def rate(name, step, warmup=0):
+        return make_schedule(name, 1.0, 100, warmup).rate(step)
+
+    rates = [rate("constant", step, warmup=10) for step in range(20)]
     assert rates[:10] == pytest.approx([0.1 * (i + 1) for i in range(10)])
     assert rates[10:] == [1.0] * 10
-    cosine = [learning_rate(1.0, "cosine", step, 100, warmup=10) for step in range(9, 100)]
-    assert cosine == pytest.approx([learning_rate(1.0, "cosine", s, 100) for s in range(9, 100)])
+    cosine = [rate("cosine", step, warmup=10) for step in range(9, 100)]
+    assert cosine == pytest.approx([rate("cosine", s) for s in range(9, 100)])
 
 
 @pytest.mark.slow
