@@ -187,10 +187,8 @@ class _Run:
                 model.load_state_dict(resume.training_state)  # the iterate training goes on from
         total = recipe.epochs * math.ceil(len(inputs.points) / recipe.batch_size)
         self.schedule = make_schedule(recipe.schedule, recipe.lr, total, recipe.warmup, step)
-        history = self.history
-        self.stopping = EarlyStopping(
-            recipe.patience, history.best_epoch, history.best_heldout_nll, best_state
-        )
+        best = self.history.best_epoch, self.history.best_heldout_nll
+        self.stopping = EarlyStopping(recipe.patience, *best, best_state)
 
     def epochs(
         self, handwritten: HandwrittenStep | None, callbacks: Sequence[Callback], progress: bool

@@ -14,6 +14,7 @@ value at step ``t``; after them it follows the schedule::
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -21,7 +22,7 @@ import torch
 from flowforge.errors import InputError
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """A learning-rate schedule over ``total_steps`` steps, with ``warmup`` steps of linear rise.
 
     Subclasses give ``shape(t)``, the rate at step ``t`` (from 0) before the warm-up's
@@ -36,9 +37,9 @@ class Schedule:
         self.warmup = int(warmup)
         self.step = int(step)
 
+    @abc.abstractmethod
     def shape(self, step: int) -> float:
         """The rate at ``step`` without the warm-up."""
-        raise NotImplementedError
 
     def rate(self, step: int) -> float:
         """The learning rate at ``step`` (from 0), the warm-up included."""

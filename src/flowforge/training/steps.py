@@ -19,6 +19,7 @@ the schedule and the weight average are the epoch loop's (``flowforge.training.e
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from flowforge.training.recipe import Recipe
 
 
-class Step:
+class Step(abc.ABC):
     """The loss of one batch, with its gradient added to the parameters' ``.grad``.
 
     ``compile_seconds`` is the time making the step spent compiling (0 when it does
@@ -45,10 +46,12 @@ class Step:
 
     compile_seconds: float = 0.0
 
+    @abc.abstractmethod
     def __call__(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
-        raise NotImplementedError
+        """The loss of the batch ``x`` (``(B, width)``) with its ``context``; adds its
+        gradient to every trainable parameter's ``.grad``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (most steps hold nothing to let go of)
         """Let go of what the step holds (nothing, unless a subclass says otherwise)."""
 
     def __enter__(self) -> Step:
