@@ -28,7 +28,7 @@ from torch import Tensor
 
 from flowforge.errors import CheckpointError, InputError
 from flowforge.workbench.files import atomic_write_bytes, json_safe
-from flowforge.training.fit import History, TrainState
+from flowforge.training.state import History, TrainState
 
 META_KEY = "flowforge"
 FORMAT_VERSION = 1
