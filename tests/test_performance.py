@@ -43,8 +43,8 @@ def test_each_forward_switch_off_gives_the_same_log_prob(model, monkeypatch, mod
 
 @pytest.mark.parametrize(
     "options",
-    [{"gradients": "autograd"}, {"threads": None}],
-    ids=["autograd", "torch-threads"],
+    [{"gradients": "autograd"}, {"flat": False}, {"threads": None}],
+    ids=["autograd", "no-flat-parameters", "torch-threads"],
 )
 def test_each_training_switch_off_gives_the_same_weights(model, options):
     x = torch.randn(512, 2, dtype=torch.float64)
