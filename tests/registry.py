@@ -31,6 +31,7 @@ from flowforge import (
 from flowforge.layers import (
     ActNorm,
     BatchNormFlow,
+    Coupling,
     FactorOut,
     Flatten,
     ImageActNorm,
@@ -40,6 +41,7 @@ from flowforge.layers import (
     LULinear,
     MaskedAffineCoupling,
     MaskedAutoregressive,
+    MaskedCoupling,
     MaskedSplineCoupling,
     OnLast,
     Permute,
@@ -50,7 +52,7 @@ from flowforge.layers import (
     checkerboard_mask,
 )
 from flowforge.nets import conv_block
-from flowforge.transformers import SplineTransformer
+from flowforge.transformers import AdditiveTransformer, AffineTransformer, SplineTransformer
 from flowforge.values import Value
 
 
@@ -147,6 +149,12 @@ def _realnvp(width, context_width):
         Merge([b, a]),
         Scale(torch.rand(width) + 0.5),
     )
+
+
+@register("Coupling-affine-exp-transformer", value=pair_value, min_width=2, uses_context=True)
+def _coupling(width, context_width):
+    a, b = _halves(width)
+    return Coupling(block(a, b, 8, context_width=context_width), AffineTransformer("exp"))
 
 
 @register("AdditiveCoupling", value=pair_value, min_width=2, uses_context=True)
@@ -376,6 +384,12 @@ def _glow_step(width, context_width):
             MaskedAffineCoupling(channel_mask(width), _conv_net(width, context_width)),
         )
     )
+
+
+@register("MaskedCoupling-additive-channel", value=image_value, min_width=2, uses_context=True)
+def _masked_additive(width, context_width):
+    net = _conv_net(width, context_width, outputs_per_channel=1)
+    return MaskedCoupling(channel_mask(width, parity=0), net, AdditiveTransformer())
 
 
 @register("MaskedSplineCoupling-checkerboard", value=image_value, uses_context=True)

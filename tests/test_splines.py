@@ -9,7 +9,7 @@ from flowforge.transformers.spline import (
     parameter_count,
     rational_quadratic_spline,
 )
-from tests.conftest import DTYPES
+from tests.helpers import DTYPES
 
 BOUND = 2.0
 

@@ -50,8 +50,7 @@ from flowforge.layers import (
 from flowforge.nets import block
 from flowforge.training import Recipe, fit, train
 from flowforge.values import num_samples, scalar_to_vector
-
-__version__ = "0.1.0"
+from flowforge.version import __version__ as __version__
 
 # The workbench's names, imported on first use so that ``import flowforge`` needs none
 # of matplotlib, scikit-learn, safetensors or tqdm: name -> module that defines it.

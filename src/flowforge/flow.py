@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
 from flowforge.distributions import Multivariate
+from flowforge.gradients import HandwrittenLayer, has_hooks, owns_handwritten
 from flowforge.layers.base import FlowLayer, SequentialFlow
 
 
@@ -94,6 +97,17 @@ class NormalizingFlow(torch.nn.Module):
     def forward(self, x: Tensor, *context: Tensor) -> Tensor:
         """The log-likelihood of each row of ``x``: the same as ``log_prob``."""
         return self.log_prob(x, *context)
+
+    def handwritten(self) -> tuple[HandwrittenLayer, Any] | None:
+        """The hand-written forms of the layers and of the base distribution, when both
+        have one (``flowforge.gradients``; ``flowforge.training.handwritten`` composes them
+        into the mean NLL and its gradient); else ``None``."""
+        make_base = getattr(self.base_distribution, "handwritten", None)
+        base = make_base() if callable(make_base) else None
+        if has_hooks(self) or not owns_handwritten(self, "log_prob", "forward") or base is None:
+            return None
+        layers = self.flow.handwritten()
+        return None if layers is None else (layers, base)
 
     def sample(self, n: int = 1, *context: Tensor) -> Tensor:
         """Draw ``n`` samples: ``(n, width)``, or ``(m, n, width)`` for ``m`` context rows."""

@@ -5,9 +5,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowforge import check_flow
+from flowforge import FlowLayer, check_flow
 from flowforge.values import first_tensor, num_samples
-from tests.conftest import DTYPES
+from tests.helpers import DTYPES
 from tests.registry import LAYERS
 
 CASES = [pytest.param(case, id=case.name) for case in LAYERS]
@@ -69,3 +69,17 @@ def test_state_dict_round_trip(case):
     b = out_b if isinstance(out_b, tuple) else (out_b,)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
+
+
+def test_every_exported_layer_class_has_a_registry_case():
+    """Each concrete layer class ``flowforge.layers`` exports is the layer of some case."""
+    import flowforge.layers
+
+    exported = {
+        getattr(flowforge.layers, name)
+        for name in flowforge.layers.__all__
+        if isinstance(getattr(flowforge.layers, name), type)
+    }
+    layer_classes = {cls for cls in exported if issubclass(cls, FlowLayer) and cls is not FlowLayer}
+    registered = {type(case.build(case.min_width + 1, 0)) for case in LAYERS}
+    assert sorted(cls.__name__ for cls in layer_classes - registered) == []

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowforge import AffineCoupling, block, check_flow
-from flowforge.layers.coupling import SoftClampLogScale
+from flowforge.transformers import SoftClampLogScale
 
 
 def _explosive(log_scale, bound=None):

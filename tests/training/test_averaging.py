@@ -56,3 +56,25 @@ def test_a_resumed_average_continues_the_warm_up():
 def test_a_decay_outside_zero_one_is_refused_with_the_fix(decay):
     with pytest.raises(ValueError, match=r"in \(0, 1\)"):
         WeightAverage([torch.zeros(2)], decay=decay)
+
+
+def test_applied_puts_the_average_in_and_the_iterates_back_exactly_even_on_error():
+    g = torch.Generator().manual_seed(1)
+    tensors = [torch.randn(3, 4, generator=g), torch.randn(5, generator=g)]
+    average = WeightAverage(tensors, decay=0.9)
+    for _ in range(7):
+        for t in tensors:
+            t.add_(torch.randn(t.shape, generator=g))
+        average.update()
+    iterates = [t.clone() for t in tensors]
+    mean = [a.clone() for a in average.average]
+    assert not all(torch.equal(i, m) for i, m in zip(iterates, mean))
+    with average.applied():
+        assert all(torch.equal(t, m) for t, m in zip(tensors, mean))
+    assert all(torch.equal(t, i) for t, i in zip(tensors, iterates))
+    with pytest.raises(KeyError), average.applied():
+        raise KeyError("a callback failed")
+    assert all(torch.equal(t, i) for t, i in zip(tensors, iterates))  # bit for bit
+    assert all(torch.equal(a, m) for a, m in zip(average.average, mean))
+    average.copy_to_tensors()
+    assert all(torch.equal(t, m) for t, m in zip(tensors, mean))

@@ -28,7 +28,7 @@ from flowforge.training.distributed import (
     loopback_environment,
     share,
 )
-from flowforge.training.fit import check_distributed
+from flowforge.training.parallel import check_distributed
 from flowforge.workbench.runs.checkpoint import load_checkpoint, save_checkpoint
 from tests.training import distributed_worker as worker
 

@@ -15,7 +15,7 @@ from flowforge import (
     mean_nll,
 )
 from flowforge.training import History
-from flowforge.training.fit import learning_rate
+from flowforge.training.schedule import make_schedule
 from flowforge.workbench.data import two_moons_splits
 
 
@@ -205,11 +205,14 @@ def test_history_separates_training_time_from_validation(moons):
 
 
 def test_warmup_rises_linearly_then_follows_the_schedule():
-    rates = [learning_rate(1.0, "constant", step, 100, warmup=10) for step in range(20)]
+    def rate(name, step, warmup=0):
+        return make_schedule(name, 1.0, 100, warmup).rate(step)
+
+    rates = [rate("constant", step, warmup=10) for step in range(20)]
     assert rates[:10] == pytest.approx([0.1 * (i + 1) for i in range(10)])
     assert rates[10:] == [1.0] * 10
-    cosine = [learning_rate(1.0, "cosine", step, 100, warmup=10) for step in range(9, 100)]
-    assert cosine == pytest.approx([learning_rate(1.0, "cosine", s, 100) for s in range(9, 100)])
+    cosine = [rate("cosine", step, warmup=10) for step in range(9, 100)]
+    assert cosine == pytest.approx([rate("cosine", s) for s in range(9, 100)])
 
 
 @pytest.mark.slow
@@ -228,3 +231,64 @@ def test_compiled_training_matches_eager_training(moons):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
     x = train.points[:500]
     torch.testing.assert_close(torch.compile(model)(x), model.log_prob(x), atol=1e-5, rtol=1e-5)
+
+
+def _numbers(history):
+    """A history without its wall times (which differ from run to run)."""
+    record = history.to_dict()
+    for key in ("seconds", "train_seconds", "compile_seconds"):
+        del record[key]
+    return record
+
+
+def test_a_recipe_and_the_same_settings_as_options_train_the_same(moons):
+    from flowforge import Recipe
+
+    train, heldout = moons
+    points = train.points[:1000]
+    settings = dict(epochs=2, batch_size=128, lr=2e-2, warmup=3, ema=0.5, patience=5)
+    torch.manual_seed(0)
+    start = seed_model()
+    calls = {
+        "options": lambda m: fit(m, points, validation=heldout.points, progress=False, **settings),
+        "recipe": lambda m: fit(
+            m, points, Recipe(**settings), validation=heldout.points, progress=False
+        ),
+        "recipe, overridden": lambda m: fit(
+            m,
+            points,
+            Recipe(**{**settings, "lr": 1.0, "epochs": 9}),
+            validation=heldout.points,
+            progress=False,
+            lr=2e-2,
+            epochs=2,
+        ),
+    }
+    runs = {}
+    for name, call in calls.items():
+        model = copy.deepcopy(start)
+        runs[name] = (_numbers(call(model)), model.state_dict())
+    reference_history, reference_state = runs.pop("options")
+    assert len(reference_history["train_nll"]) == 2
+    for name, (history, state) in runs.items():
+        assert history == reference_history, name
+        for key, value in state.items():
+            assert torch.equal(value, reference_state[key]), (name, key)
+    other = copy.deepcopy(start)
+    fit(
+        other, points, Recipe(**{**settings, "lr": 1e-2}), validation=heldout.points, progress=False
+    )
+    assert not torch.equal(
+        other.state_dict()["flow.layers.1.block.0.weight"],
+        reference_state["flow.layers.1.block.0.weight"],
+    )
+
+
+def test_unknown_options_and_a_recipe_of_the_wrong_type_are_refused(moons):
+    points = moons[0].points
+    with pytest.raises(
+        TypeError, match=r"unknown recipe field\(s\) 'epoch' \(did you mean 'epochs'\?\)"
+    ):
+        fit(seed_model(), points, epoch=1, progress=False)
+    with pytest.raises(TypeError, match="recipe must be a flowforge.Recipe or None, got dict"):
+        fit(seed_model(), points, {"epochs": 1}, progress=False)

@@ -21,7 +21,7 @@ from flowforge.layers import ActNorm
 from flowforge.training import FlatParameters, handwritten_nll
 from flowforge.training.handwritten import unsupported_part
 from flowforge.workbench.data import two_moons_splits
-from tests.conftest import DTYPES
+from tests.helpers import DTYPES
 
 
 def autograd_nll(model, x, *context):

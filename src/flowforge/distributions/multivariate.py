@@ -9,8 +9,12 @@ from torch import Tensor
 from torch.distributions import Distribution, Normal, constraints
 
 from flowforge.device import is_compiling
+from flowforge.gradients import has_hooks, owns_handwritten
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
+# Whether a normal base computes log_prob in closed form with cached constants; ``False``
+# goes through ``torch.distributions.Normal`` as any other distribution does.
+CLOSED_FORM_NORMAL = True
 
 
 def _distribution_parameters(dist: Distribution) -> dict[str, Tensor]:
@@ -106,7 +110,7 @@ class Multivariate(torch.nn.Module):
                 f"expected points of shape (batch, {self.width}), got {shape}; "
                 f"this distribution has width {self.width}"
             )
-        if self._dist_type is Normal:
+        if self._dist_type is Normal and CLOSED_FORM_NORMAL:
             return self._normal_log_prob(x)
         dist = self.dist
         lp = dist.log_prob(x)
@@ -153,8 +157,36 @@ class Multivariate(torch.nn.Module):
         standard = not is_compiling() and bool((loc == 0).all() and (scale == 1).all())
         return loc, scale, -log_norm, ones, standard
 
+    def handwritten(self) -> NormalGradients | None:
+        """The mean NLL of feature-major points and its gradient, written out, for a
+        normal ``dist`` (``flowforge.gradients``); ``None`` for other distributions."""
+        if self._dist_type is not Normal or has_hooks(self):
+            return None
+        return NormalGradients(self) if owns_handwritten(self, "log_prob") else None
+
     def extra_repr(self) -> str:
         params = ", ".join(
             f"{name}={getattr(self, key).tolist()}" for name, key in self._param_names
         )
         return f"width={self.width}, {self._dist_type.__name__}({params})"
+
+
+class NormalGradients:
+    """A normal ``Multivariate``'s mean NLL of feature-major points ``(width, n)`` and its
+    gradient by them, for the hand-written gradients (``flowforge.gradients``)."""
+
+    def __init__(self, base: Multivariate) -> None:
+        self.base = base
+
+    def nll(self, z: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """``(mean NLL, d mean NLL / dz)`` of the ``n`` columns of ``z``."""
+        width = self.base.width
+        loc, scale, minus_log_norm, _, standard = self.base._normal_constants(z.dtype)
+        if standard:
+            u, g = z, z / n
+        else:
+            scale = scale.expand(width).unsqueeze(1)
+            u = (z - loc.expand(width).unsqueeze(1)) / scale
+            g = u / (scale * n)
+        flat = u.reshape(-1)
+        return torch.dot(flat, flat).mul_(0.5 / n).sub_(minus_log_norm), g

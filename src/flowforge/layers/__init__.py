@@ -1,13 +1,11 @@
-"""Invertible layers in the notebook's protocol: ``forward(z, *context) -> (x, log|det|)``."""
+"""Invertible layers in the notebook's protocol: ``forward(z, *context) -> (x, log|det|)``.
+
+The contract every layer follows is ``FlowLayer``'s docstring (``flowforge.layers.base``).
+"""
 
 from flowforge.layers.autoregressive import MaskedAutoregressive
 from flowforge.layers.base import FlowLayer, SequentialFlow
-from flowforge.layers.coupling import (
-    AdditiveCoupling,
-    AffineCoupling,
-    Coupling,
-    SoftClampLogScale,
-)
+from flowforge.layers.coupling import AdditiveCoupling, AffineCoupling, Coupling, SplineCoupling
 from flowforge.layers.elementwise import Logit, Scale, Translate
 from flowforge.layers.image import ImageActNorm, InvertibleConv1x1
 from flowforge.layers.inverse import Inverse
@@ -22,7 +20,6 @@ from flowforge.layers.masked import (
 from flowforge.layers.multiscale import FactorOut, Flatten, OnLast, Squeeze, Unflatten
 from flowforge.layers.normalization import ActNorm, BatchNormFlow, initialize_actnorm
 from flowforge.layers.plumbing import Merge, Split, Swap
-from flowforge.layers.spline import SplineCoupling
 
 __all__ = [
     "ActNorm",
@@ -48,7 +45,6 @@ __all__ = [
     "Reverse",
     "Scale",
     "SequentialFlow",
-    "SoftClampLogScale",
     "SplineCoupling",
     "Split",
     "Squeeze",

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.base import FlowLayer, require_matrix
+from flowforge.layers.coupling import total_log_det
 from flowforge.nets.made import MADE
-from flowforge.transformers.base import Transformer, resolve_transformer
-from flowforge.values import Value, sum_per_sample
+from flowforge.transformers import Transformer, resolve_transformer
+from flowforge.values import Value
 
 
 class MaskedAutoregressive(FlowLayer):
@@ -53,13 +54,13 @@ class MaskedAutoregressive(FlowLayer):
         z = require_matrix(self, z, self.width)
         x = z
         for _ in range(self.width):
-            x, log_det = self.transformer.forward(z, self.made(x, *context))
-        return x, sum_per_sample(log_det)
+            x, log_det = self.transformer.forward(z, self.made(x, *context).unbind(-1))
+        return x, total_log_det(log_det, x)
 
     def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         x = require_matrix(self, x, self.width)
-        z, log_det = self.transformer.inverse(x, self.made(x, *context))
-        return z, sum_per_sample(log_det)
+        z, log_det = self.transformer.inverse(x, self.made(x, *context).unbind(-1))
+        return z, total_log_det(log_det, z)
 
     def extra_repr(self) -> str:
         return f"width={self.width}"

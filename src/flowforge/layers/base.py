@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from flowforge.gradients import Batch, HandwrittenLayer, has_hooks, owns_handwritten
+from flowforge.gradients import Value as FeatureMajor
 from flowforge.values import Value, describe, zero_log_det
 
 
@@ -32,9 +34,19 @@ class FlowLayer(torch.nn.Module):
     Everything a layer owns is a parameter or a buffer, so ``.to(device)``,
     ``.double()``, ``state_dict()`` and DistributedDataParallel just work.
 
-    A subclass implements ``forward`` and ``inverse``. It may set
-    ``volume_preserving = True`` when its log-determinant is always zero, which lets
-    ``SequentialFlow`` skip adding it.
+    Implementing a layer:
+
+    - required: ``forward`` and ``inverse``, each returning ``(value, log_det)`` with
+      ``log_det`` of shape ``(batch,)`` in the input's dtype and device, accepting (and,
+      without a conditioner, ignoring) ``*context``;
+    - state: every tensor the layer owns registered as a parameter or a buffer;
+    - optional: ``volume_preserving = True`` when the log-determinant is always zero
+      (``SequentialFlow`` then skips adding it); ``handwritten()`` returning the layer's
+      inverse with a hand-written backward (``flowforge.gradients``), for the fast
+      training path; ``extra_repr`` for the settings a reader needs;
+    - checked: add a case to the contract registry (``tests/registry.py``), which runs
+      ``check_flow`` (inverse, log-det shape and dtype, autograd Jacobian) over random
+      shapes in float32 and float64.
     """
 
     volume_preserving: bool = False
@@ -43,9 +55,14 @@ class FlowLayer(torch.nn.Module):
         """Map latent ``z`` to data; return ``(x, log|det ∂x/∂z|)``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
-    def inverse(self, z: Value, *context: Tensor) -> tuple[Value, Tensor]:
+    def inverse(self, x: Value, *context: Tensor) -> tuple[Value, Tensor]:
         """Map data back to latent; return ``(z, log|det ∂z/∂x|)``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement inverse()")
+
+    def handwritten(self) -> HandwrittenLayer | None:
+        """The layer's inverse with a hand-written backward, or ``None`` (the default: the
+        layer trains through autograd). See ``flowforge.gradients``."""
+        return None
 
 
 def _accumulate(total: Tensor | None, log_det: Tensor, layer: FlowLayer) -> Tensor | None:
@@ -97,6 +114,43 @@ class SequentialFlow(FlowLayer):
         if isinstance(index, slice):
             return SequentialFlow(*list(self.layers)[index])
         return self.layers[index]
+
+    def handwritten(self) -> SequenceGradients | None:
+        """The hand-written form when every layer has one (else ``None``)."""
+        if has_hooks(self) or not owns_handwritten(self, "inverse"):
+            return None
+        pieces = [layer.handwritten() for layer in self.layers]
+        if any(piece is None for piece in pieces):
+            return None
+        return SequenceGradients(pieces)
+
+
+class SequenceGradients:
+    """The hand-written inverse of a ``SequentialFlow``: its layers' in reverse order, then
+    their backwards in forward order."""
+
+    def __init__(self, pieces: list[HandwrittenLayer]) -> None:
+        self.pieces = pieces
+
+    def refresh(self) -> None:
+        for piece in self.pieces:
+            piece.refresh()
+
+    def inverse(self, z: FeatureMajor, batch: Batch) -> tuple[FeatureMajor, Tensor | None, list]:
+        saved, log_dets = [], []
+        for piece in reversed(self.pieces):
+            z, log_det, kept = piece.inverse(z, batch)
+            saved.append(kept)
+            if log_det is not None:
+                log_dets.append(log_det)
+        if not log_dets:
+            return z, None, saved
+        return z, log_dets[0] if len(log_dets) == 1 else torch.stack(log_dets).sum(), saved
+
+    def backward(self, saved: list, g: FeatureMajor, batch: Batch) -> FeatureMajor:
+        for piece, kept in zip(self.pieces, reversed(saved)):
+            g = piece.backward(kept, g, batch)
+        return g
 
 
 def require_matrix(layer: FlowLayer, z: Value, width: int | None = None) -> Tensor:

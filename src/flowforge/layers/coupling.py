@@ -1,72 +1,33 @@
-"""Coupling layers: transform ``z_B`` with parameters computed from ``z_A`` (and context)."""
+"""Coupling layers: ``z_B' = transformer(z_B; block(z_A [, context]))``, ``z_A`` unchanged.
+
+A coupling is a conditioner (``block``, a network reading ``z_A`` and the context) plus a
+transformer (``flowforge.transformers``: affine, additive, spline), whose mathematics
+lives there once. ``AffineCoupling`` (RealNVP, the notebook's), ``AdditiveCoupling``
+(NICE) and ``SplineCoupling`` (neural spline flows) are its named forms; the image
+couplings of ``flowforge.layers.masked`` are the same idea with a mask.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from flowforge.gradients import Batch, has_hooks, owns_handwritten
+from flowforge.gradients import Value as FeatureMajor
 from flowforge.layers.base import FlowLayer
 from flowforge.nets import input_width
-from flowforge.values import Value, describe, sum_per_sample
-
-LogScaleFunction = Callable[[Tensor], Tensor]
-
-
-def exp_log_scale(raw: Tensor) -> Tensor:
-    """The notebook's choice: the network output is the log-scale itself (unbounded)."""
-    return raw
-
-
-class SoftClampLogScale(torch.nn.Module):
-    """``s = bound * tanh(raw / bound)``: the identity near 0, bounded by ``±bound``.
-
-    The scale ``exp(s)`` stays within ``[exp(-bound), exp(bound)]`` however large the
-    network output grows, so neither direction can overflow to ``inf`` or ``NaN``.
-    A module whose constant is a (non-persistent) buffer: it follows the layer's device
-    and dtype, and a tensor constant is cheaper than a Python number in the training
-    step. Dividing by the bound (not multiplying by a stored reciprocal, which rounds)
-    keeps the slope at 0 exactly 1 in every dtype.
-    """
-
-    def __init__(self, bound: float = 5.0) -> None:
-        super().__init__()
-        if not bound > 0:
-            raise ValueError(f"the log-scale bound must be positive, got {bound}")
-        self.bound = float(bound)
-        self.register_buffer("_bound", torch.tensor(self.bound), persistent=False)
-
-    def forward(self, raw: Tensor) -> Tensor:
-        return torch.tanh(raw / self._bound) * self._bound
-
-    def extra_repr(self) -> str:
-        return f"bound={self.bound}"
-
-
-def sigmoid_log_scale(raw: Tensor) -> Tensor:
-    """nflows' choice: ``scale = sigmoid(raw + 2) + 1e-3``, in ``(0.001, 1.001)``."""
-    return torch.log(torch.sigmoid(raw + 2.0) + 1e-3)
-
-
-LOG_SCALE_FUNCTIONS: dict[str, Callable[[], LogScaleFunction]] = {
-    "exp": lambda: exp_log_scale,
-    "soft_clamp": SoftClampLogScale,
-    "sigmoid": lambda: sigmoid_log_scale,
-}
-
-
-def log_scale_function(spec: str | LogScaleFunction) -> LogScaleFunction:
-    """Resolve a log-scale choice: a name in ``LOG_SCALE_FUNCTIONS`` or a callable."""
-    if callable(spec):
-        return spec
-    try:
-        return LOG_SCALE_FUNCTIONS[spec]()
-    except KeyError:
-        raise ValueError(
-            f"unknown log_scale {spec!r}; choose one of {sorted(LOG_SCALE_FUNCTIONS)} "
-            "or pass a function from raw network output to log-scale"
-        ) from None
+from flowforge.transformers import (
+    AdditiveTransformer,
+    AffineTransformer,
+    LogScale,
+    SplineTransformer,
+    Transformer,
+)
+from flowforge.transformers.log_scale import LogScaleSpec
+from flowforge.transformers.spline import DEFAULT_BOUND
+from flowforge.values import Value, describe, sum_per_sample, zero_log_det
 
 
 def conditioner_input(zA: Tensor, context: tuple[Tensor, ...]) -> Tensor:
@@ -86,20 +47,33 @@ def _split_pair(layer: FlowLayer, z: Value) -> tuple[Tensor, Tensor]:
     return z
 
 
-class Coupling(FlowLayer):
-    """Base of coupling layers: runs the conditioner with clear errors.
+def total_log_det(log_det: Tensor | None, like: Tensor) -> Tensor:
+    """A transformer's elementwise log-derivatives summed per sample (zero for ``None``)."""
+    return zero_log_det(like) if log_det is None else sum_per_sample(log_det)
 
-    Subclasses call ``self.parameters_for(zA, zB, context, n)`` to get the network
-    output as ``n`` tensors shaped like ``z_B``.
+
+class Coupling(FlowLayer):
+    """A coupling on a pair ``(z_A, z_B)``: ``z_A`` passes through, and every element of
+    ``z_B`` goes through ``transformer`` with parameters from ``block(z_A [, context])``.
+
+    The block must output ``transformer.params_per_element × width(z_B)`` columns, the
+    parameters in blocks of ``width(z_B)`` (``block(dim_A, dim_B, hidden,
+    outputs_per_dim=transformer.params_per_element)`` makes one). The log-determinant is
+    the transformer's, summed per sample.
     """
 
-    def __init__(self, block: torch.nn.Module) -> None:
+    def __init__(self, block: torch.nn.Module, transformer: Transformer) -> None:
         super().__init__()
         self.block = block
+        self.transformer = transformer
+        self.volume_preserving = transformer.volume_preserving
 
     def parameters_for(
-        self, zA: Tensor, zB: Tensor, context: tuple[Tensor, ...], n: int
+        self, zA: Tensor, zB: Tensor, context: tuple[Tensor, ...]
     ) -> tuple[Tensor, ...]:
+        """The block's output for ``z_A`` (and context) as the transformer's ``params``:
+        ``params_per_element`` tensors shaped like ``z_B``."""
+        n = self.transformer.params_per_element
         h = conditioner_input(zA, context)
         try:
             out = self.block(h)
@@ -125,9 +99,56 @@ class Coupling(FlowLayer):
             )
         return error
 
+    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        zA, zB = _split_pair(self, z)
+        x, log_det = self.transformer.forward(zB, self.parameters_for(zA, zB, context))
+        return (zA, x), total_log_det(log_det, x)
+
+    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        zA, zB = _split_pair(self, z)
+        x, log_det = self.transformer.inverse(zB, self.parameters_for(zA, zB, context))
+        return (zA, x), total_log_det(log_det, x)
+
+    def handwritten(self) -> CouplingGradients | None:
+        """The hand-written form: when the block (an ``MLP``) and the transformer have one."""
+        make = getattr(self.block, "handwritten", None)
+        net = make() if callable(make) else None
+        transformer = self.transformer.handwritten()
+        if has_hooks(self) or not owns_handwritten(self, "inverse") or None in (net, transformer):
+            return None
+        return CouplingGradients(net, transformer)
+
+
+class CouplingGradients:
+    """A coupling's inverse and its hand-written backward (``flowforge.gradients``): the
+    network's hand-written form, then the transformer's."""
+
+    def __init__(self, net: Any, transformer: Transformer) -> None:
+        self.net, self.transformer = net, transformer
+        self.n = transformer.params_per_element
+
+    def refresh(self) -> None:
+        self.net.refresh()
+
+    def inverse(self, z: FeatureMajor, batch: Batch) -> tuple[FeatureMajor, Tensor | None, Any]:
+        zA, zB = z
+        h = zA if batch.context is None else torch.cat([zA, batch.context])
+        out, inputs = self.net.forward(h)
+        params = out.chunk(self.n) if self.n > 1 else (out,)
+        zB, log_det, kept = self.transformer.inverse_saving(zB, params)
+        return (zA, zB), None if log_det is None else log_det.sum(), (inputs, len(zA), kept)
+
+    def backward(self, saved: Any, g: FeatureMajor, batch: Batch) -> FeatureMajor:
+        gA, gB = g
+        inputs, rows, kept = saved
+        g_in, minus_g = self.transformer.inverse_backward(kept, gB, batch.log_det_grad)
+        g_out = minus_g[0] if len(minus_g) == 1 else torch.cat(minus_g)
+        # The network gets minus its output's gradient (sign -1), as the transformer gives it.
+        return self.net.backward(inputs, g_out, batch, gA, rows, -1.0), g_in
+
 
 class AffineCoupling(Coupling):
-    """RealNVP's affine coupling on a pair ``(z_A, z_B)``.
+    """RealNVP's affine coupling on a pair ``(z_A, z_B)`` (the notebook's).
 
     ``s, t = block(z_A [, context])``, then ``forward``: ``z_B' = exp(s) * z_B + t``,
     with log-determinant ``sum(s)``; ``z_A`` passes through unchanged. The block must
@@ -136,38 +157,16 @@ class AffineCoupling(Coupling):
     ``log_scale`` chooses how the raw network output becomes ``s``: ``"soft_clamp"``
     (default, ``s = bound * tanh(raw / bound)``, so an exploding network cannot
     overflow), ``"exp"`` (the notebook's plain ``exp(raw)``), ``"sigmoid"`` (nflows'
-    bounded scale), or any callable.
+    bounded scale), or any callable (``flowforge.transformers.log_scale``).
     """
 
-    def __init__(
-        self,
-        block: torch.nn.Module,
-        log_scale: str | LogScaleFunction = "soft_clamp",
-    ) -> None:
-        super().__init__(block)
-        self.log_scale = log_scale_function(log_scale)
+    def __init__(self, block: torch.nn.Module, log_scale: LogScaleSpec = "soft_clamp") -> None:
+        super().__init__(block, AffineTransformer(log_scale))
 
-    def _shift_and_log_scale(
-        self, zA: Tensor, zB: Tensor, context: tuple[Tensor, ...]
-    ) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.parameters_for(zA, zB, context, 2)
-        return self.log_scale(raw_s), t
-
-    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-        zA, zB = _split_pair(self, z)
-        s, t = self._shift_and_log_scale(zA, zB, context)
-        return (zA, torch.addcmul(t, torch.exp(s), zB)), sum_per_sample(s)
-
-    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-        zA, zB = _split_pair(self, z)
-        s, t = self._shift_and_log_scale(zA, zB, context)
-        minus_s = -s  # shared by the scale and the log-determinant
-        return (zA, (zB - t) * torch.exp(minus_s)), sum_per_sample(minus_s)
-
-    def extra_repr(self) -> str:
-        if isinstance(self.log_scale, torch.nn.Module):
-            return ""  # printed as a child module
-        return f"log_scale={getattr(self.log_scale, '__name__', repr(self.log_scale))}"
+    @property
+    def log_scale(self) -> LogScale:
+        """The function from raw network output to log-scale (the transformer's)."""
+        return self.transformer.log_scale
 
 
 class AdditiveCoupling(Coupling):
@@ -178,14 +177,20 @@ class AdditiveCoupling(Coupling):
     log-determinants are zero.
     """
 
-    volume_preserving = True
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__(block, AdditiveTransformer())
 
-    def forward(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-        zA, zB = _split_pair(self, z)
-        (t,) = self.parameters_for(zA, zB, context, 1)
-        return (zA, zB + t), zB.new_zeros(zB.shape[0])
 
-    def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
-        zA, zB = _split_pair(self, z)
-        (t,) = self.parameters_for(zA, zB, context, 1)
-        return (zA, zB - t), zB.new_zeros(zB.shape[0])
+class SplineCoupling(Coupling):
+    """Neural spline coupling (Durkan et al. 2019) on a pair ``(z_A, z_B)``.
+
+    ``block(z_A [, context])`` gives ``3 * bins - 1`` numbers for every element of
+    ``z_B`` (build it with ``block(dim_A, dim_B, hidden,
+    outputs_per_dim=SplineTransformer(bins).params_per_element)``); each element of
+    ``z_B`` then goes through its own monotone rational-quadratic spline on
+    ``[-bound, bound]``, the identity outside. ``z_A`` passes through. A block whose
+    output layer is zero (``zero_init=True``) makes the layer the identity.
+    """
+
+    def __init__(self, block: torch.nn.Module, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:
+        super().__init__(block, SplineTransformer(bins, bound))

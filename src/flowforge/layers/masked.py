@@ -1,5 +1,10 @@
-"""Couplings on images with a binary mask (checkerboard or channel masks, RealNVP): affine
-or rational-quadratic spline."""
+"""Couplings on images with a binary mask (checkerboard or channel masks, RealNVP).
+
+A masked coupling is a conditioner (a conv net reading the masked image and the context)
+plus a transformer (``flowforge.transformers``), like ``Coupling``: the pixels where the
+mask is 1 condition the others. ``MaskedAffineCoupling`` (RealNVP, Glow) and
+``MaskedSplineCoupling`` are its named forms.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.base import FlowLayer
-from flowforge.layers.coupling import LogScaleFunction, log_scale_function
 from flowforge.layers.multiscale import require_image
 from flowforge.nets import input_width
-from flowforge.transformers.base import SplineTransformer
+from flowforge.transformers import AffineTransformer, LogScale, SplineTransformer, Transformer
+from flowforge.transformers.log_scale import LogScaleSpec
 from flowforge.transformers.spline import DEFAULT_BOUND
-from flowforge.values import Value, sum_per_sample
+from flowforge.values import Value, sum_per_sample, zero_log_det
 
 
 def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
@@ -46,16 +51,17 @@ def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
 
 
 class MaskedCoupling(FlowLayer):
-    """Base of the masked couplings: checks images and runs the conditioner.
+    """A coupling on images ``(B, C, H, W)`` with a binary ``mask`` (broadcastable to one
+    image ``(C, H, W)``): pixels where it is 1 pass unchanged and condition the others.
 
     ``net`` reads ``z · mask`` followed by the context as extra constant channels and must
-    output ``params_per_element × C`` channels; ``_net_output`` returns them as
-    ``params_per_element`` tensors shaped like ``z`` (channel blocks in order).
+    output ``transformer.params_per_element × C`` channels (the parameters in blocks of
+    ``C`` channels). The parameters are zeroed where the mask is 1, so the transformer
+    stays finite there, and its result is kept only where the mask is 0; the
+    log-determinant sums the transformer's over those pixels.
     """
 
-    params_per_element = 2
-
-    def __init__(self, mask: Tensor, net: torch.nn.Module) -> None:
+    def __init__(self, mask: Tensor, net: torch.nn.Module, transformer: Transformer) -> None:
         super().__init__()
         if mask.dim() != 4 or mask.shape[0] != 1:
             raise ValueError(
@@ -63,8 +69,23 @@ class MaskedCoupling(FlowLayer):
             )
         self.register_buffer("mask", mask.float())
         self.net = net
+        self.transformer = transformer
+        self.volume_preserving = transformer.volume_preserving
 
-    def _net_output(self, z_masked: Tensor, context: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    @property
+    def params_per_element(self) -> int:
+        return self.transformer.params_per_element
+
+    def _params(
+        self, z: Tensor, keep: Tensor, free: Tensor, context: tuple[Tensor, ...]
+    ) -> tuple[Tensor, ...]:
+        """The net's output for ``z · keep`` as the transformer's ``params``, each shaped like
+        ``z``, zero where ``keep`` is 1 (``free = 1 - keep``)."""
+        out = self._net_output(z * keep, context)
+        n = self.params_per_element
+        return (out * (free.repeat(1, n, 1, 1) if free.shape[1] > 1 else free)).chunk(n, dim=1)
+
+    def _net_output(self, z_masked: Tensor, context: tuple[Tensor, ...]) -> Tensor:
         h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
         n, channels = self.params_per_element, z_masked.shape[1]
         try:
@@ -86,7 +107,7 @@ class MaskedCoupling(FlowLayer):
                 f"{channels} channels; it must output {n} × {channels}, e.g. "
                 f"conv_block({channels}, hidden, outputs_per_channel={n})"
             )
-        return out.chunk(n, dim=1)
+        return out
 
     def _check(self, z: Value) -> Tensor:
         z = require_image(self, z)
@@ -97,43 +118,42 @@ class MaskedCoupling(FlowLayer):
             )
         return z
 
+    def _transform(self, z: Value, context: tuple[Tensor, ...], direction: str):
+        z = self._check(z)
+        keep = self.mask.to(z.dtype)
+        free = 1 - keep
+        out, log_det = getattr(self.transformer, direction)(z, self._params(z, keep, free, context))
+        if log_det is None:
+            return torch.lerp(z, out, free), zero_log_det(z)
+        return torch.lerp(z, out, free), sum_per_sample(log_det * free)
+
+    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return self._transform(z, context, "forward")
+
+    def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
+        return self._transform(x, context, "inverse")
+
 
 class MaskedAffineCoupling(MaskedCoupling):
     """RealNVP's affine coupling on images: the masked pixels condition the others.
 
-    With a binary ``mask`` (broadcastable to one image ``(C, H, W)``), ``net`` reads
-    ``z · mask`` (and the context, as extra constant channels) and outputs ``2C``
-    channels, the raw log-scale and the shift; both are zeroed where ``mask = 1``, so
-    ``forward`` is ``x = z · exp(s) + t`` with ``log|det ∂x/∂z| = sum(s)`` and the
-    masked pixels pass unchanged. ``log_scale`` turns the raw output into ``s``
+    ``net`` reads ``z · mask`` (and the context, as extra constant channels) and outputs
+    ``2C`` channels, the raw log-scale and the shift; ``forward`` is
+    ``x = z · exp(s) + t`` where the mask is 0, with ``log|det ∂x/∂z| = sum(s)`` there,
+    and the masked pixels pass unchanged. ``log_scale`` turns the raw output into ``s``
     (``"soft_clamp"``: ``bound · tanh(raw / bound)``, as ``AffineCoupling``).
     With ``conv_block`` (zero output layer) the layer starts as the identity.
     """
 
     def __init__(
-        self,
-        mask: Tensor,
-        net: torch.nn.Module,
-        log_scale: str | LogScaleFunction = "soft_clamp",
+        self, mask: Tensor, net: torch.nn.Module, log_scale: LogScaleSpec = "soft_clamp"
     ) -> None:
-        super().__init__(mask, net)
-        self.log_scale = log_scale_function(log_scale)
+        super().__init__(mask, net, AffineTransformer(log_scale))
 
-    def _shift_and_log_scale(self, z_masked: Tensor, context: tuple[Tensor, ...]):
-        raw_s, t = self._net_output(z_masked, context)
-        free = 1 - self.mask.to(z_masked.dtype)
-        return self.log_scale(raw_s) * free, t * free
-
-    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        z = self._check(z)
-        s, t = self._shift_and_log_scale(z * self.mask.to(z.dtype), context)
-        return torch.addcmul(t, torch.exp(s), z), sum_per_sample(s)
-
-    def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        x = self._check(x)
-        s, t = self._shift_and_log_scale(x * self.mask.to(x.dtype), context)
-        minus_s = -s
-        return (x - t) * torch.exp(minus_s), sum_per_sample(minus_s)
+    @property
+    def log_scale(self) -> LogScale:
+        """The function from raw network output to log-scale (the transformer's)."""
+        return self.transformer.log_scale
 
 
 class MaskedSplineCoupling(MaskedCoupling):
@@ -142,26 +162,12 @@ class MaskedSplineCoupling(MaskedCoupling):
     ``net`` reads ``z · mask`` (and the context) and outputs ``(3 · bins - 1) · C``
     channels: for every pixel and channel the widths, heights and inner derivatives of a
     monotone rational-quadratic spline on ``[-bound, bound]``, the identity outside
-    (``flowforge.transformers.spline``). Pixels where ``mask = 0`` go through their spline; those
-    where ``mask = 1`` pass unchanged. Zero parameters give the identity, so a
-    ``conv_block(C, hidden, outputs_per_channel=3 * bins - 1)`` starts it as one.
+    (``flowforge.transformers.spline``). Pixels where ``mask = 0`` go through their
+    spline; those where ``mask = 1`` pass unchanged. Zero parameters give the identity,
+    so a ``conv_block(C, hidden, outputs_per_channel=3 * bins - 1)`` starts it as one.
     """
 
     def __init__(
         self, mask: Tensor, net: torch.nn.Module, bins: int = 8, bound: float = DEFAULT_BOUND
     ) -> None:
-        super().__init__(mask, net)
-        self.transformer = SplineTransformer(bins, bound)
-        self.params_per_element = self.transformer.params_per_element
-
-    def _transform(self, z: Tensor, context: tuple[Tensor, ...], direction: str):
-        free = 1 - self.mask.to(z.dtype)
-        params = torch.stack(self._net_output(z * (1 - free), context), dim=-1)
-        out, log_det = getattr(self.transformer, direction)(z, params)
-        return torch.lerp(z, out, free), sum_per_sample(log_det * free)
-
-    def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        return self._transform(self._check(z), context, "forward")
-
-    def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
-        return self._transform(self._check(x), context, "inverse")
+        super().__init__(mask, net, SplineTransformer(bins, bound))

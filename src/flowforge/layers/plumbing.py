@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from flowforge.gradients import Batch, Plumbing, has_hooks, owns_handwritten
+from flowforge.gradients import Value as FeatureMajor
 from flowforge.layers.base import FlowLayer
 from flowforge.values import Value, concatenate, describe, zero_log_det
 
@@ -86,6 +88,11 @@ class Split(FlowLayer):
     def extra_repr(self) -> str:
         return f"sizes={list(self.sizes) if self.sizes else 'halves'}, dim={self.dim}"
 
+    def handwritten(self) -> PartsGradients | None:
+        """The hand-written form (feature-major rows), for splits of the feature dimension."""
+        supported = self.dim == 1 and not has_hooks(self) and owns_handwritten(self, "inverse")
+        return PartsGradients(self.sizes, joins=True) if supported else None
+
 
 class Merge(FlowLayer):
     """Concatenate a tuple of tensors into one tensor: the inverse of ``Split``.
@@ -113,6 +120,11 @@ class Merge(FlowLayer):
     def extra_repr(self) -> str:
         return f"sizes={list(self.sizes) if self.sizes else 'halves'}, dim={self.dim}"
 
+    def handwritten(self) -> PartsGradients | None:
+        """The hand-written form (feature-major rows), for merges along the feature dimension."""
+        supported = self.dim == 1 and not has_hooks(self) and owns_handwritten(self, "inverse")
+        return PartsGradients(self.sizes, joins=False) if supported else None
+
 
 class Swap(FlowLayer):
     """Exchange the two tensors of a pair: ``(a, b) -> (b, a)``. Its own inverse."""
@@ -127,3 +139,36 @@ class Swap(FlowLayer):
 
     def inverse(self, z: Value, *context: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         return self.forward(z)
+
+    def handwritten(self) -> SwapGradients | None:
+        """The hand-written form: the pair exchanged, and the gradient likewise."""
+        supported = not has_hooks(self) and owns_handwritten(self, "forward", "inverse")
+        return SwapGradients() if supported else None
+
+
+class PartsGradients(Plumbing):
+    """The hand-written inverse of ``Split`` (which joins the parts) or ``Merge`` (which
+    splits them) on feature-major rows, and its backward (the other one)."""
+
+    def __init__(self, sizes: tuple[int, ...] | None, joins: bool) -> None:
+        self.sizes = list(sizes) if sizes is not None else None
+        self.joins = joins
+
+    def _split(self, z: Tensor) -> tuple[Tensor, ...]:
+        return z.chunk(2) if self.sizes is None else z.split_with_sizes(self.sizes)
+
+    def inverse(self, z: FeatureMajor, batch: Batch) -> tuple[FeatureMajor, None, None]:
+        return (torch.cat(z) if self.joins else self._split(z)), None, None
+
+    def backward(self, saved: None, g: FeatureMajor, batch: Batch) -> FeatureMajor:
+        return self._split(g) if self.joins else torch.cat(g)
+
+
+class SwapGradients(Plumbing):
+    """The hand-written inverse of ``Swap`` and its backward."""
+
+    def inverse(self, z: FeatureMajor, batch: Batch) -> tuple[FeatureMajor, None, None]:
+        return (z[1], z[0]), None, None
+
+    def backward(self, saved: None, g: FeatureMajor, batch: Batch) -> FeatureMajor:
+        return (g[1], g[0])

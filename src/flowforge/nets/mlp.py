@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch.nn.modules import module as nn_module
+
+from flowforge.gradients import Batch, add_matmul, add_row_sums, has_hooks, owns_handwritten
 
 # Modules whose forward is one functional call: ``MLP.forward`` calls the function
 # directly instead of going through ``nn.Module.__call__`` (a few microseconds each).
@@ -21,22 +22,12 @@ _DIRECT: dict[type, tuple[Callable, Callable]] = {
 
 
 # From this many rows on, ``MLP.forward`` works on transposed activations
-# (``_forward_transposed``): faster there, slower for small training batches.
+# (``_forward_transposed``): faster there, slower for small training batches. Set it to
+# ``math.inf`` to switch the trick off.
 TRANSPOSED_ROWS = 2048
-
-
-def _has_hooks(module: torch.nn.Module) -> bool:
-    """Whether calling ``module`` would run hooks (its own or global ones)."""
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or module._backward_hooks
-        or module._backward_pre_hooks
-        or nn_module._global_forward_hooks
-        or nn_module._global_forward_pre_hooks
-        or nn_module._global_backward_hooks
-        or nn_module._global_backward_pre_hooks
-    )
+# Whether ``MLP.forward`` calls its plain children as functions (``_DIRECT``); ``False``
+# calls every child as a module, as ``torch.nn.Sequential`` does.
+DIRECT_CALLS = True
 
 
 class MLP(torch.nn.Sequential):
@@ -77,11 +68,13 @@ class MLP(torch.nn.Sequential):
         self.out_features = out_features
 
     def forward(self, h: Tensor) -> Tensor:
+        if not DIRECT_CALLS:
+            return super().forward(h)
         if h.dim() == 2 and h.shape[0] >= TRANSPOSED_ROWS and self._plain():
             return self._forward_transposed(h)
         fresh = False  # whether ``h`` was made here, so that an activation may overwrite it
         for module in self._modules.values():
-            if _has_hooks(module):
+            if has_hooks(module):
                 h, fresh = module(h), False
             elif type(module) is torch.nn.Linear:
                 h, fresh = F.linear(h, module.weight, module.bias), True
@@ -94,7 +87,7 @@ class MLP(torch.nn.Sequential):
     def _plain(self) -> bool:
         """Only ``Linear`` layers and known activations, and no hooks."""
         return all(
-            (type(m) is torch.nn.Linear or type(m) in _DIRECT) and not _has_hooks(m)
+            (type(m) is torch.nn.Linear or type(m) in _DIRECT) and not has_hooks(m)
             for m in self._modules.values()
         )
 
@@ -120,6 +113,19 @@ class MLP(torch.nn.Sequential):
         torch.nn.init.zeros_(last.weight)
         torch.nn.init.zeros_(last.bias)
         return self
+
+    def handwritten(self) -> MLPGradients | None:
+        """The hand-written form (``MLPGradients``) when every child is a plain ``Linear``
+        or a ReLU/Tanh activation and nothing has hooks; else ``None``."""
+        modules = list(self)
+        plain = (
+            owns_handwritten(self, "forward")
+            and not has_hooks(self)
+            and len(modules) % 2 == 1
+            and all(type(m) is torch.nn.Linear and not has_hooks(m) for m in modules[0::2])
+            and all(type(m) in MLPGradients.ACTIVATIONS and not has_hooks(m) for m in modules[1::2])
+        )
+        return MLPGradients(self) if plain else None
 
 
 def block(
@@ -150,3 +156,73 @@ def block(
         activation=activation,
     )
     return net.zero_last_layer_() if zero_init else net
+
+
+class MLPGradients:
+    """An ``MLP``'s forward on feature-major activations and its hand-written backward
+    (``flowforge.gradients``): each layer is ``W @ h + b[:, None]``.
+
+    Keeps views of the weights' data (``W``, ``W.T``, the bias as a column) so a step
+    does not remake them; ``refresh()`` rebuilds them after the storage changed.
+    """
+
+    ACTIVATIONS = (torch.nn.ReLU, torch.nn.Tanh)
+
+    def __init__(self, net: MLP) -> None:
+        modules = list(net)
+        self.linears = [(m.weight, m.bias) for m in modules[0::2]]
+        self.tanh = [type(m) is torch.nn.Tanh for m in modules[1::2]]
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.views = []
+        for weight, bias in self.linears:
+            w = weight.detach()
+            column = None if bias is None else bias.detach().unsqueeze(1)
+            self.views.append((w, w.t(), column))
+        self.first_columns: dict[int, Tensor] = {}  # rows -> W_1[:, :rows].T
+
+    def forward(self, h: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``(out, inputs)``: the output ``(out_features, n)`` and each Linear's input."""
+        inputs = []
+        last = len(self.views) - 1
+        for i, (w, _, column) in enumerate(self.views):
+            inputs.append(h)
+            h = torch.mm(w, h) if column is None else torch.addmm(column, w, h)
+            if i < last:
+                h = h.tanh_() if self.tanh[i] else h.relu_()
+        return h, inputs
+
+    def backward(
+        self,
+        inputs: list[Tensor],
+        g: Tensor,
+        batch: Batch,
+        grad_input: Tensor,
+        rows: int,
+        sign: float = 1.0,
+    ) -> Tensor:
+        """Add the parameter gradients for output gradient ``sign * g``; return
+        ``grad_input`` plus the gradient of the first ``rows`` input rows (the rest is
+        context). ``sign = -1`` spares the caller a negation."""
+        for i in range(len(self.linears) - 1, -1, -1):
+            weight, bias = self.linears[i]
+            h = inputs[i]
+            add_matmul(weight, g, h.t(), sign)
+            add_row_sums(bias, g, batch.ones, sign)
+            if i == 0:
+                return torch.addmm(grad_input, self._first_columns(rows), g, alpha=sign)
+            g = torch.mm(self.views[i][1], g)
+            if self.tanh[i - 1]:  # h = tanh(a): da = dh * (1 - h^2)
+                g = torch.addcmul(g, g * h, h, value=-1.0)
+            else:  # h = relu(a): da = dh where h > 0
+                g = torch.ops.aten.threshold_backward(g, h, 0)
+        raise AssertionError("an MLP has at least one Linear layer")
+
+    def _first_columns(self, rows: int) -> Tensor:
+        columns = self.first_columns.get(rows)
+        if columns is None:
+            w, wt, _ = self.views[0]
+            columns = wt if rows == w.shape[1] else w[:, :rows].t()
+            self.first_columns[rows] = columns
+        return columns

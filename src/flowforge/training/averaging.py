@@ -4,12 +4,21 @@ At a learning rate that trains quickly, the weights keep jittering around a good
 the notebook's model's held-out NLL moves by about 0.02 from one epoch to the next at a
 rate of 1e-2. The average of the recent iterates sits nearer the middle of that jitter,
 so it is the better model to evaluate, keep and return, while training continues from
-the iterates themselves. ``fit(ema=...)`` keeps one.
+the iterates themselves. ``fit(ema=...)`` keeps one::
+
+    average = WeightAverage(model.parameters(), decay=0.98)
+    for x in batches:
+        ...  # loss.backward(); optimizer.step()
+        average.update()
+        with average.applied():  # the model holds the average in the block
+            heldout = mean_nll(model, validation)
+    average.copy_to_tensors()  # end with the average for good
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -31,9 +40,10 @@ class WeightAverage:
     ``tensors`` are what the optimizer updates in place: the parameters, or
     ``FlatAdam``'s one flat buffer (then an update is a single operation). ``decay``
     in ``(0, 1)`` is the largest ``d`` (``ema_decay``); ``step`` is the number of updates
-    already made (for a resumed run). ``swap()`` exchanges the tensors' values with the
-    average: ``fit`` swaps the average in to evaluate, keep and return it, and swaps
-    back to go on training.
+    already made (for a resumed run). ``with average.applied():`` puts the average into
+    the tensors for the block and the iterates back after it (also when it raises):
+    ``fit`` evaluates and keeps the average there, and goes on training from the
+    iterates. ``copy_to_tensors()`` leaves the average in the tensors for good.
     """
 
     def __init__(self, tensors: Iterable[Tensor], decay: float, step: int = 0) -> None:
@@ -66,3 +76,21 @@ class WeightAverage:
             tensor.copy_(average)
             average.copy_(kept)
         self.swapped = not self.swapped
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """The average in the tensors for the block; the iterates, exactly, after it."""
+        if self.swapped:
+            raise RuntimeError("the average is already applied (nested applied() blocks)")
+        self.swap()
+        try:
+            yield
+        finally:
+            self.swap()
+
+    def copy_to_tensors(self) -> None:
+        """Put the average into the tensors for good (the iterates are dropped)."""
+        if self.swapped:
+            raise RuntimeError("copy_to_tensors() inside applied(): the average is already in")
+        for tensor, average in zip(self.tensors, self.average):
+            tensor.copy_(average)

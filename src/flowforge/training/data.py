@@ -1,9 +1,15 @@
-"""Getting training batches: validation of the data, and batches without per-item collation."""
+"""Getting training batches: validation of the data, and batches without per-item collation.
+
+The batches of epoch ``e`` depend only on the seed and ``e`` (``epoch_generator``), so a
+resumed run sees the very batches an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -95,3 +101,66 @@ def tensor_batches(
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, n)
         yield x[start:end], tuple(c[start:end] for c in context)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that orders epoch ``epoch``'s batches: a function of seed and epoch only."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def as_context(context: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
+    """Context tensors as a tuple: ``None`` is none, a tensor is one."""
+    if context is None:
+        return ()
+    return (context,) if isinstance(context, Tensor) else tuple(context)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training and validation rows with their context tensors, checked and on the
+    model's device (``TrainingData.on(model, ...)``); ``validation`` may be ``None``."""
+
+    points: Tensor
+    context: tuple[Tensor, ...]
+    validation: Tensor | None
+    validation_context: tuple[Tensor, ...]
+    device: torch.device
+
+    @classmethod
+    def on(
+        cls,
+        model: torch.nn.Module,
+        points: Tensor,
+        context: Tensor | Sequence[Tensor] | None = None,
+        validation: Tensor | None = None,
+        validation_context: Tensor | Sequence[Tensor] | None = None,
+    ) -> TrainingData:
+        """Check the rows (``check_points``) and move everything to the model's device."""
+        width = getattr(model, "width", None)
+        check_points(points, width)
+        device = model_device(model)
+        held, held_context = None, ()
+        if validation is not None:
+            check_points(validation, width, "validation data")
+            held = validation.to(device)
+            held_context = tuple(c.to(device) for c in as_context(validation_context))
+        moved = tuple(c.to(device) for c in as_context(context))
+        return cls(points.to(device), moved, held, held_context, device)
+
+    def epoch(
+        self, epoch: int, batch_size: int, seed: int, shuffle: bool = True
+    ) -> Iterator[Batch]:
+        """Epoch ``epoch``'s batches: in an order drawn from ``(seed, epoch)``, or stored."""
+        return tensor_batches(
+            self.points,
+            batch_size,
+            context=self.context,
+            shuffle=shuffle,
+            generator=epoch_generator(seed, epoch),
+        )

@@ -1,4 +1,9 @@
-"""The notebook's ``train(model, data_loader, ...)``, on flowforge's fast training path."""
+"""The notebook's ``train(model, data_loader, ...)``, on flowforge's fast training path.
+
+Built of ``fit``'s parts: the optimizer's scope (``optim.adam``), a step
+(``steps``: hand-written gradients where the model has them) and the epoch loop
+(``epoch.train_epoch``); no schedule, average or validation, as in the notebook.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,17 @@ import torch
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.data import (
     check_points,
+    epoch_generator,
     fast_loader_order,
     in_memory_points,
+    model_device,
     split_item,
     tensor_batches,
 )
-from flowforge.training.fit import epoch_generator, train_epoch
-from flowforge.training.handwritten import handwritten_nll
+from flowforge.training.epoch import train_epoch
 from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
+from flowforge.training.steps import AutogradStep, handwritten_step
 
 
 def _check_loader(loader: Iterable, width: int | None) -> None:
@@ -72,7 +79,7 @@ def train(
     """
     if device is not None:
         model.to(device)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     width = getattr(model, "width", None)
     _check_loader(data_loader, width)
     batch_size = getattr(data_loader, "batch_size", None) or 1
@@ -90,11 +97,12 @@ def _train_epochs(
     progress: bool,
     seed: int,
 ) -> list[float]:
-    """``train``'s loop: epochs of tensor-sliced batches, or of the loader's own."""
+    """``train``'s loop: epochs of tensor-sliced batches, or of the loader's own, through
+    the hand-written step where the model has one (else autograd), at a constant rate."""
     order = fast_loader_order(data_loader)
     points = in_memory_points(data_loader).to(device) if order else None
     losses = []
-    handwritten = handwritten_nll(model)
+    step = handwritten_step(model) or AutogradStep(model)
     reporter = ProgressReporter(num_epochs, enabled=progress)
     model.train()
     try:
@@ -109,7 +117,7 @@ def _train_epochs(
                 )
             else:
                 batches = ((x.to(device), ()) for x, _ in map(split_item, data_loader))
-            losses.append(train_epoch(model, batches, opt, epoch=epoch, handwritten=handwritten))
+            losses.append(train_epoch(step, batches, opt, epoch=epoch))
             reporter.update(losses[-1])
     finally:
         reporter.close()

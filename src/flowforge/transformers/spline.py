@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from flowforge.transformers.base import Params, Transformer
+
 # The one default bound of every spline in flowforge: standardized data lie well inside
 # [-4, 4], and a pixel's logit (alpha 0.05) lies within +-2.95.
 DEFAULT_BOUND = 4.0
@@ -177,3 +179,27 @@ def inverse_rational_quadratic_spline(
 ) -> tuple[Tensor, Tensor]:
     """Undo ``rational_quadratic_spline``; returns ``(x, log dx/dy)`` shaped like ``y``."""
     return _with_identity_tails(y, raw, bound, _spline_inverse)
+
+
+class SplineTransformer(Transformer):
+    """A monotone rational-quadratic spline with ``bins`` bins on ``[-bound, bound]``, the
+    identity outside (Durkan et al. 2019): ``3 * bins - 1`` parameters per element, all
+    zeros giving the identity."""
+
+    def __init__(self, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:
+        super().__init__()
+        if bins < 2 or not bound > 0:
+            # One bin with unit slopes at both ends is always the identity.
+            raise ValueError(f"need bins >= 2 and bound > 0, got bins={bins}, bound={bound}")
+        self.bins, self.bound = int(bins), float(bound)
+        self.params_per_element = parameter_count(self.bins)
+
+    def forward(self, z: Tensor, params: Params) -> tuple[Tensor, Tensor]:
+        return rational_quadratic_spline(z, torch.stack(tuple(params), dim=-1), self.bound)
+
+    def inverse(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor]:
+        raw = torch.stack(tuple(params), dim=-1)
+        return inverse_rational_quadratic_spline(x, raw, self.bound)
+
+    def extra_repr(self) -> str:
+        return f"bins={self.bins}, bound={self.bound}"

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from flowforge.errors import CheckpointError
-from flowforge.training.fit import History, TrainState
+from flowforge.training.state import History, TrainState
 from flowforge.workbench.files import atomic_write_bytes, json_safe
 
 META_KEY = "flowforge"

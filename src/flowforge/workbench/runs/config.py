@@ -60,7 +60,7 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from flowforge import __version__
+        from flowforge.version import __version__
 
         return {
             "format": FORMAT,

@@ -204,7 +204,7 @@ def versions() -> dict[str, str]:
     """Versions of flowforge, Python and the libraries that shaped the numbers."""
     import sklearn
 
-    from flowforge import __version__
+    from flowforge.version import __version__
 
     return {
         "flowforge": __version__,

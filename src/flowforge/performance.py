@@ -1,0 +1,71 @@
+"""Every trick flowforge plays for speed, in one place, each with its switch.
+
+None of them changes what is computed (beyond floating-point rounding, which the tests
+bound); each only changes how fast. ``benchmarks/speed.py`` measures them: its
+``flowforge`` rows use them all, ``flowforge-autograd`` trains without the hand-written
+gradients, ``flowforge-compiled`` through ``torch.compile``.
+
+Training (``fit``, ``train``):
+
+1. Hand-written gradients (``flowforge.gradients``, composed by
+   ``flowforge.training.handwritten``): the mean NLL's gradient with the chain rule
+   written out, from the pieces' own ``handwritten()`` forms, instead of autograd's
+   graph. Used when every piece has one, in one process, eagerly.
+   Switch: ``fit(..., gradients="autograd")``.
+2. Flat parameters (``flowforge.training.optim.FlatParameters``): for the duration of
+   training, every parameter and gradient is a view of one buffer, so ``FlatAdam``
+   updates all of them in one (fused) operation, ``zero_grad`` is one fill, and the
+   weight average is one ``lerp``. Switch: ``adam(..., flat=False)`` (and ``fit``'s
+   ``flat`` option), which gives torch's own Adam.
+3. ``FlatAdam.step`` skips torch's per-call profiling wrapper when no step hook and no
+   profiler is watching. Switch: register any step hook (or run the profiler).
+4. Cached views of the weights in the hand-written forms (``W``, ``W.T``, bias columns):
+   rebuilt whenever a parameter's storage changed since the last call (a ``.to()``,
+   entering or leaving a ``FlatParameters`` block). Switch: as 1.
+5. The thread policy (``flowforge.threads``): one CPU thread for steps smaller than
+   ``SMALL_STEP_FLOPS``, where a second thread only adds synchronisation (and stalls
+   when another process holds the other core); the command line uses one thread unless
+   ``OMP_NUM_THREADS`` is set. Switch: ``fit(..., threads=None)`` (torch's own setting)
+   or a number; ``OMP_NUM_THREADS`` for the command line.
+6. One host synchronisation per epoch: the losses stay on the device until the epoch
+   ends. No switch (nothing to trade).
+7. ``torch.compile``: opt-in, ``fit(..., compile=True)``; compilation happens before the
+   first epoch and is timed apart (``History.compile_seconds``).
+
+Every forward pass (training with autograd, ``log_prob``, ``sample``):
+
+8. ``MLP.forward`` calls its plain children (``Linear`` and the usual activations) as
+   functions, with activations in place, instead of through ``nn.Module.__call__``; a
+   child with hooks is called as a module. Switch: ``flowforge.nets.mlp.DIRECT_CALLS =
+   False``.
+9. Transposed layouts for many rows: from ``flowforge.nets.mlp.TRANSPOSED_ROWS`` rows an
+   ``MLP`` works on ``(features, rows)`` activations, and from
+   ``flowforge.values.TRANSPOSED_CONCAT_ROWS`` rows ``Merge`` joins parts through their
+   transposes. Switch: set either constant to ``math.inf``.
+10. The normal base's ``log_prob`` in closed form with cached constants (rebuilt when
+    its buffers change) and a matrix-vector row sum. Switch:
+    ``flowforge.distributions.multivariate.CLOSED_FORM_NORMAL = False``.
+11. Chunked evaluation: ``flowforge.evaluate.log_likelihood`` and ``sample_points`` work
+    in chunks of ``DEFAULT_CHUNK`` rows, which keeps a small flow's intermediates in the
+    CPU's cache and bounds memory. Switch: their ``chunk_size`` argument.
+"""
+
+from __future__ import annotations
+
+
+def switches() -> dict[str, object]:
+    """The current value of every module-level switch above (for a benchmark's record)."""
+    from flowforge.distributions import multivariate
+    from flowforge.evaluate import DEFAULT_CHUNK
+    from flowforge.nets import mlp
+    from flowforge.threads import SMALL_STEP_FLOPS
+    from flowforge.values import TRANSPOSED_CONCAT_ROWS
+
+    return {
+        "DIRECT_CALLS": mlp.DIRECT_CALLS,
+        "TRANSPOSED_ROWS": mlp.TRANSPOSED_ROWS,
+        "TRANSPOSED_CONCAT_ROWS": TRANSPOSED_CONCAT_ROWS,
+        "CLOSED_FORM_NORMAL": multivariate.CLOSED_FORM_NORMAL,
+        "DEFAULT_CHUNK": DEFAULT_CHUNK,
+        "SMALL_STEP_FLOPS": SMALL_STEP_FLOPS,
+    }

@@ -1,0 +1,1 @@
+"""Run folders: their configuration, checkpoints, training into them, and loading them."""
