@@ -92,7 +92,11 @@ class Points:
         """``InputError`` if points from a file cannot be scored by this run (they can)."""
 
     def scores(
-        self, config: RunConfig, model: torch.nn.Module, scored: Scored, entropy=None
+        self,
+        config: RunConfig,
+        model: torch.nn.Module,
+        scored: Scored,
+        entropy: NLLEstimate | None = None,
     ) -> dict[str, Any]:
         """The truth's scores of the model at ``scored.x`` (``Floor`` or ``SampleCheck``
         values), with ``entropy`` as the true entropy if given; empty without a truth."""
@@ -108,7 +112,9 @@ class Points:
         """What ``metrics.json`` holds under ``heldout`` beyond the NLL: the scores."""
         return self.scores(config, model, scored)
 
-    def figures(self, model, train_points: Tensor, metrics: Mapping, seed: int) -> dict:
+    def figures(
+        self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
+    ) -> dict:
         """The run's figures, file name -> matplotlib ``Figure``."""
         from flowforge.workbench.figures.runs import run_figures
 
@@ -190,7 +196,11 @@ class ConditionalPoints(Points):
         )
 
     def scores(
-        self, config: RunConfig, model: torch.nn.Module, scored: Scored, entropy=None
+        self,
+        config: RunConfig,
+        model: torch.nn.Module,
+        scored: Scored,
+        entropy: NLLEstimate | None = None,
     ) -> dict[str, Any]:
         """The floor of ``p(x | label)``: each point scored against its own label's truth."""
         from flowforge.workbench.scoring.truth import conditional_floor_of, true_distribution
@@ -201,7 +211,9 @@ class ConditionalPoints(Points):
         labels = scored.context[0].argmax(dim=1).cpu()
         return conditional_floor_of(truth, scored.x.cpu(), labels, scored.log_q.cpu()).to_dict()
 
-    def figures(self, model, train_points: Tensor, metrics: Mapping, seed: int) -> dict:
+    def figures(
+        self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
+    ) -> dict:
         """The density and samples given each label, and the learning curves."""
         from flowforge.workbench.figures.runs import conditional_figures
 
@@ -262,7 +274,11 @@ class Images(Points):
         return options
 
     def scores(
-        self, config: RunConfig, model: torch.nn.Module, scored: Scored, entropy=None
+        self,
+        config: RunConfig,
+        model: torch.nn.Module,
+        scored: Scored,
+        entropy: NLLEstimate | None = None,
     ) -> dict[str, Any]:
         """The NLL in bits per dimension, with its standard error."""
         from flowforge.dequantization import bits_per_dim
@@ -276,7 +292,9 @@ class Images(Points):
         """Bits per dimension, the pixels per image and their levels."""
         return {**self.scores(config, model, scored), "dims": self.dims, "levels": self.levels}
 
-    def figures(self, model, train_points: Tensor, metrics: Mapping, seed: int) -> dict:
+    def figures(
+        self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
+    ) -> dict:
         """Samples beside training images, the latents per scale, the learning curves."""
         from flowforge.workbench.figures.runs import image_run_figures
 
