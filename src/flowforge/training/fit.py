@@ -23,7 +23,7 @@ from torch import Tensor
 from flowforge.errors import InputError
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.averaging import WeightAverage
-from flowforge.training.data import TrainingData, epoch_generator
+from flowforge.training.batches import TrainingData
 from flowforge.training.distributed import (
     World,
     collective_failure,
@@ -47,8 +47,7 @@ from flowforge.training.steps import (
 from flowforge.training.stopping import EarlyStopping
 from flowforge.training.validation import heldout_nll
 
-# ``epoch_generator`` is imported here too for callers that read it from this module.
-__all__ = ["History", "TrainState", "epoch_generator", "fit"]
+__all__ = ["History", "TrainState", "fit"]
 
 Callback = Callable[[TrainState], None]
 

@@ -32,7 +32,7 @@ from flowforge.training.handwritten import HandwrittenNLL, handwritten_nll, unsu
 from flowforge.training.parallel import data_parallel, unused_parameters
 
 if TYPE_CHECKING:
-    from flowforge.training.data import TrainingData
+    from flowforge.training.batches import TrainingData
     from flowforge.training.recipe import Recipe
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 from flowforge.threads import cpu_threads, training_threads
-from flowforge.training.data import (
+from flowforge.training.batches import (
     check_points,
     epoch_generator,
     fast_loader_order,

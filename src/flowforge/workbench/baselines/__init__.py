@@ -13,8 +13,8 @@ from flowforge.workbench.baselines.flows import (
 )
 from flowforge.workbench.baselines.gan import GANBaseline
 from flowforge.workbench.baselines.gaussian import GaussianBaseline
+from flowforge.workbench.baselines.gmm import MixtureBaseline
 from flowforge.workbench.baselines.kde import KernelDensityBaseline
-from flowforge.workbench.baselines.mixture import MixtureBaseline
 
 __all__ = [
     "Baseline",

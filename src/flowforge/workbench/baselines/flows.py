@@ -11,8 +11,8 @@ from flowforge.evaluate import log_likelihood
 from flowforge.families import BUILDERS, realnvp
 from flowforge.flow import NormalizingFlow
 from flowforge.initialize import initialize_from_data
-from flowforge.training.data import tensor_batches
-from flowforge.training.fit import epoch_generator, fit
+from flowforge.training import fit
+from flowforge.training.batches import epoch_generator, tensor_batches
 from flowforge.training.optim import adam
 from flowforge.workbench.baselines.base import Baseline, check_fit_data, seeded
 

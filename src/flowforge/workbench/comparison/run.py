@@ -18,9 +18,9 @@ from torch import Tensor
 from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.workbench.baselines import Baseline
 from flowforge.workbench.comparison.plan import Plan
-from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.moons import two_moons
 from flowforge.workbench.data.registry import dataset
+from flowforge.workbench.data.true_distribution import TrueDistribution
 from flowforge.workbench.scoring.metrics import (
     PairedEstimate,
     SampleReferee,

@@ -6,13 +6,13 @@ the images of scikit-learn's ``digits``);
 """
 
 from flowforge.workbench.data.digits import DIGITS, DigitSplits, ImageFormat, digit_splits
-from flowforge.workbench.data.distribution import NoDensityError, TrueDistribution
 from flowforge.workbench.data.moons import two_moons, two_moons_splits
 from flowforge.workbench.data.moons_density import MoonsDensity
 from flowforge.workbench.data.points import PointData
 from flowforge.workbench.data.registry import DATASETS, DataSet, dataset
 from flowforge.workbench.data.standardize import Standardization
 from flowforge.workbench.data.toys import TOYS, ToyDistribution, toy_data, toy_splits
+from flowforge.workbench.data.true_distribution import NoDensityError, TrueDistribution
 
 __all__ = [
     "DATASETS",

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from flowforge.workbench.data.arc_integral import NODES, log_peak_integral
-from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.points import PointData
 from flowforge.workbench.data.standardize import Standardization
+from flowforge.workbench.data.true_distribution import TrueDistribution
 
 # Each moon as (centre, orientation): the point at angle θ of the arc is
 # centre + orientation * (cos θ, sin θ). The inner moon is the outer one turned by π.

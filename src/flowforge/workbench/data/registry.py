@@ -16,12 +16,12 @@ from functools import partial
 from typing import Any
 
 from flowforge.workbench.data.digits import DIGITS, ImageFormat, digits_train_test
-from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.moons import two_moons_splits
 from flowforge.workbench.data.moons_density import MoonsDensity, outer_fraction
 from flowforge.workbench.data.points import PointData
 from flowforge.workbench.data.standardize import Standardization
 from flowforge.workbench.data.toys import TOYS, ToyDistribution, toy_splits
+from flowforge.workbench.data.true_distribution import TrueDistribution
 
 
 @dataclass(frozen=True)

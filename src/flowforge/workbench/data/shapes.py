@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from flowforge.workbench.data.distribution import NoDensityError
+from flowforge.workbench.data.true_distribution import NoDensityError
 
 F64 = torch.float64
 # A point this close to a square (original units) counts as inside it: held-out points

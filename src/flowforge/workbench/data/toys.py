@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.points import PointData, split_seeds, standardized
 from flowforge.workbench.data.shapes import (
     Gaussian,
@@ -46,6 +45,7 @@ from flowforge.workbench.data.shapes import (
     SwissRoll,
 )
 from flowforge.workbench.data.standardize import Standardization
+from flowforge.workbench.data.true_distribution import TrueDistribution
 
 
 @dataclass(frozen=True)

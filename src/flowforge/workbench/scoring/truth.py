@@ -23,10 +23,10 @@ import torch
 from torch import Tensor
 
 from flowforge.evaluate import NLLEstimate, nll_estimate, sample_points
-from flowforge.workbench.data.distribution import TrueDistribution
 from flowforge.workbench.data.moons_density import MoonsDensity
 from flowforge.workbench.data.registry import DATASETS
 from flowforge.workbench.data.standardize import Standardization
+from flowforge.workbench.data.true_distribution import TrueDistribution
 from flowforge.workbench.scoring.metrics import (
     PairedEstimate,
     SampleReferee,
