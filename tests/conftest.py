@@ -36,6 +36,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The workbench's and the benchmarks' tests run on the CPU whatever ``--device`` says
+    (they read files, use numpy and start processes)."""
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in ("workbench", "benchmarks"):
+            item.add_marker(pytest.mark.cpu_only)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)

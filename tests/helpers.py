@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowforge import AffineCoupling, Merge, Multivariate, NormalizingFlow, Split, Swap, block
+
 _NAMES = {"float32": torch.float32, "float64": torch.float64}
 OPTIONS = {"dtypes": tuple(_NAMES), "device": "cpu"}
 
@@ -20,3 +22,11 @@ def dtype_params() -> list:
 
 
 DTYPES = dtype_params()  # filled after conftest has read the options (see pytest_configure)
+
+
+def seed_model(hidden: int = 16, couplings: int = 4) -> NormalizingFlow:
+    """The notebook's model of section 10.5 (a), built from its layers as the notebook does."""
+    layers = [Split()]
+    for i in range(couplings):
+        layers += [AffineCoupling(block(1, 1, hidden))] + ([Swap()] if i < couplings - 1 else [])
+    return NormalizingFlow(Multivariate(2), *layers, Merge())

@@ -66,3 +66,24 @@ def test_the_levels_cover_every_package_and_module():
     tops = {p.stem if p.is_file() else p.name for p in SRC.iterdir()}
     tops -= {"__init__", "__main__", "__pycache__"}
     assert tops == set().union(*LEVELS)
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's length in lines, its docstring left out."""
+    body = node.body
+    documented = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    start = body[1].lineno if documented and len(body) > 1 else body[0].lineno
+    return node.end_lineno - start + 1
+
+
+def test_modules_and_functions_stay_short():
+    """No module over 400 lines, no function body over 60 (docstrings aside)."""
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            long.append(f"{module_name(path)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _code_lines(node) > 60:
+                long.append(f"{module_name(path)}.{node.name}: {_code_lines(node)} lines")
+    assert long == []

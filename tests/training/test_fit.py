@@ -4,27 +4,13 @@ import pytest
 import torch
 
 from flowforge import (
-    AffineCoupling,
-    Merge,
-    Multivariate,
-    NormalizingFlow,
-    Split,
-    Swap,
-    block,
     fit,
     mean_nll,
 )
 from flowforge.training import History
 from flowforge.training.schedule import make_schedule
 from flowforge.workbench.data import two_moons_splits
-
-
-def seed_model(hidden=16, couplings=4):
-    """The notebook's model of section 10.5 (a)."""
-    layers = [Split()]
-    for i in range(couplings):
-        layers += [AffineCoupling(block(1, 1, hidden))] + ([Swap()] if i < couplings - 1 else [])
-    return NormalizingFlow(Multivariate(2), *layers, Merge())
+from tests.helpers import seed_model
 
 
 @pytest.fixture(scope="module")

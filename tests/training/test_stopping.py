@@ -9,7 +9,7 @@ from flowforge import fit
 from flowforge.errors import InputError
 from flowforge.training.stopping import EarlyStopping
 from flowforge.workbench.data import two_moons_splits
-from tests.training.test_fit import seed_model
+from tests.helpers import seed_model
 
 NLLS = [3.0, 2.5, 2.6, 2.4, 2.45, 2.41, 2.42, 2.39]  # best: epochs 2, 4, then 8
 

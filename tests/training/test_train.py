@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowforge import train, two_moons
-from tests.training.test_fit import seed_model
+from tests.helpers import seed_model
 
 
 def _reference_train(model, loader, epochs, lr):

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.workbench import train_tiny
+from tests.workbench.helpers import train_tiny
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from flowforge.workbench.data import (
 )
 from flowforge.workbench.data.shapes import Gaussian, Mixture, NoisyCircle, Square
 from flowforge.workbench.data.toys import Toy, toy_splits
-from tests.data.toy_reference import REFERENCES
+from tests.workbench.data.toy_reference import REFERENCES
 
 WITH_DENSITY = ["eight_gaussians", "checkerboard", "circles", "rings"]
 SAMPLED_ONLY = ["pinwheel", "two_spirals", "swiss_roll"]

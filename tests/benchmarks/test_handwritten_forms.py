@@ -3,8 +3,8 @@
 import json
 
 import torch
-from benchmarks import handwritten_forms
 
+from benchmarks import handwritten_forms
 from flowforge import realnvp
 from flowforge.training import handwritten_nll
 

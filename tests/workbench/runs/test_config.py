@@ -6,24 +6,11 @@ import torch
 
 from flowforge import load
 from flowforge.workbench.cli.main import cpu_threads
-from flowforge.workbench.data import Standardization, two_moons_splits
+from flowforge.workbench.data import Standardization
 from flowforge.workbench.runs.checkpoint import CheckpointError
 from flowforge.workbench.runs.config import RunConfig, RunError, read_config
 from flowforge.workbench.runs.experiment import start_run, train_run
-
-
-def tiny_config(**changes) -> RunConfig:
-    train, _ = two_moons_splits(800, 200, seed=2)
-    fields = dict(
-        model="realnvp",
-        model_options={"width": 2, "couplings": 2, "hidden": 8, "base": "normal"},
-        data={"name": "two_moons", "n_samples": 800, "n_heldout": 200, "noise": 0.1},
-        standardization=train.standardization,
-        recipe={"epochs": 1, "batch_size": 200, "lr": 1e-2, "ema": 0.9, "shuffle": True},
-        seed=2,
-        device="cpu",
-    )
-    return RunConfig(**{**fields, **changes})
+from tests.workbench.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import pytest
 from flowforge.families import FAMILIES, IMAGES
 from flowforge.workbench.cli.main import main
 from flowforge.workbench.runs.config import read_config
-from tests.cli.test_toys import run_main
-from tests.workbench import pixel_spread, small_flags
+from tests.workbench.helpers import pixel_spread, run_main, small_flags
 
 SMALL = ["--epochs", "1", "--batch-size", "128", "--quiet"]
 IMAGE_FAMILIES = [name for name, family in FAMILIES.items() if family.data == IMAGES]

@@ -3,7 +3,7 @@ import shutil
 from matplotlib.image import imread
 
 from flowforge.workbench.cli.main import main
-from tests.workbench import pixel_spread
+from tests.workbench.helpers import pixel_spread
 
 
 def test_compare_runs_draws_both_runs_per_layer_densities(tiny_run, tmp_path, capsys):

@@ -22,7 +22,7 @@ from flowforge.workbench.runs.kinds import (
     new_kind,
     run_kind,
 )
-from tests.test_runs import tiny_config
+from tests.workbench.helpers import tiny_config
 
 
 def image_config(**options) -> RunConfig:

@@ -27,7 +27,7 @@ from flowforge.workbench.figures.plots import (  # noqa: E402
     plot_samples,
 )
 from flowforge.workbench.figures.runs import save_figure  # noqa: E402
-from tests.workbench import pixel_spread  # noqa: E402
+from tests.workbench.helpers import pixel_spread  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +147,7 @@ def test_learning_curves_skip_missing_values():
 
 
 def test_a_saved_figure_is_a_png_and_blankness_is_measurable(tmp_path):
-    # The run's figures are checked for content in tests/cli/test_train.py.
+    # The run's figures are checked for content in tests/workbench/cli/test_train.py.
     drawn = save_figure(
         plot_log_prob_and_samples(Multivariate(2), n=200, steps=40, fig=Figure()),
         tmp_path / "a.png",

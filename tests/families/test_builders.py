@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowforge import AffineCoupling, check_flow, realnvp
-from tests.training.test_fit import seed_model
+from tests.helpers import seed_model
 
 
 def test_realnvp_defaults_are_the_notebook_model():

@@ -26,7 +26,7 @@ from flowforge.families.__main__ import MARK, main, replace_table
 from flowforge.workbench.cli import train
 from flowforge.workbench.cli.model_options import declared_options, defaults_text
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_registry_holds_every_declared_family_sorted_by_name():

@@ -18,7 +18,7 @@ from flowforge.workbench.cli.train import new_run
 from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.figures.runs import FIGURES
 from flowforge.workbench.runs.checkpoint import load_checkpoint, load_weights
-from tests.workbench import TINY, pixel_spread
+from tests.workbench.helpers import TINY, pixel_spread
 
 RUN_FILES = {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.json"}
 RUN_FILES |= {"report.html", *FIGURES}

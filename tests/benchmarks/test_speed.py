@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from benchmarks import contenders, speed
 
 

@@ -1,5 +1,5 @@
 """``flowforge train --model NAME`` for every family of points (the image families:
-tests/cli/test_digits.py); the conditional moons run end to end."""
+tests/workbench/cli/test_digits.py); the conditional moons run end to end."""
 
 import json
 
@@ -9,7 +9,7 @@ import pytest
 from flowforge.families import FAMILIES, IMAGES, POINTS
 from flowforge.workbench.cli.main import main
 from flowforge.workbench.runs.config import load
-from tests.workbench import pixel_spread, small_flags, train_tiny
+from tests.workbench.helpers import pixel_spread, small_flags, train_tiny
 
 POINT_FAMILIES = [name for name, family in FAMILIES.items() if family.data == POINTS]
 

@@ -1,8 +1,6 @@
 """Every toy set from the command line: train, eval, sample, plot and compare, tiny budgets."""
 
-import io
 import json
-from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
@@ -11,19 +9,11 @@ from flowforge.workbench.cli.main import main
 from flowforge.workbench.data import TOYS
 from flowforge.workbench.datafiles import read_points
 from flowforge.workbench.runs.config import read_config
-from tests.workbench import TINY
+from tests.workbench.helpers import TINY, run_main
 
 WITH_DENSITY = {"eight_gaussians", "checkerboard", "circles", "rings"}
 COMPARE = ["--models", "flow", "--budget", "1", "--n-train", "2000", "--n-heldout", "500"]
 COMPARE += ["--samples", "300", "--entropy-samples", "2000"]
-
-
-def run_main(argv: list[str]) -> str:
-    """``flowforge ARGV`` in this process; its standard output (exit code 0 asserted)."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert main(argv) == 0
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
