@@ -21,6 +21,7 @@ from flowforge.nets import input_width
 from flowforge.transformers import (
     AdditiveTransformer,
     AffineTransformer,
+    HandwrittenTransformer,
     LogScale,
     SplineTransformer,
     Transformer,
@@ -116,16 +117,15 @@ class Coupling(FlowLayer):
         transformer = self.transformer.handwritten()
         if has_hooks(self) or not owns_handwritten(self, "inverse") or None in (net, transformer):
             return None
-        return CouplingGradients(net, transformer)
+        return CouplingGradients(net, transformer, self.transformer.params_per_element)
 
 
 class CouplingGradients:
     """A coupling's inverse and its hand-written backward (``flowforge.gradients``): the
     network's hand-written form, then the transformer's."""
 
-    def __init__(self, net: Any, transformer: Transformer) -> None:
-        self.net, self.transformer = net, transformer
-        self.n = transformer.params_per_element
+    def __init__(self, net: Any, transformer: HandwrittenTransformer, n: int) -> None:
+        self.net, self.transformer, self.n = net, transformer, n
 
     def refresh(self) -> None:
         self.net.refresh()

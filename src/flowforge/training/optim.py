@@ -99,11 +99,12 @@ class FlatParameters:
 
     def zero_grad(self) -> None:
         """Zero every gradient at once, in place (the gradients stay views of the buffer)."""
-        self._require().grad.zero_()
+        (self.tensor if self.tensor is not None else self._require()).grad.zero_()
 
     def gather(self, strict: bool = True) -> None:
         """Put replaced gradients back into the buffer; refuse parameters given new storage."""
-        self._require()
+        if self.tensor is None:
+            self._require()
         if list(map(Tensor.data_ptr, self.params)) == self._data and not any(
             map(operator.is_not, map(_GRAD, self.params), self._grads)
         ):

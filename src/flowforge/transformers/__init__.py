@@ -9,8 +9,13 @@ autoregressive layer is a conditioner plus one of these (``flowforge.transformer
 Each declares ``params_per_element``, the number of network outputs per element.
 """
 
-from flowforge.transformers.affine import AdditiveTransformer, AffineTransformer
-from flowforge.transformers.base import Params, Transformer
+from flowforge.transformers.affine import (
+    AdditiveGradients,
+    AdditiveTransformer,
+    AffineGradients,
+    AffineTransformer,
+)
+from flowforge.transformers.base import HandwrittenTransformer, Params, Transformer
 from flowforge.transformers.log_scale import (
     LOG_SCALES,
     CustomLogScale,
@@ -27,9 +32,12 @@ __all__ = [
     "DEFAULT_BOUND",
     "LOG_SCALES",
     "TRANSFORMERS",
+    "AdditiveGradients",
     "AdditiveTransformer",
+    "AffineGradients",
     "AffineTransformer",
     "CustomLogScale",
+    "HandwrittenTransformer",
     "ExpLogScale",
     "LogScale",
     "Params",

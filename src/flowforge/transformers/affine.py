@@ -7,7 +7,7 @@ from torch import Tensor
 
 from flowforge.gradients import owns_handwritten
 from flowforge.transformers.base import Params, Transformer
-from flowforge.transformers.log_scale import LogScaleSpec, resolve_log_scale
+from flowforge.transformers.log_scale import LogScale, LogScaleSpec, resolve_log_scale
 
 
 class AffineTransformer(Transformer):
@@ -35,9 +35,16 @@ class AffineTransformer(Transformer):
         minus_s = -self.log_scale(raw)  # shared by the scale and the log-determinant
         return (x - t) * torch.exp(minus_s), minus_s
 
-    def handwritten(self) -> AffineTransformer | None:
+    def handwritten(self) -> AffineGradients | None:
         supported = owns_handwritten(self, "inverse") and self.log_scale.has_derivative
-        return self if supported else None
+        return AffineGradients(self.log_scale) if supported else None
+
+
+class AffineGradients:
+    """``AffineTransformer``'s inverse with its hand-written backward (``flowforge.gradients``)."""
+
+    def __init__(self, log_scale: LogScale) -> None:
+        self.log_scale = log_scale  # a plain attribute here: no module lookup per step
 
     def inverse_saving(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor, tuple]:
         raw, t = params
@@ -70,8 +77,12 @@ class AdditiveTransformer(Transformer):
         (t,) = params
         return x - t, None
 
-    def handwritten(self) -> AdditiveTransformer | None:
-        return self if owns_handwritten(self, "inverse") else None
+    def handwritten(self) -> AdditiveGradients | None:
+        return AdditiveGradients() if owns_handwritten(self, "inverse") else None
+
+
+class AdditiveGradients:
+    """``AdditiveTransformer``'s inverse with its hand-written backward."""
 
     def inverse_saving(self, x: Tensor, params: Params) -> tuple[Tensor, None, None]:
         (t,) = params

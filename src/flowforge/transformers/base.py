@@ -13,23 +13,34 @@ it keeps (a log-scale's, say) are non-persistent buffers, so they follow ``.to(d
 and ``.double()`` without entering the ``state_dict``.
 
 Optionally a transformer offers hand-written gradients of its inverse (see
-``flowforge.gradients``): ``handwritten()`` returns itself when it has them, and then it
-implements ``inverse_saving(x, params) -> (z, log|dz/dx| or None, saved)`` and
+``flowforge.gradients``): ``handwritten()`` returns an object (``HandwrittenTransformer``)
+with ``inverse_saving(x, params) -> (z, log|dz/dx| or None, saved)`` and
 ``inverse_backward(saved, g_z, log_det_grad) -> (g_x, minus_g_params)``, where
 ``log_det_grad`` is the loss's derivative by each element's log-derivative (broadcastable)
 and ``minus_g_params`` holds the *negated* gradient by each of the ``params`` (the sign
-spares a negation in the usual maps; the network's backward takes it back).
+spares a negation in the usual maps; the network's backward takes it back). The object
+sits next to its transformer, in the same module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 Params = Sequence[Tensor]
+
+
+class HandwrittenTransformer(Protocol):
+    """A transformer's inverse with its hand-written backward (see the module docstring)."""
+
+    def inverse_saving(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor | None, Any]: ...
+
+    def inverse_backward(
+        self, saved: Any, g_z: Tensor, log_det_grad: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, ...]]: ...
 
 
 class Transformer(torch.nn.Module):
@@ -46,16 +57,6 @@ class Transformer(torch.nn.Module):
         """Data ``x`` to latent; returns ``(z, log|dz/dx|)`` shaped like ``x``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement inverse()")
 
-    def handwritten(self) -> Transformer | None:
-        """This transformer when it has hand-written gradients of its inverse, else ``None``."""
+    def handwritten(self) -> HandwrittenTransformer | None:
+        """The inverse with hand-written gradients, or ``None`` (the default: autograd)."""
         return None
-
-    def inverse_saving(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor | None, Any]:
-        """``inverse`` with what ``inverse_backward`` needs (hand-written gradients only)."""
-        raise NotImplementedError(f"{type(self).__name__} has no hand-written gradients")
-
-    def inverse_backward(
-        self, saved: Any, g_z: Tensor, log_det_grad: Tensor
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """``(g_x, minus_g_params)`` from the gradient by ``z`` (hand-written gradients only)."""
-        raise NotImplementedError(f"{type(self).__name__} has no hand-written gradients")

@@ -44,8 +44,8 @@ def test_the_kind_is_chosen_from_the_config():
     assert type(images) is Images and images.image_shape == (1, 8, 8) and images.dims == 64
     with pytest.raises(RunError, match="unknown context .*known: label"):
         run_kind(tiny_config(extra={"context": {"kind": "text"}}))
-    with pytest.raises(RunError, match="unknown model 'glow'"):
-        run_kind(tiny_config(model="glow"))
+    with pytest.raises(RunError, match="unknown model 'sylvester'"):
+        run_kind(tiny_config(model="sylvester"))
 
 
 def test_a_new_runs_kind_follows_its_data_set_and_adds_its_model_options():
