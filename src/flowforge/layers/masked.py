@@ -164,7 +164,8 @@ class MaskedSplineCoupling(MaskedCoupling):
     monotone rational-quadratic spline on ``[-bound, bound]``, the identity outside
     (``flowforge.transformers.spline``). Pixels where ``mask = 0`` go through their
     spline; those where ``mask = 1`` pass unchanged. Zero parameters give the identity,
-    so a ``conv_block(C, hidden, outputs_per_channel=3 * bins - 1)`` starts it as one.
+    so a ``conv_block(C, hidden, outputs_per_channel=self.params_per_element)`` starts it
+    as one.
     """
 
     def __init__(

@@ -68,8 +68,8 @@ def conv_block(
     context (each context column broadcast over the pixels) and outputs
     ``outputs_per_channel * channels`` channels: for a ``MaskedAffineCoupling`` (the
     default of 2) the log-scale and the shift of every channel; for a
-    ``MaskedSplineCoupling`` of ``bins`` bins, ``outputs_per_channel=3 * bins - 1``
-    spline parameters per channel. ``zero_init=True`` (the default) zeroes the output
+    ``MaskedSplineCoupling``, its transformer's ``params_per_element`` spline parameters
+    per channel. ``zero_init=True`` (the default) zeroes the output
     convolution, so the coupling starts as the identity. ``dropout`` as in ``ConvNet``.
     """
     net = ConvNet(
