@@ -19,12 +19,15 @@ the first compilation of every kernel cancelled out:
 Instructions are not seconds: a large batch's arithmetic runs at more instructions per
 cycle than Python's dispatch, so the time ratio at batch 1,024 is larger than the
 instruction ratio. The ratio is what a change to the code moves; ``benchmarks/speed.py``
-measures the seconds. Needs ``valgrind`` on the ``PATH``.
+measures the seconds. ``--src PATH`` measures the flowforge of another checkout's ``src``
+folder (a before/after comparison: ``git worktree add /tmp/before REV``, then ``--src
+/tmp/before/src``). Needs ``valgrind`` on the ``PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -61,8 +64,9 @@ else:
 CONTENDERS = ("seed", "flowforge", "flowforge-autograd")
 
 
-def count(name: str, batch: int, steps: int) -> int:
-    """The instructions a fresh process executes for ``steps`` steps of ``name``."""
+def count(name: str, batch: int, steps: int, src: Path | None = None) -> int:
+    """The instructions a fresh process executes for ``steps`` steps of ``name`` (with the
+    flowforge of ``src`` when given)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         command = [
@@ -76,7 +80,12 @@ def count(name: str, batch: int, steps: int) -> int:
             str(batch),
             str(steps),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+        env = dict(os.environ)
+        if src is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=ROOT, env=env, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{name} under callgrind failed: {done.stderr.strip()[-300:]}")
         found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
@@ -85,24 +94,26 @@ def count(name: str, batch: int, steps: int) -> int:
         return int(found.group(1))
 
 
-def per_step(name: str, batch: int, a: int, b: int) -> float:
+def per_step(name: str, batch: int, a: int, b: int, src: Path | None = None) -> float:
     """Instructions of one step: the slope between runs of ``a`` and ``b`` steps."""
-    return (count(name, batch, b) - count(name, batch, a)) / (b - a)
+    return (count(name, batch, b, src) - count(name, batch, a, src)) / (b - a)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 128 only, fewer steps")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--src", type=Path, help="measure the flowforge in this src folder")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("benchmarks.instructions needs valgrind (apt install valgrind)")
     plan = {128: (20, 60)} if args.quick else {128: (100, 300), 1024: (40, 120)}
     started = time.perf_counter()
     results: dict = {"steps": {str(b): list(s) for b, s in plan.items()}, "batches": {}}
+    results["src"] = None if args.src is None else str(args.src)
     lines = ["Instructions per training step (callgrind), one thread"]
     for batch, (a, b) in plan.items():
-        costs = {name: per_step(name, batch, a, b) for name in CONTENDERS}
+        costs = {name: per_step(name, batch, a, b, args.src) for name in CONTENDERS}
         results["batches"][str(batch)] = costs
         lines.append(f"  batch {batch}:")
         for name, cost in costs.items():
