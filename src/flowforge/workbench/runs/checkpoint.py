@@ -1,24 +1,30 @@
-"""Checkpoints without pickle: tensors in safetensors, everything else as JSON in its header.
+"""Checkpoints without pickle: a training state in one checksummed safetensors file.
 
-A checkpoint is one ``.safetensors`` file, written atomically (``files.atomic_write_bytes``),
-so a crash at any moment leaves the previous checkpoint intact. Its tensors are the
-model's state, the optimizer's per-parameter state, the best weights so far and the
-torch random-number state (``uint8``); the epoch, step, history and the optimizer's
-parameter groups are JSON, stored in the safetensors header's metadata under the key
-``"flowforge"``, with a SHA-256 checksum of the tensors so damage anywhere is caught.
+A checkpoint (``save_checkpoint``) is one file in the format of ``runs.tensorfile``:
+its tensors are the model's state, the optimizer's per-parameter state, the best
+weights so far, the averaged run's iterates and the torch random-number state
+(``uint8``); the epoch, step, history and the optimizer's parameter groups are its JSON
+record. One SHA-256 covers the whole file, metadata included, so damage anywhere (one
+flipped bit) is refused with a one-line ``CheckpointError``: a checkpoint loads exactly
+the state that was saved, or not at all. It is written atomically
+(``files.atomic_write_bytes``), so a crash at any moment leaves the previous file intact.
 
-Reading never executes anything from the file: the header is parsed as JSON, the
-tensors by ``safetensors`` (a flat byte buffer and its dtypes and shapes). A missing,
-truncated or corrupt file raises ``CheckpointError`` naming the file.
+**The previous checkpoint.** Before it writes, ``save_checkpoint`` keeps the checkpoint it
+replaces, when that one is intact, as ``NAME.previous.safetensors`` beside it
+(``previous_path``; a hard link where the file system has them, else a copy, each put in
+place atomically). A checkpoint found damaged on disk is therefore never the only one:
+it is refused, it is never made the previous one, and the previous good one stays
+(``runs.experiment`` names it in its error, with how to resume from it). Weights
+(``save_weights``) are written once, at the end of training, and have no previous copy.
+
+Reading never executes anything from the file, and checks its type and size first
+(``runs.tensorfile``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,104 +34,19 @@ from torch import Tensor
 
 from flowforge.errors import CheckpointError
 from flowforge.training.state import History, TrainState
-from flowforge.workbench.files import atomic_write_bytes, json_safe
-
-META_KEY = "flowforge"
-FORMAT_VERSION = 1
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-
-
-# --- tensors + JSON in one safetensors file ------------------------------------------
-
-
-def save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict) -> Path:
-    """Write ``tensors`` (on any device) and the JSON-able ``meta`` to ``path`` atomically."""
-    from safetensors.torch import save
-
-    cpu = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in tensors.items()}
-    meta = {**meta, "sha256": digest(cpu)}
-    text = json.dumps(json_safe(meta), allow_nan=False)
-    return atomic_write_bytes(path, save(cpu, metadata={META_KEY: text}))
-
-
-def load_tensors(
-    path: str | os.PathLike, kind: str | None = None
-) -> tuple[dict[str, Tensor], dict]:
-    """Read a file written by ``save_tensors``: ``(tensors on the CPU, meta)``.
-
-    ``kind`` (when given) must match ``meta["kind"]``. Raises ``CheckpointError`` when
-    the file is missing, truncated, corrupt, or not a flowforge file of that kind.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except OSError as error:
-        raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from None
-    meta = _parse_meta(path, _read_header(path, data))
-    if kind is not None and meta.get("kind") != kind:
-        raise CheckpointError(f"{path} holds {meta.get('kind')!r} data, expected {kind!r}")
-    tensors = _parse_tensors(path, data)
-    if meta.get("sha256") != digest(tensors):
-        raise CheckpointError(f"{path} is corrupt (its tensors do not match their checksum)")
-    return tensors, meta
-
-
-def digest(tensors: dict[str, Tensor]) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (CPU), in name order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _read_header(path: Path, data: bytes) -> dict:
-    """The safetensors JSON header, checked before any tensor is touched."""
-    damaged = f"{path} is truncated or is not a safetensors file"
-    if len(data) < 8:
-        raise CheckpointError(f"{damaged} ({len(data)} bytes)")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > min(_MAX_HEADER, len(data) - 8):
-        raise CheckpointError(f"{damaged} (its header claims {size} bytes, {len(data)} present)")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, ValueError):
-        raise CheckpointError(f"{damaged} (its header is not valid JSON)") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{damaged} (its header is not a JSON object)")
-    return header
-
-
-def _parse_meta(path: Path, header: dict) -> dict:
-    text = (header.get("__metadata__") or {}).get(META_KEY)
-    if not isinstance(text, str):
-        raise CheckpointError(f"{path} is a safetensors file, but not one written by flowforge")
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        raise CheckpointError(f"{path} has a corrupt flowforge record") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} has a corrupt flowforge record")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {meta.get('format_version')}, "
-            f"this flowforge reads version {FORMAT_VERSION}"
-        )
-    return meta
-
-
-def _parse_tensors(path: Path, data: bytes) -> dict[str, Tensor]:
-    from safetensors.torch import load
-
-    try:
-        return load(data)
-    except Exception as error:  # safetensors raises its own error types for damaged data
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is truncated or corrupt ({reason})") from None
-
+from flowforge.workbench.files import atomic_write_bytes, read_limited, temp_path
+from flowforge.workbench.runs.tensorfile import (  # noqa: F401  (the format, re-exported)
+    FORMAT_VERSION,
+    MAX_CHECKPOINT_BYTES,
+    MAX_WEIGHTS_BYTES,
+    META_KEY,
+    check_size,
+    decode_tensors,
+    digest,
+    encode_tensors,
+    load_tensors,
+    save_tensors,
+)
 
 # --- random-number state --------------------------------------------------------------
 
@@ -206,10 +127,46 @@ def _history_from_record(record: dict) -> History:
     return history
 
 
+def previous_path(path: str | os.PathLike) -> Path:
+    """Where ``save_checkpoint`` keeps the checkpoint it replaced: ``NAME.previous.SUFFIX``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def keep_previous(path: str | os.PathLike) -> Path | None:
+    """Keep the checkpoint at ``path``, if there is one and it is intact, as
+    ``previous_path(path)`` (a hard link, else a copy; atomically); the path kept, or ``None``
+    (nothing there, or damaged: then the previous checkpoint already kept stays)."""
+    path = Path(path)
+    try:
+        data = read_limited(path, MAX_CHECKPOINT_BYTES, "a checkpoint", CheckpointError)
+        decode_tensors(path, data, kind="train_state")
+    except CheckpointError:
+        return None
+    previous = previous_path(path)
+    tmp = temp_path(previous)
+    try:
+        os.link(path, tmp)
+        os.replace(tmp, previous)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(previous, data)
+    return previous
+
+
 def save_checkpoint(
-    path: str | os.PathLike, state: TrainState, rng: dict[str, Tensor] | None = None
+    path: str | os.PathLike,
+    state: TrainState,
+    rng: dict[str, Tensor] | None = None,
+    *,
+    previous: bool = True,
 ) -> Path:
-    """Write ``state`` and the random-number state (default: the current one) atomically."""
+    """Write ``state`` and the random-number state (default: the current one) atomically.
+
+    With ``previous`` (the default) the checkpoint it replaces, if intact, is kept as
+    ``previous_path(path)`` first (``keep_previous``). ``CheckpointError`` (nothing
+    written) if the file would exceed ``MAX_CHECKPOINT_BYTES``.
+    """
     opt_tensors, opt_record = _flatten_optimizer(state.optimizer_state)
     tensors = {
         **_prefixed("model", state.model_state),
@@ -230,7 +187,11 @@ def save_checkpoint(
         "has_best": state.best_model_state is not None,
         "has_training": state.training_state is not None,
     }
-    return save_tensors(path, tensors, meta)
+    data = encode_tensors(tensors, meta)
+    check_size(path, len(data), MAX_CHECKPOINT_BYTES)
+    if previous:
+        keep_previous(path)
+    return atomic_write_bytes(path, data)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -248,7 +209,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             best_model_state=_unprefixed("best", tensors) if meta["has_best"] else None,
             training_state=(_unprefixed("training", tensors) if meta.get("has_training") else None),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as error:
         raise CheckpointError(f"{path} has an incomplete training record ({error!r})") from None
     return Checkpoint(state, _unprefixed("rng", tensors), meta)
 
@@ -258,9 +219,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 def save_weights(path: str | os.PathLike, state_dict: dict[str, Tensor]) -> Path:
     """Write a model's ``state_dict`` as a plain safetensors file, atomically."""
-    return save_tensors(path, state_dict, {"kind": "weights", "format_version": FORMAT_VERSION})
+    meta = {"kind": "weights", "format_version": FORMAT_VERSION}
+    return save_tensors(path, state_dict, meta, limit=MAX_WEIGHTS_BYTES)
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read weights written by ``save_weights`` (on the CPU); ``CheckpointError`` if damaged."""
-    return load_tensors(path, kind="weights")[0]
+    """Read weights written by ``save_weights`` (on the CPU); ``CheckpointError`` if damaged
+    (anywhere), not a regular file, or over ``MAX_WEIGHTS_BYTES``."""
+    return load_tensors(path, kind="weights", limit=MAX_WEIGHTS_BYTES)[0]
