@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from flowforge import fit, realnvp
+from flowforge.training.state import History, TrainState
 from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.runs.checkpoint import (
     CheckpointError,
@@ -13,6 +14,7 @@ from flowforge.workbench.runs.checkpoint import (
     load_checkpoint,
     load_tensors,
     load_weights,
+    previous_path,
     restore_rng,
     save_checkpoint,
     save_tensors,
@@ -218,3 +220,105 @@ def test_metadata_survives_with_non_finite_numbers(tmp_path):
     tensors, meta = load_tensors(path, kind="test")
     assert meta["values"] == [1.5, None, "inf"]
     assert torch.equal(tensors["x"], torch.zeros(1))
+
+
+# --- issue 15 (3): the whole file is checksummed; the previous good checkpoint is kept ----
+
+
+def _tiny_state(epoch: int = 1) -> TrainState:
+    """A real (Adam, averaged, best-kept) training state small enough to flip every bit."""
+    torch.manual_seed(epoch)
+    layer = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        layer(torch.randn(4, 2)).sum().backward()
+        optimizer.step()
+    history = History()
+    for e in range(epoch):
+        history.record(1.5 - e / 10, 1.25 - e / 10, 0.5, 0.4)
+    history.best_epoch = epoch
+    return TrainState(
+        epoch=epoch,
+        step=2 * epoch,
+        history=history,
+        model_state=layer.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        best_model_state=layer.state_dict(),
+        training_state={"w": torch.ones(2)},
+    )
+
+
+RNG = {"cpu": torch.arange(4, dtype=torch.uint8)}
+
+
+def _flips(data: bytes):
+    for bit in range(len(data) * 8):
+        damaged = bytearray(data)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        yield bit, bytes(damaged)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "weights"])
+def test_every_single_bit_flip_anywhere_is_refused(tmp_path, kind):
+    """Issue 15 (3): the epoch, step, history and Adam's settings are in the checksum too
+    (before, about 1 in 60 flips of a checkpoint loaded a different state)."""
+    state = _tiny_state()
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "checkpoint":
+        save_checkpoint(path, state, RNG)
+        load = load_checkpoint
+    else:
+        save_weights(path, state.model_state)
+        load = load_weights
+    data, damaged_path = path.read_bytes(), tmp_path / "damaged.safetensors"
+    loaded = []
+    for bit, damaged in _flips(data):
+        damaged_path.write_bytes(damaged)
+        try:
+            load(damaged_path)
+        except CheckpointError as error:
+            assert "\n" not in str(error) and str(damaged_path) in str(error), bit
+        else:
+            loaded.append(bit)
+    assert loaded == [], f"{len(loaded)} of {len(data) * 8} flips loaded, first at bit {loaded[0]}"
+    assert load(path) is not None  # the original still loads
+
+
+def _epoch(path) -> int:
+    return load_checkpoint(path).state.epoch
+
+
+def test_the_previous_good_checkpoint_is_kept_and_a_damaged_one_never_replaces_it(tmp_path):
+    path = tmp_path / "checkpoint.safetensors"
+    previous = previous_path(path)
+    assert previous.name == "checkpoint.previous.safetensors"
+    save_checkpoint(path, _tiny_state(1), RNG)
+    assert not previous.exists()
+    save_checkpoint(path, _tiny_state(2), RNG)
+    assert (_epoch(path), _epoch(previous)) == (2, 1)
+    _damaged(path, "tensor-byte")  # damage on disk: it must not become the previous one
+    save_checkpoint(path, _tiny_state(3), RNG)
+    assert (_epoch(path), _epoch(previous)) == (3, 1)
+    save_checkpoint(path, _tiny_state(4), RNG)
+    assert (_epoch(path), _epoch(previous)) == (4, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, previous.name])
+
+
+def test_resuming_from_a_damaged_checkpoint_names_the_previous_good_one(tmp_path):
+    from flowforge.workbench.runs.experiment import read_checkpoint
+
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, _tiny_state(1), RNG)
+    _damaged(path, "header-byte")
+    with pytest.raises(CheckpointError, match="no earlier checkpoint is kept") as info:
+        read_checkpoint(tmp_path)
+    assert "\n" not in str(info.value)
+    save_checkpoint(path, _tiny_state(2), RNG)
+    save_checkpoint(path, _tiny_state(3), RNG)
+    _damaged(path, "tensor-byte")
+    with pytest.raises(CheckpointError, match=r"previous good checkpoint \(epoch 2\)") as info:
+        read_checkpoint(tmp_path)
+    assert "flowforge train --resume" in str(info.value) and "\n" not in str(info.value)
+    previous_path(path).replace(path)  # what the message says to do
+    assert read_checkpoint(tmp_path).state.epoch == 2

@@ -36,7 +36,9 @@ from flowforge.training.distributed import DEFAULT_TIMEOUT, World, distributed, 
 from flowforge.workbench.data import PointData
 from flowforge.workbench.files import atomic_write_text, write_json
 from flowforge.workbench.runs.checkpoint import (
+    CheckpointError,
     load_checkpoint,
+    previous_path,
     restore_rng,
     save_checkpoint,
     save_weights,
@@ -93,9 +95,38 @@ class Outcome:
     resumed_from: int  # completed epochs found in the checkpoint (0 for a fresh start)
 
 
+def read_checkpoint(folder: Path):
+    """The run's checkpoint (``None`` if it has none yet). A damaged one is refused with a
+    ``CheckpointError`` that says whether the previous good checkpoint is kept
+    (``checkpoint.previous_path``) and how to continue from it."""
+    path = folder / CHECKPOINT
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; {_previous_hint(folder)}") from None
+
+
+def _previous_hint(folder: Path) -> str:
+    previous = previous_path(folder / CHECKPOINT)
+    try:
+        epoch = load_checkpoint(previous).state.epoch
+    except CheckpointError:
+        return (
+            f"no earlier checkpoint is kept: delete it to train the run again from the start "
+            f"with `flowforge train --resume {folder}`"
+        )
+    return (
+        f"the previous good checkpoint (epoch {epoch}) is kept in {previous}: to continue "
+        f"from it, move it over {CHECKPOINT} (`mv {previous} {folder / CHECKPOINT}`) and run "
+        f"`flowforge train --resume {folder}`"
+    )
+
+
 def _model_for(folder: Path, config: RunConfig, device: torch.device):
     """A model ready to train: fresh (seeded) or with its checkpoint's state and RNG."""
-    checkpoint = load_checkpoint(folder / CHECKPOINT) if (folder / CHECKPOINT).exists() else None
+    checkpoint = read_checkpoint(folder)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if checkpoint is None:
