@@ -228,12 +228,16 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (flowforge writes strict JSON)")
+
+
 def parse_json(data: bytes | str) -> Any:
-    """Parse JSON text; ``ValueError`` (one line) for anything but JSON nesting at most
-    ``MAX_JSON_DEPTH`` levels deep: bad syntax or encoding, a nesting bomb, a number
-    too long to read."""
+    """Parse strict JSON text; ``ValueError`` (one line) for anything but JSON nesting at
+    most ``MAX_JSON_DEPTH`` levels deep: bad syntax or encoding, ``NaN`` or ``Infinity``, a
+    nesting bomb, a number too long to read."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as failure:  # UnicodeDecodeError and JSONDecodeError among them

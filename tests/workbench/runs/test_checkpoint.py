@@ -9,6 +9,8 @@ from flowforge import fit, realnvp
 from flowforge.training.state import History, TrainState
 from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.runs.checkpoint import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_WEIGHTS_BYTES,
     CheckpointError,
     capture_rng,
     load_checkpoint,
@@ -20,6 +22,7 @@ from flowforge.workbench.runs.checkpoint import (
     save_tensors,
     save_weights,
 )
+from tests.workbench import hostile
 
 KW = dict(epochs=3, batch_size=100, lr=1e-2, ema=0.9, progress=False, seed=4)
 
@@ -322,3 +325,33 @@ def test_resuming_from_a_damaged_checkpoint_names_the_previous_good_one(tmp_path
     assert "flowforge train --resume" in str(info.value) and "\n" not in str(info.value)
     previous_path(path).replace(path)  # what the message says to do
     assert read_checkpoint(tmp_path).state.epoch == 2
+
+
+# --- issue 15 (6): checked before reading; JSON bombs ----------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.KINDS))
+@pytest.mark.parametrize("what", ["weights", "checkpoint"])
+def test_hostile_files_are_refused_before_reading(tmp_path, what, kind):
+    limit = MAX_WEIGHTS_BYTES if what == "weights" else MAX_CHECKPOINT_BYTES
+    path = hostile.make(kind, tmp_path / f"{what}.safetensors", limit + 1)
+    load = load_weights if what == "weights" else load_checkpoint
+    outcome = hostile.within(30, lambda: load(path))
+    assert isinstance(outcome, CheckpointError), repr(outcome)
+    assert hostile.KINDS[kind] in str(outcome) and str(path) in str(outcome)
+    assert "\n" not in str(outcome)
+
+
+def test_a_json_nesting_bomb_in_the_safetensors_header_is_a_one_line_error(tmp_path):
+    header = b"[" * 100_000
+    path = tmp_path / "bomb.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(CheckpointError, match="its header is not valid JSON: it nests more"):
+        load_weights(path)
+
+
+def test_a_file_too_large_to_read_back_is_not_written(tmp_path, monkeypatch):
+    monkeypatch.setattr("flowforge.workbench.runs.checkpoint.MAX_WEIGHTS_BYTES", 100)
+    with pytest.raises(CheckpointError, match="more than flowforge reads back"):
+        save_weights(tmp_path / "w.safetensors", {"w": torch.zeros(100)})
+    assert list(tmp_path.iterdir()) == []

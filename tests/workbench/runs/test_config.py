@@ -7,9 +7,16 @@ import torch
 from flowforge import load
 from flowforge.workbench.cli.main import cpu_threads
 from flowforge.workbench.data import Standardization
-from flowforge.workbench.runs.checkpoint import CheckpointError
-from flowforge.workbench.runs.config import RunConfig, RunError, read_config
+from flowforge.workbench.runs.checkpoint import MAX_WEIGHTS_BYTES, CheckpointError
+from flowforge.workbench.runs.config import (
+    MAX_JSON_BYTES,
+    RunConfig,
+    RunError,
+    read_config,
+    read_metrics,
+)
 from flowforge.workbench.runs.experiment import start_run, train_run
+from tests.workbench import hostile
 from tests.workbench.helpers import tiny_config
 
 
@@ -93,3 +100,32 @@ def test_changed_data_is_detected_before_resuming(run, tmp_path):
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(RunError, match="data regenerated from the config differs"):
         train_run(copy, progress=False)
+
+
+# --- issue 15 (6): run files are checked before they are read ----------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.KINDS))
+@pytest.mark.parametrize("name", ["config.json", "metrics.json", "model.safetensors"])
+def test_hostile_run_files_are_refused_before_reading(run, tmp_path, name, kind):
+    folder, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / name).unlink()
+    size = {"model.safetensors": MAX_WEIGHTS_BYTES}.get(name, MAX_JSON_BYTES) + 1
+    hostile.make(kind, copy / name, size)
+    read = read_metrics if name == "metrics.json" else load
+    outcome = hostile.within(30, lambda: read(copy))
+    assert isinstance(outcome, RunError | CheckpointError), repr(outcome)
+    assert hostile.KINDS[kind] in str(outcome) and name in str(outcome)
+    assert "\n" not in str(outcome)
+
+
+@pytest.mark.parametrize("bomb", ["[" * 100_000, '{"a":' * 100_000])
+def test_a_json_nesting_bomb_in_config_json_is_a_one_line_error(run, tmp_path, bomb):
+    folder, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "config.json").write_text(bomb)
+    with pytest.raises(RunError, match="config.json cannot be read as JSON .*nests more than"):
+        load(copy)

@@ -26,7 +26,7 @@ from flowforge.device import resolve_device
 from flowforge.errors import RunError
 from flowforge.flow import NormalizingFlow
 from flowforge.workbench.data import DATASETS, PointData, Standardization
-from flowforge.workbench.files import write_json
+from flowforge.workbench.files import parse_json, read_limited, write_json
 from flowforge.workbench.runs.checkpoint import CheckpointError, load_weights
 
 CONFIG = "config.json"
@@ -36,6 +36,8 @@ METRICS = "metrics.json"
 REPORT = "report.html"
 FORMAT = "flowforge-run"
 FORMAT_VERSION = 1
+# The largest config.json or metrics.json flowforge reads: 64 MiB (a run's own are a few KiB).
+MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class RunConfig:
                 device=str(d.get("device", "auto")),
                 extra={k: v for k, v in d.items() if k not in known},
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             raise RunError(f"{source} is incomplete or damaged ({error!r})") from None
 
 
@@ -112,21 +114,19 @@ def run_folder(run: str | os.PathLike) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """Parse the JSON file ``path``; ``RunError`` when it is missing or damaged."""
-    import json
-
+    """Parse the JSON file ``path``; ``RunError`` when it is missing or damaged, is not a
+    regular file, is over ``MAX_JSON_BYTES`` or nests too deeply (``files.parse_json``)."""
+    data = read_limited(path, MAX_JSON_BYTES, "JSON", RunError, missing=f"{path} is missing")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return parse_json(data)
+    except ValueError as error:
         raise RunError(f"{path} cannot be read as JSON ({error})") from None
 
 
 def read_config(run: str | os.PathLike) -> RunConfig:
     """The ``RunConfig`` of a run folder."""
     folder = run_folder(run)
-    if not (folder / CONFIG).is_file():
+    if not ((folder / CONFIG).exists() or (folder / CONFIG).is_symlink()):
         raise RunError(f"{folder} is not a flowforge run folder (it has no {CONFIG})")
     return RunConfig.from_dict(read_json(folder / CONFIG), str(folder / CONFIG))
 
@@ -138,7 +138,7 @@ def write_config(run: str | os.PathLike, config: RunConfig) -> Path:
 def read_metrics(run: str | os.PathLike) -> dict[str, Any]:
     """A finished run's ``metrics.json``."""
     folder = run_folder(run)
-    if not (folder / METRICS).is_file():
+    if not ((folder / METRICS).exists() or (folder / METRICS).is_symlink()):
         raise RunError(
             f"{folder} has no {METRICS}: its training did not finish; "
             f"continue it with `flowforge train --resume {folder}`"
