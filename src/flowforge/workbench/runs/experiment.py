@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowforge.errors import DistributedError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.flow import NormalizingFlow
 from flowforge.initialize import initialize_from_data
@@ -43,6 +44,7 @@ from flowforge.workbench.runs.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from flowforge.workbench.runs.claim import claim_for_new_run, keep, take, undo_start
 from flowforge.workbench.runs.config import (
     CHECKPOINT,
     CONFIG,
@@ -60,22 +62,26 @@ from flowforge.workbench.runs.kinds import Scored, build_model, run_kind
 
 
 def start_run(folder: str | Path, config: RunConfig) -> Path:
-    """Create the run folder ``folder`` and write its ``config.json``.
+    """Create the run folder ``folder`` and write its ``config.json``, under this process's
+    claim (``runs.claim``), which ``train_run`` takes over here and releases.
 
-    Refuses a folder that already holds anything, so no earlier work is overwritten.
+    Refuses (one-line ``RunError``) a folder that already holds anything but temp files
+    of killed writes, so no earlier work is overwritten, and one that another writer
+    holds, so two processes can never train one folder. If ``train_run`` fails before
+    the first checkpoint, the start is undone: the folder is as it was before.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise RunError(f"{folder} is a file; choose another --output")
-    if folder.is_dir() and any(folder.iterdir()):
-        if (folder / CONFIG).exists():
-            raise RunError(
-                f"{folder} already holds a run; continue it with "
-                f"`flowforge train --resume {folder}` or choose another --output"
-            )
-        raise RunError(f"{folder} exists and is not empty; choose another --output")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_config(folder, config)
+    held = claim_for_new_run(folder, CONFIG)
+    try:
+        write_config(folder, config)
+    except OSError as error:
+        undo_start(held, [CONFIG])
+        raise RunError(f"cannot write {folder / CONFIG} ({error.strerror or error})") from None
+    except BaseException:
+        undo_start(held, [CONFIG])
+        raise
+    held.fresh = True
+    keep(held)
     return folder
 
 
@@ -187,7 +193,30 @@ def _train(
     device: torch.device,
     world: World,
 ) -> Outcome:
-    """``train_run`` once the device is chosen and the process group (if any) joined."""
+    """``train_run`` once the device is chosen and the process group (if any) joined: the
+    first process holds the folder's claim throughout (``runs.claim``), and undoes a
+    start (``start_run`` here) that fails before the first checkpoint."""
+    if not world.is_main:
+        return _train_claimed(session, data, device, world)
+    held = take(session.folder)
+    try:
+        return _train_claimed(session, data, device, world)
+    except Exception as error:
+        unstarted = not (session.folder / CHECKPOINT).exists()
+        if held.fresh and unstarted and not isinstance(error, DistributedError):
+            undo_start(held, [CONFIG])
+        raise
+    finally:
+        held.release()
+
+
+def _train_claimed(
+    session: _Session,
+    data: tuple[PointData, PointData] | None,
+    device: torch.device,
+    world: World,
+) -> Outcome:
+    """``_train`` under the claim."""
     config, folder = session.config, session.folder
     kind = run_kind(config)
     train, heldout = load_data(config) if data is None else data
