@@ -7,6 +7,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from flowforge.training.state import History, TrainState
+
 # What each kind of path is, as the loaders' messages name it.
 KINDS = {
     "fifo": "named pipe",
@@ -49,3 +53,27 @@ def within(seconds: float, call: Callable[[], object]) -> BaseException | object
     thread.join(seconds)
     assert outcome, f"still reading after {seconds} s: the loader blocked"
     return outcome[0]
+
+
+def tiny_train_state(epoch: int = 1) -> TrainState:
+    """A real (Adam, averaged, best-kept) training state small enough to flip every bit."""
+    torch.manual_seed(epoch)
+    layer = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        layer(torch.randn(4, 2)).sum().backward()
+        optimizer.step()
+    history = History()
+    for e in range(epoch):
+        history.record(1.5 - e / 10, 1.25 - e / 10, 0.5, 0.4)
+    history.best_epoch = epoch
+    return TrainState(
+        epoch=epoch,
+        step=2 * epoch,
+        history=history,
+        model_state=layer.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        best_model_state=layer.state_dict(),
+        training_state={"w": torch.ones(2)},
+    )

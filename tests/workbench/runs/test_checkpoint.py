@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from flowforge import fit, realnvp
-from flowforge.training.state import History, TrainState
 from flowforge.workbench.data import two_moons_splits
 from flowforge.workbench.runs.checkpoint import (
     MAX_CHECKPOINT_BYTES,
@@ -228,28 +227,7 @@ def test_metadata_survives_with_non_finite_numbers(tmp_path):
 # --- issue 15 (3): the whole file is checksummed; the previous good checkpoint is kept ----
 
 
-def _tiny_state(epoch: int = 1) -> TrainState:
-    """A real (Adam, averaged, best-kept) training state small enough to flip every bit."""
-    torch.manual_seed(epoch)
-    layer = torch.nn.Linear(2, 2)
-    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
-    for _ in range(2):
-        optimizer.zero_grad()
-        layer(torch.randn(4, 2)).sum().backward()
-        optimizer.step()
-    history = History()
-    for e in range(epoch):
-        history.record(1.5 - e / 10, 1.25 - e / 10, 0.5, 0.4)
-    history.best_epoch = epoch
-    return TrainState(
-        epoch=epoch,
-        step=2 * epoch,
-        history=history,
-        model_state=layer.state_dict(),
-        optimizer_state=optimizer.state_dict(),
-        best_model_state=layer.state_dict(),
-        training_state={"w": torch.ones(2)},
-    )
+_tiny_state = hostile.tiny_train_state
 
 
 RNG = {"cpu": torch.arange(4, dtype=torch.uint8)}

@@ -195,7 +195,8 @@ def _train(
 ) -> Outcome:
     """``train_run`` once the device is chosen and the process group (if any) joined: the
     first process holds the folder's claim throughout (``runs.claim``), and undoes a
-    start (``start_run`` here) that fails before the first checkpoint."""
+    start (``start_run`` here) that fails before the first checkpoint, unless it failed
+    training (a divergence, a lost peer: the run is kept to inspect or resume)."""
     if not world.is_main:
         return _train_claimed(session, data, device, world)
     held = take(session.folder)
@@ -203,7 +204,8 @@ def _train(
         return _train_claimed(session, data, device, world)
     except Exception as error:
         unstarted = not (session.folder / CHECKPOINT).exists()
-        if held.fresh and unstarted and not isinstance(error, DistributedError):
+        trained = isinstance(error, DistributedError | FloatingPointError)  # can be inspected
+        if held.fresh and unstarted and not trained:
             undo_start(held, [CONFIG])
         raise
     finally:

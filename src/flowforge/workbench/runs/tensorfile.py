@@ -180,7 +180,9 @@ def _read_header(path: Path, data: bytes) -> tuple[int, dict]:
     end = _data_end(header)
     if end is not None and 8 + size + end > len(data):
         missing = 8 + size + end - len(data)
-        raise CheckpointError(f"{path} is truncated ({missing:,} bytes of its tensors missing)")
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({missing:,} bytes of its tensors missing)"
+        )
     return size, header
 
 
