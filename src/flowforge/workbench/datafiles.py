@@ -120,7 +120,8 @@ def _read_npy(path: Path) -> np.ndarray:
         array = np.empty(count, dtype=dtype)
         if file.readinto(array.view(np.uint8)) != present:
             raise DataFileError(f"{path}: changed while it was read")
-    return array.reshape(shape, order="F" if fortran else "C").astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf are refused by the caller
+        return array.reshape(shape, order="F" if fortran else "C").astype(np.float64)
 
 
 def read_points(path: str | os.PathLike, width: int) -> np.ndarray:

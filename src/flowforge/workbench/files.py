@@ -63,7 +63,10 @@ def remove_temp_files(folder: str | os.PathLike) -> list[str]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename); returns the path."""
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename); returns the path.
+
+    On failure the temp file is removed and the ``OSError`` names a file (``filename``).
+    """
     path = Path(path)
     tmp = temp_path(path)
     # Like open(): created with mode 0o666 less the umask (tempfile would make it 0o600).
@@ -74,6 +77,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.errno is not None and error.filename is None:  # ENOSPC, EIO: name the file
+            raise type(error)(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -196,3 +196,40 @@ def test_a_file_or_an_unwritable_place_is_a_one_line_error(tmp_path):
         start_run(tmp_path / "dangling", tiny_config())
     assert "\n" not in str(info.value)
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def _full_disk_after(monkeypatch, writes: int) -> None:
+    """Every ``fsync`` (of a file or a folder) after the first ``writes`` fails with ENOSPC."""
+    import errno
+
+    real, count = os.fsync, [0]
+
+    def fsync(fd):
+        count[0] += 1
+        if count[0] > writes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr("flowforge.workbench.files.os.fsync", fsync)
+
+
+def test_a_full_disk_while_training_is_a_one_line_error_and_keeps_the_run(tmp_path, monkeypatch):
+    folder = start_run(tmp_path / "run", tiny_config(recipe={**tiny_config().recipe, "epochs": 3}))
+    _full_disk_after(monkeypatch, 4)  # two checkpoints (file and folder), then the disk is full
+    with pytest.raises(RunError, match="No space left on device") as info:
+        train_run(folder, progress=False)
+    message = str(info.value)
+    assert "checkpoint.safetensors" in message and f"--resume {folder}" in message
+    assert "\n" not in message
+    monkeypatch.undo()
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert train_run(folder, progress=False).resumed_from == 2  # what it says: continue
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_nothing_behind(tmp_path, monkeypatch):
+    made = tmp_path / "run"
+    folder = start_run(made, tiny_config())
+    _full_disk_after(monkeypatch, 0)
+    with pytest.raises(RunError, match=r"No space left on device.*then train again"):
+        train_run(folder, progress=False)
+    assert not made.exists()

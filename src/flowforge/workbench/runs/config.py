@@ -6,11 +6,15 @@ A run folder holds:
   the data (data set, sizes, options such as the moons' noise, seed), its
   standardization, and the recipe;
 - ``checkpoint.safetensors``: the training state after the last completed epoch
-  (weights, optimizer, history, random-number state), for ``--resume``;
+  (weights, optimizer, history, random-number state), for ``--resume``, checksummed as
+  a whole; ``checkpoint.previous.safetensors``: the one before it (``runs.checkpoint``);
 - ``model.safetensors``: the trained weights;
-- ``metrics.json``, the figures (``*.png``) and ``report.html``.
+- ``metrics.json``, the figures (``*.png``) and ``report.html``;
+- ``.flowforge.lock``: the writer's claim on the folder (``runs.claim``).
 
-Nothing in a run folder is pickled; loading one never executes code from it.
+Nothing in a run folder is pickled; loading one never executes code from it, and every
+file is checked (a regular file, of at most ``MAX_JSON_BYTES`` for the JSON files) before
+it is read.
 """
 
 from __future__ import annotations

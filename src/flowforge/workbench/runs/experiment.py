@@ -207,9 +207,24 @@ def _train(
         trained = isinstance(error, DistributedError | FloatingPointError)  # can be inspected
         if held.fresh and unstarted and not trained:
             undo_start(held, [CONFIG])
+        if isinstance(error, OSError) and error.filename is not None:
+            raise RunError(_cannot_write(error, session.folder)) from None
         raise
     finally:
         held.release()
+
+
+def _cannot_write(error: OSError, folder: Path) -> str:
+    """The one-line message for a write that failed (a full disk, a read-only folder)."""
+    then = (
+        f"continue with `flowforge train --resume {folder}`"
+        if (folder / CONFIG).exists()
+        else "train again"
+    )
+    return (
+        f"cannot write {error.filename} ({error.strerror or error}); make room or fix "
+        f"the folder's permissions, then {then}"
+    )
 
 
 def _train_claimed(
