@@ -67,8 +67,9 @@ def start_run(folder: str | Path, config: RunConfig) -> Path:
 
     Refuses (one-line ``RunError``) a folder that already holds anything but temp files
     of killed writes, so no earlier work is overwritten, and one that another writer
-    holds, so two processes can never train one folder. If ``train_run`` fails before
-    the first checkpoint, the start is undone: the folder is as it was before.
+    holds, so two processes can never train one folder. If ``train_run`` then fails
+    before the first checkpoint (other than by diverging or losing a peer, which keeps
+    the run to inspect or resume), the start is undone: the folder is as it was before.
     """
     folder = Path(folder)
     held = claim_for_new_run(folder, CONFIG)
