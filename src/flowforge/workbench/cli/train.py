@@ -20,10 +20,12 @@ from flowforge.workbench.cli import options
 from flowforge.workbench.cli.main import file_error
 from flowforge.workbench.cli.model_options import (
     add_model_arguments,
+    check_model_size,
     declared_options,
     model_options_from,
 )
 from flowforge.workbench.cli.outputs import check_output_folder, writing
+from flowforge.workbench.cli.resume import check_resume, finished
 from flowforge.workbench.data import DATASETS, DataSet, PointData
 from flowforge.workbench.runs.config import RunConfig, read_config
 from flowforge.workbench.runs.kinds import SIZES, new_kind, run_kind
@@ -214,6 +216,7 @@ def new_run(args: argparse.Namespace) -> NewRun:
         device=args.device or "auto",
         extra=kind.config_extra(train),
     )
+    check_model_size(config)
     return NewRun(config, train, heldout)
 
 
@@ -224,16 +227,6 @@ def default_output() -> Path:
     while folder.exists():
         folder, n = base.with_name(f"{base.name}-{n}"), n + 1
     return folder
-
-
-def _check_resume(args: argparse.Namespace) -> None:
-    given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
-    if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise InputError(
-            f"--resume continues a run with the settings in its config.json; drop {flags} "
-            "(only --device and --quiet may change)"
-        )
 
 
 def _summary(config: RunConfig, outcome) -> str:
@@ -345,8 +338,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = prepared = None
     if args.resume is not None:
-        _check_resume(args)
+        check_resume(args, RUN_OPTIONS)
         config = read_config(args.resume)  # the one reading of config.json
+        done = finished(args.resume, config)
+        if done is not None:
+            print(done)
+            return 0
     name = args.device or (config.device if config is not None else "auto")
     with distributed(_device(name), args.timeout) as (world, device):
         _check_batch(config, args, world)
