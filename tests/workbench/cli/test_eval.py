@@ -94,7 +94,8 @@ def test_the_heldout_points_as_a_file_score_like_the_heldout_set(tiny_run, tmp_p
     path = tmp_path / "heldout.npy"
     np.save(path, heldout_original())
     from_file = eval_json(capsys, tiny_run, "--data", path)
-    assert from_file == pytest.approx(eval_json(capsys, tiny_run), abs=1e-5)
+    heldout = {k: v for k, v in eval_json(capsys, tiny_run).items() if k not in FLOOR_KEYS}
+    assert from_file == pytest.approx(heldout, abs=1e-5)  # a file gets no floor comparison
 
 
 def _write_bad(kind: str, folder):
@@ -173,3 +174,46 @@ def test_a_damaged_weights_file_is_reported_not_loaded(tiny_run, tmp_path, capsy
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "is not a flowforge run folder (it has no config.json)" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def checkerboard_run(tmp_path_factory):
+    from tests.workbench.helpers import TINY
+
+    folder = tmp_path_factory.mktemp("runs") / "checkerboard"
+    argv = ["train", *TINY, "--dataset", "checkerboard", "--quiet", "--output", str(folder)]
+    assert main(argv) == 0
+    return folder
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param("0.5,0.2\n", id="one-point"),
+        pytest.param("5.0,5.0\n0.5,0.2\n", id="zero-true-density"),
+        pytest.param("1e20,1e20\n0.5,0.2\n", id="far-away"),
+        pytest.param("-1e20,3\n1e20,-1e20\n", id="all-far-away"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_eval_of_any_file_of_points_never_crashes(
+    checkerboard_run, tmp_path, capsys, rows, as_json
+):
+    # The checkerboard's true density is zero outside its squares: no floor comparison holds.
+    path = tmp_path / "points.csv"
+    path.write_text(rows)
+    assert main(["eval", str(checkerboard_run), "--data", str(path), *["--json"] * as_json]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert "KL" not in out and "entropy" not in out
+    assert "no gap to the true entropy or KL(truth ‖ model)" in err
+    if as_json:
+        assert set(json.loads(out)) == {"nll", "nll_original_units", "stderr", "n"}
+
+
+def test_the_kl_is_given_for_the_heldout_set_only(tiny_run, tmp_path, capsys):
+    samples = tmp_path / "samples.csv"
+    assert main(["sample", str(tiny_run), "-n", "500", "-o", str(samples)]) == 0
+    capsys.readouterr()
+    assert not FLOOR_KEYS & set(eval_json(capsys, tiny_run, "--data", samples))
+    assert FLOOR_KEYS <= set(eval_json(capsys, tiny_run))

@@ -13,6 +13,7 @@ import torch
 
 from flowforge.errors import InputError
 from flowforge.workbench.cli import options
+from flowforge.workbench.cli.outputs import check_output_folder, writing
 
 HELP = (
     "compare model families on the two moons or a toy data set, scored against its true "
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated models (default: %(default)s); the other flow families: "
         + ",".join(FAMILIES),
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=options.seed, default=0)
     parser.add_argument(
         "--n-train", type=int, default=100_000, help="training points (incl. validation)"
     )
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             f"--dataset {args.dataset} train with `flowforge train --dataset {args.dataset}` "
             "and compare libraries with `python -m benchmarks.digits`"
         )
+    check_output_folder(Path(args.out), "--out")
     models = _models(args.models)
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
@@ -145,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with _threads(args.threads):
         comparison = run_comparison(models, plan, setup, log=print)
-        _write(Path(args.out), comparison)
+        with writing(Path(args.out)):
+            _write(Path(args.out), comparison)
     print(to_markdown(comparison))
     print(
         f"wrote {args.out}/results.json, results.md, comparison.png, report.html "

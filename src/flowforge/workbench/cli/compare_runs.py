@@ -31,6 +31,7 @@ def labels(a: Path, b: Path) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
+    from flowforge.workbench.cli.outputs import check_output_file, writing
     from flowforge.workbench.figures.plots import plot_compare_model_steps
     from flowforge.workbench.figures.runs import coupling_count, save_figure
     from flowforge.workbench.runs.config import load
@@ -38,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or Path(f"compare_{args.run_a.name}_{args.run_b.name}.png")
     if output.suffix.lower() != ".png":
         raise InputError(f"-o {output}: the figure is written as PNG; use a name ending in .png")
-    if output.exists() and not args.force:
-        raise InputError(f"{output} already exists; choose another -o or pass --force")
+    check_output_file(output, args.force, (".png",))
     models = dict(zip(labels(args.run_a, args.run_b), (load(args.run_a)[0], load(args.run_b)[0])))
     for run, model in zip((args.run_a, args.run_b), models.values()):
         if getattr(model, "width", 2) != 2:
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             )
     steps = max(coupling_count(m) for m in models.values()) + 1
     figure = plot_compare_model_steps(models, steps, fig=Figure(figsize=(3 * steps, 6)))
-    save_figure(figure, output)
+    with writing(output):
+        save_figure(figure, output)
     print(f"wrote {output}")
     return 0

@@ -12,7 +12,7 @@ import torch
 from flowforge.errors import InputError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.workbench.cli import options
-from flowforge.workbench.runs.kinds import Scored, run_kind
+from flowforge.workbench.runs.kinds import Images, Scored, run_kind
 
 HELP = (
     "print a run's held-out NLL (nats per point, with standard error; bits/dim on the test "
@@ -88,7 +88,18 @@ def as_json(scored: Scored, original: NLLEstimate, extra: dict) -> str:
     return json.dumps(json_safe(record))
 
 
+def truth_scores(args: argparse.Namespace, config, model, scored: Scored, folder: Path) -> dict:
+    """What the run's kind scores beside the NLL. For points, the floor comparison (the gap
+    to the true entropy, the paired KL, or sample distances) means something only for
+    points drawn from the truth: the run's own held-out set, never a file's points."""
+    kind = run_kind(config)
+    if args.data is not None and not isinstance(kind, Images):
+        return {}
+    return kind.scores(config, model, scored, entropy=_stored_entropy(folder))
+
+
 def run(args: argparse.Namespace) -> int:
+    from flowforge.workbench.cli.health import check_run
     from flowforge.workbench.runs.config import load_model, read_config, run_folder
 
     try:
@@ -97,15 +108,24 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(error)) from None
     folder = run_folder(args.run)
     config = read_config(folder)
-    model = load_model(folder, config).to(device)
+    model = load_model(folder, config)
+    check_run(folder, config, model)
+    model = model.to(device)
     standardization = config.standardization
     x, context, source = points_to_score(args, config, standardization)
     scored, original = scores(model, x, standardization.log_abs_det, *context)
-    extra = run_kind(config).scores(config, model, scored, entropy=_stored_entropy(folder))
+    extra = truth_scores(args, config, model, scored, folder)
     if scored.estimate.n_outside:
         print(
             f"note: {scored.estimate.n_outside} of {scored.estimate.n} points lie outside the "
             "model's support (log-likelihood -inf), so the NLL is infinite",
+            file=sys.stderr,
+        )
+    if args.data is not None and not extra:
+        print(
+            f"note: no gap to the true entropy or KL(truth ‖ model) for {args.data}: they "
+            f"hold only for points drawn from the truth, as `flowforge eval {args.run}` "
+            "scores the held-out set",
             file=sys.stderr,
         )
     if args.json:

@@ -60,12 +60,65 @@ def defaults_text(name: str, families: Iterable[Family] | None = None) -> str:
     return "; ".join(f"{', '.join(names)}: {default}" for default, names in groups.items())
 
 
+# Upper bounds on the model's size: a count of layers (couplings, steps, bins, ...) above
+# MAX_COUNT, a width above MAX_WIDTH, or more than MAX_PARAMETERS parameters (200 MB of
+# float32 weights, about 800 MB with their gradients and Adam's state) is refused.
+MAX_COUNT = 1_000
+MAX_WIDTH = 65_536
+MAX_PARAMETERS = 50_000_000
+
+
 def _parse(option: Option) -> Callable[[str], Any]:
     if option.type is str:
         return str
-    if option.minimum is None:
-        return types.number(option.type)
-    return types.at_least(option.type, option.minimum)
+    parse = types.number(option.type) if option.minimum is None else None
+    parse = parse or types.at_least(option.type, option.minimum)
+    if option.type is not int:
+        return parse
+    bound = MAX_WIDTH if option.name == "hidden" else MAX_COUNT
+
+    def bounded(text: str) -> int:
+        value = parse(text)
+        if value > bound:
+            raise argparse.ArgumentTypeError(f"must be at most {bound}, got {value}")
+        return value
+
+    bounded.__name__ = "int"
+    return bounded
+
+
+def _estimate(options: dict[str, Any]) -> int:
+    """A rough parameter count for a model that cannot be built on the meta device: its
+    counts of layers (couplings, layers, steps, scales) times the hidden width squared."""
+    counts = [v for k, v in options.items() if k in ("couplings", "layers", "steps", "scales")]
+    hidden = options.get("hidden", 1)
+    total = hidden * hidden if isinstance(hidden, int) else 1
+    for value in counts:
+        total *= value if isinstance(value, int) else 1
+    return total
+
+
+def check_model_size(config) -> None:
+    """``InputError`` when the run's model would have more than ``MAX_PARAMETERS``
+    parameters, counted on a model built without memory (PyTorch's meta device)."""
+    import torch
+
+    from flowforge.workbench.runs.kinds import build_model
+
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in build_model(config).parameters())
+    except (RuntimeError, NotImplementedError, ValueError):  # a layer checks real values
+        count = _estimate(config.model_options)
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+    if count > MAX_PARAMETERS:
+        raise InputError(
+            f"the model would have {count:,} parameters, more than flowforge trains "
+            f"({MAX_PARAMETERS:,}); choose fewer layers or a smaller --hidden"
+        )
 
 
 def add_model_arguments(group: argparse._ArgumentGroup) -> None:

@@ -68,6 +68,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+# torch.manual_seed takes seeds below 2**64.
+MAX_SEED = 2**64 - 1
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer from 0 to ``MAX_SEED``."""
+    value = _number(int, text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 1, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = _number(float, text)
     if value <= 0:
@@ -109,9 +121,17 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") ->
     )
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def device(name: str) -> torch.device:
     """The device ``name`` names, checked to exist on this machine (else ``ValueError``)."""
     chosen = resolve_device(name)
+    if chosen.type not in DEVICE_TYPES:
+        raise ValueError(
+            f"--device {name}: flowforge trains and evaluates on {', '.join(DEVICE_TYPES)}; "
+            "use --device auto, cpu, cuda or mps"
+        )
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
     if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():

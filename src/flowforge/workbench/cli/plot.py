@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flowforge.workbench.cli.outputs import writing
+
 HELP = "redraw a run's figures (PNG) and report.html from its weights and metrics"
 
 
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = read_metrics(folder)
     model = load_model(folder, config)
     train, _ = load_data(config)
-    for path in write_outputs(folder, model, train.points, config, metrics):
+    with writing(folder):
+        written = write_outputs(folder, model, train.points, config, metrics)
+    for path in written:
         print(f"wrote {path}")
     return 0

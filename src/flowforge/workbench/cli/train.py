@@ -4,21 +4,28 @@ on the moons, any data set of the toy suite, or the digits' images (``--dataset`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from flowforge.errors import InputError
 from flowforge.families import FAMILIES
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
 from flowforge.workbench.cli import options
+from flowforge.workbench.cli.main import file_error
 from flowforge.workbench.cli.model_options import (
     add_model_arguments,
+    check_model_size,
     declared_options,
     model_options_from,
 )
+from flowforge.workbench.cli.outputs import check_output_folder, writing
+from flowforge.workbench.cli.resume import check_resume, finished
 from flowforge.workbench.data import DATASETS, DataSet, PointData
 from flowforge.workbench.runs.config import RunConfig, read_config
 from flowforge.workbench.runs.kinds import SIZES, new_kind, run_kind
@@ -119,7 +126,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=options.non_negative_int, help="data, init and batch order (0)")
+    run.add_argument("--seed", type=options.seed, help="data, init and batch order (0)")
     options.add_device(run, default=None)
     run.add_argument("--output", "-o", type=Path, help="run folder (default: runs/<time>)")
     run.add_argument(
@@ -190,7 +197,15 @@ def new_run(args: argparse.Namespace) -> NewRun:
     kind.check_family(family, dataset)
     model = model_options_from(args, family)
     seed = _value(args, "seed", 0)
-    train, heldout = dataset.splits(seed=seed, **data)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # the error below says it all
+            train, heldout = dataset.splits(seed=seed, **data)
+    except ValueError as error:  # e.g. a noise so large that the points are not finite
+        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in data.items())
+        raise InputError(
+            f"--dataset {dataset.name} cannot be drawn with {given} ({error}); "
+            "choose smaller values"
+        ) from None
     config = RunConfig(
         model=family.name,
         model_options={**kind.model_options(train), **model},
@@ -201,6 +216,7 @@ def new_run(args: argparse.Namespace) -> NewRun:
         device=args.device or "auto",
         extra=kind.config_extra(train),
     )
+    check_model_size(config)
     return NewRun(config, train, heldout)
 
 
@@ -211,16 +227,6 @@ def default_output() -> Path:
     while folder.exists():
         folder, n = base.with_name(f"{base.name}-{n}"), n + 1
     return folder
-
-
-def _check_resume(args: argparse.Namespace) -> None:
-    given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
-    if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise InputError(
-            f"--resume continues a run with the settings in its config.json; drop {flags} "
-            "(only --device and --quiet may change)"
-        )
 
 
 def _summary(config: RunConfig, outcome) -> str:
@@ -253,6 +259,17 @@ def _diverged(error: FloatingPointError, folder: Path, config: RunConfig) -> str
     return f"{error}; {kept}{hint}"
 
 
+def _check_outcome(outcome, config: RunConfig) -> None:
+    """``RunError`` when the finished run's weights are not finite or its held-out NLL is
+    NaN, infinite or absurd: such a run is never reported as a success (and ``eval`` and
+    ``sample`` refuse it)."""
+    from flowforge.workbench.cli.health import check_heldout, check_weights, dimensions
+
+    check_weights(outcome.model, outcome.folder)
+    after = f"after {outcome.history.epochs} epoch{'s' * (outcome.history.epochs != 1)}"
+    check_heldout(outcome.heldout.mean, dimensions(config), outcome.folder, after)
+
+
 def _device(name: str):
     """The device ``name`` names, this process's own GPU under ``torchrun``."""
     from flowforge.training.distributed import local_device
@@ -263,18 +280,35 @@ def _device(name: str):
         raise InputError(str(error)) from None
 
 
+def _create(output: Path, config: RunConfig) -> Path:
+    """``start_run``; on a file-system error (a full disk) the folder it made is removed
+    again (when it is still empty) and the error is an ``InputError``."""
+    from flowforge.workbench.runs.experiment import start_run
+
+    made = not output.exists()
+    try:
+        with writing(output):
+            return start_run(output, config)
+    except OSError as error:
+        if made:
+            with contextlib.suppress(OSError):
+                output.rmdir()
+        raise InputError(file_error(error)) from None
+
+
 def _start(args: argparse.Namespace, world) -> tuple[Path, RunConfig, NewRun | None]:
     """The first process draws the data and creates the run folder; every process gets
     its path and configuration (or the error), the first also the data."""
     from flowforge.training.distributed import broadcast_object
-    from flowforge.workbench.runs.experiment import start_run
 
     prepared = folder = config = error = None
     if world.is_main:
         try:
+            output = args.output or default_output()
+            check_output_folder(output)
             prepared = new_run(args)
             config = prepared.config
-            folder = start_run(args.output or default_output(), config)
+            folder = _create(output, config)
         except InputError as raised:
             if not world.distributed:
                 raise
@@ -304,8 +338,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = prepared = None
     if args.resume is not None:
-        _check_resume(args)
+        check_resume(args, RUN_OPTIONS)
         config = read_config(args.resume)  # the one reading of config.json
+        done = finished(args.resume, config)
+        if done is not None:
+            print(done)
+            return 0
     name = args.device or (config.device if config is not None else "auto")
     with distributed(_device(name), args.timeout) as (world, device):
         _check_batch(config, args, world)
@@ -328,10 +366,17 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{error}: flowforge train --resume {folder}") from None
         except LaunchError as error:
             raise InputError(str(error)) from None
+        except OSError as error:
+            if error.filename is None:  # a failed flush names no file
+                error = OSError(error.errno, error.strerror or str(error), str(folder))
+            raise InputError(
+                f"{file_error(error)}; then: flowforge train --resume {folder}"
+            ) from None
         except KeyboardInterrupt:
             if world.is_main:
                 print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)
             raise
+    _check_outcome(outcome, config)
     if world.is_main:
         print(_summary(config, outcome))
     return 0
