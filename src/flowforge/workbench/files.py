@@ -19,6 +19,7 @@ its nesting (``MAX_JSON_DEPTH``), so a nesting bomb is a ``ValueError``, not a
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -253,3 +254,32 @@ def parse_json(data: bytes | str) -> Any:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep")
     return value
+
+
+# What to do about the file-system errors a user can fix, by errno.
+FILE_FIXES = {
+    errno.ENOSPC: "free some space (or choose a folder on another disk) and try again",
+    errno.EDQUOT: "free some space (or choose a folder on another disk) and try again",
+    errno.EROFS: "the file system is read-only; choose a folder you can write to",
+    errno.EACCES: "choose a file or folder you may write to, or change its permissions",
+    errno.EPERM: "choose a file or folder you may write to, or change its permissions",
+    errno.ENOENT: "check the path (a folder in it, or a link's target, is missing)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "the path is a folder; give a file name",
+    errno.EEXIST: "it exists already (perhaps as a link to a missing file); choose another",
+}
+
+
+def _target(path: str) -> str:
+    """The file an atomic writer's temporary file (``.NAME.<hex>.tmp``) was to become."""
+    folder, name = os.path.split(path)
+    match = _TEMP.fullmatch(name)
+    return os.path.join(folder, match.group(1)) if match else path
+
+
+def file_error(error: OSError) -> str:
+    """One line for a file-system error: the path, what the system said, what to do."""
+    where = f"{_target(str(error.filename))}: " if error.filename is not None else ""
+    what = error.strerror or str(error) or type(error).__name__
+    fix = FILE_FIXES.get(error.errno, "check the path and the disk, and try again")
+    return f"{where}{what}; {fix}"

@@ -44,6 +44,24 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, capsys, argv, message):
     assert not folder.exists()
 
 
+def test_default_run_names_never_collide_and_a_failed_start_leaves_none(
+    tmp_path, capsys, monkeypatch
+):
+    import time
+
+    from flowforge.workbench.cli.train import default_output
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261203-120000")  # one second
+    made = [default_output() for _ in range(3)]
+    assert [p.name for p in made] == ["20261203-120000", "20261203-120000-2", "20261203-120000-3"]
+    assert all(p.is_dir() for p in made)  # claimed, not only named
+    for p in made:
+        p.rmdir()
+    one_line_error(capsys, ["train", *TINY, "--quiet", "--noise", "1e308"])
+    assert list((tmp_path / "runs").iterdir()) == []  # refused before a folder was made
+
+
 def test_outputs_that_cannot_be_run_folders_are_refused(tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("precious")
@@ -66,7 +84,7 @@ def test_a_full_disk_while_training_says_how_to_continue(tmp_path, capsys, full_
     folder = tmp_path / "run"
     err = one_line_error(capsys, ["train", *TINY, "--quiet", "--output", str(folder)])
     assert "No space left on device; free some space" in err
-    assert f"{folder}: No space left" in err
+    assert f"{folder / 'config.json'}: No space left" in err
     assert f"flowforge train --resume {folder}" not in err  # config.json was never written
     assert not folder.exists()
 
@@ -81,7 +99,9 @@ def test_a_full_disk_during_an_epoch_says_how_to_continue(tmp_path, capsys, monk
     folder = tmp_path / "run"
     err = one_line_error(capsys, ["train", *TINY, "--quiet", "--output", str(folder)])
     assert f"{folder / 'checkpoint.safetensors'}: No space left on device" in err
-    assert f"then: flowforge train --resume {folder}" in err
+    assert "free some space" in err
+    assert f"flowforge train --resume {folder}" not in err  # no checkpoint: the start is undone
+    assert not folder.exists()
 
 
 def test_compare_runs_write_failures_are_one_line(tiny_run, tmp_path, capsys, monkeypatch):
@@ -139,7 +159,7 @@ def test_a_read_only_folder_is_refused_before_any_work(tmp_path, capsys):
     [(".model.safetensors.0123456789ab.tmp", "model.safetensors"), ("plain.csv", "plain.csv")],
 )
 def test_file_errors_name_the_file_being_written(tmp_path, name, shown):
-    from flowforge.workbench.cli.main import file_error
+    from flowforge.workbench.files import file_error
 
     error = OSError(errno.EROFS, "Read-only file system", str(tmp_path / name))
     assert file_error(error) == (

@@ -230,6 +230,6 @@ def test_a_full_disk_at_the_first_checkpoint_leaves_nothing_behind(tmp_path, mon
     made = tmp_path / "run"
     folder = start_run(made, tiny_config())
     _full_disk_after(monkeypatch, 0)
-    with pytest.raises(RunError, match=r"No space left on device.*then train again"):
+    with pytest.raises(RunError, match=r"No space left on device.*and try again"):
         train_run(folder, progress=False)
     assert not made.exists()

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -78,37 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flowforge {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the file system's: a full disk, a read-only folder, ...
+        from flowforge.workbench.files import file_error
+
         print(f"flowforge {args.command}: error: {file_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"flowforge {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-# What to do about the file-system errors a user can fix, by errno.
-FILE_FIXES = {
-    errno.ENOSPC: "free some space (or choose a folder on another disk) and try again",
-    errno.EDQUOT: "free some space (or choose a folder on another disk) and try again",
-    errno.EROFS: "the file system is read-only; choose a folder you can write to",
-    errno.EACCES: "choose a file or folder you may write to, or change its permissions",
-    errno.EPERM: "choose a file or folder you may write to, or change its permissions",
-    errno.ENOENT: "check the path (a folder in it, or a link's target, is missing)",
-    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
-    errno.EISDIR: "the path is a folder; give a file name",
-    errno.EEXIST: "it exists already (perhaps as a link to a missing file); choose another",
-}
-
-
-def _target(path: str) -> str:
-    """The file an atomic writer's temporary file (``.NAME.<hex>.tmp``) was to become."""
-    folder, name = os.path.split(path)
-    match = re.fullmatch(r"\.(.+)\.[0-9a-f]{12}\.tmp", name)
-    return os.path.join(folder, match.group(1)) if match else path
-
-
-def file_error(error: OSError) -> str:
-    """One line for a file-system error: the path, what the system said, what to do."""
-    where = f"{_target(str(error.filename))}: " if error.filename is not None else ""
-    what = error.strerror or str(error) or type(error).__name__
-    fix = FILE_FIXES.get(error.errno, "check the path and the disk, and try again")
-    return f"{where}{what}; {fix}"

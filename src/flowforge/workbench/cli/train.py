@@ -4,7 +4,6 @@ on the moons, any data set of the toy suite, or the digits' images (``--dataset`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from flowforge.families import FAMILIES
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
 from flowforge.workbench.cli import options
-from flowforge.workbench.cli.main import file_error
 from flowforge.workbench.cli.model_options import (
     add_model_arguments,
     check_model_size,
@@ -221,12 +219,11 @@ def new_run(args: argparse.Namespace) -> NewRun:
 
 
 def default_output() -> Path:
-    """``runs/<date-time>``, with a suffix if that folder exists already."""
-    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    folder, n = base, 2
-    while folder.exists():
-        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return folder
+    """A new, empty ``runs/<date-time>`` folder (``-2``, ``-3``, ... when that one is
+    taken), made atomically, so two launches in the same second never share one."""
+    from flowforge.workbench.runs.claim import claim_new_run
+
+    return claim_new_run(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
 
 
 def _summary(config: RunConfig, outcome) -> str:
@@ -281,18 +278,15 @@ def _device(name: str):
 
 
 def _create(output: Path, config: RunConfig) -> Path:
-    """``start_run``; on a file-system error (a full disk) the folder it made is removed
-    again (when it is still empty) and the error is an ``InputError``."""
+    """``start_run`` (which undoes a start that fails, the folder included when it made
+    it); a file-system error is an ``InputError`` naming the file."""
+    from flowforge.workbench.files import file_error
     from flowforge.workbench.runs.experiment import start_run
 
-    made = not output.exists()
     try:
         with writing(output):
             return start_run(output, config)
     except OSError as error:
-        if made:
-            with contextlib.suppress(OSError):
-                output.rmdir()
         raise InputError(file_error(error)) from None
 
 
@@ -304,11 +298,11 @@ def _start(args: argparse.Namespace, world) -> tuple[Path, RunConfig, NewRun | N
     prepared = folder = config = error = None
     if world.is_main:
         try:
-            output = args.output or default_output()
-            check_output_folder(output)
+            if args.output is not None:
+                check_output_folder(args.output)
             prepared = new_run(args)
             config = prepared.config
-            folder = _create(output, config)
+            folder = _create(args.output or default_output(), config)
         except InputError as raised:
             if not world.distributed:
                 raise
@@ -366,12 +360,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{error}: flowforge train --resume {folder}") from None
         except LaunchError as error:
             raise InputError(str(error)) from None
-        except OSError as error:
-            if error.filename is None:  # a failed flush names no file
-                error = OSError(error.errno, error.strerror or str(error), str(folder))
-            raise InputError(
-                f"{file_error(error)}; then: flowforge train --resume {folder}"
-            ) from None
         except KeyboardInterrupt:
             if world.is_main:
                 print(f"stopped; continue with: flowforge train --resume {folder}", file=sys.stderr)

@@ -35,7 +35,7 @@ from flowforge.initialize import initialize_from_data
 from flowforge.training import History, TrainState, fit
 from flowforge.training.distributed import DEFAULT_TIMEOUT, World, distributed, local_device
 from flowforge.workbench.data import PointData
-from flowforge.workbench.files import atomic_write_text, write_json
+from flowforge.workbench.files import atomic_write_text, file_error, write_json
 from flowforge.workbench.runs.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -77,7 +77,7 @@ def start_run(folder: str | Path, config: RunConfig) -> Path:
         write_config(folder, config)
     except OSError as error:
         undo_start(held, [CONFIG])
-        raise RunError(f"cannot write {folder / CONFIG} ({error.strerror or error})") from None
+        raise RunError(_cannot_write(error, folder)) from None
     except BaseException:
         undo_start(held, [CONFIG])
         raise
@@ -208,7 +208,7 @@ def _train(
         trained = isinstance(error, DistributedError | FloatingPointError)  # can be inspected
         if held.fresh and unstarted and not trained:
             undo_start(held, [CONFIG])
-        if isinstance(error, OSError) and error.filename is not None:
+        if isinstance(error, OSError):
             raise RunError(_cannot_write(error, session.folder)) from None
         raise
     finally:
@@ -216,16 +216,17 @@ def _train(
 
 
 def _cannot_write(error: OSError, folder: Path) -> str:
-    """The one-line message for a write that failed (a full disk, a read-only folder)."""
+    """The one-line message for a write that failed (a full disk, a read-only folder):
+    ``files.file_error`` (a failed flush that names no file names the run folder), and
+    how to continue when the run was kept."""
+    if error.filename is None:
+        error = OSError(error.errno, error.strerror or str(error), str(folder))
     then = (
-        f"continue with `flowforge train --resume {folder}`"
+        f"; then continue with `flowforge train --resume {folder}`"
         if (folder / CONFIG).exists()
-        else "train again"
+        else ""
     )
-    return (
-        f"cannot write {error.filename} ({error.strerror or error}); make room or fix "
-        f"the folder's permissions, then {then}"
-    )
+    return file_error(error) + then
 
 
 def _train_claimed(
