@@ -17,7 +17,7 @@ from flowforge.nets import input_width
 from flowforge.transformers import AffineTransformer, LogScale, SplineTransformer, Transformer
 from flowforge.transformers.log_scale import LogScaleSpec
 from flowforge.transformers.spline import DEFAULT_BOUND
-from flowforge.values import Value, sum_per_sample, zero_log_det
+from flowforge.values import Value, per_sample, sum_per_sample, zero_log_det
 
 
 def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
@@ -46,8 +46,8 @@ def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
                 f"context of shape {tuple(c.shape)} for a batch of {b} images: give one "
                 f"context row per image, shape ({b}, context_width)"
             )
-    flat = [c.reshape(b, -1).to(like.dtype) for c in context]
-    return [c.view(b, -1, 1, 1).expand(b, c.shape[1], h, w) for c in flat]
+    flat = [per_sample(c).to(like.dtype) for c in context]
+    return [c[:, :, None, None].expand(b, c.shape[1], h, w) for c in flat]
 
 
 class MaskedCoupling(FlowLayer):
