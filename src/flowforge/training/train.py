@@ -19,6 +19,7 @@ from flowforge.training.batches import (
     fast_loader_order,
     in_memory_points,
     model_device,
+    model_dtype,
     split_item,
     tensor_batches,
 )
@@ -28,14 +29,15 @@ from flowforge.training.progress import ProgressReporter
 from flowforge.training.steps import AutogradStep, handwritten_step
 
 
-def _check_loader(loader: Iterable, width: int | None) -> None:
+def _check_loader(loader: Iterable, model: torch.nn.Module) -> None:
     """Validate every batch before the first step, so bad data never costs a step."""
+    width, dtype = getattr(model, "width", None), model_dtype(model)
     points = in_memory_points(loader)
     if points is not None:
-        check_points(points, width)
+        check_points(points, width, dtype=dtype)
         return
     for item in loader:
-        check_points(split_item(item)[0], width)
+        check_points(split_item(item)[0], width, dtype=dtype)
 
 
 @contextmanager
@@ -80,8 +82,7 @@ def train(
     if device is not None:
         model.to(device)
     device = model_device(model)
-    width = getattr(model, "width", None)
-    _check_loader(data_loader, width)
+    _check_loader(data_loader, model)
     batch_size = getattr(data_loader, "batch_size", None) or 1
     threads = training_threads(model, batch_size, threads)
     with cpu_threads(threads), _optimizer(model, optimizer, lr) as opt:
