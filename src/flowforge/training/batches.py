@@ -139,8 +139,8 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype | None:
 def _check_rows(x: Tensor, what: str) -> None:
     if len(x) == 0:
         raise InputError(
-            f"the {what} has no rows: training and validation need at least one point "
-            "each (pass validation=None to train without validation data)"
+            f"the {what} has no rows (shape {tuple(x.shape)}): give it at least one point"
+            + (" or pass validation=None" if what == "validation data" else "")
         )
 
 

@@ -8,12 +8,16 @@
   shows only here, since each loss is measured before its step;
 - the held-out NLL (with validation data) is finite and not absurd: at most
   ``absurd_bound(start)``, where ``start`` is the held-out NLL before the first epoch.
+  Without validation data the same check runs on the NLL of the first ``PROBE_ROWS``
+  training rows (the "probe"): weights can stay finite while the model's outputs are
+  not (``lr=1000`` on the moons: finite weights, NaN log-densities).
 
 A failed check is a one-line ``DivergedError`` naming the epoch and what to change;
 ``fit`` then leaves the model with the weights of the last good epoch (those before
 training when no epoch was good), so neither a callback, a checkpoint nor the caller
 ever sees a diverged state. The checks cost one pass over the weights per epoch (none
-per step) and one held-out evaluation before the first epoch.
+per step, so the step rate is unchanged) and one held-out evaluation before the first
+epoch (without validation data: one evaluation of the probe per epoch, and one before).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from flowforge.training.distributed import World, all_sum
 # reaches (the issue's diverged runs ended at 1.5e26 and 3.7e34), while a data set's own
 # scale (NLLs of thousands of nats before standardization) moves the bound with it.
 ABSURD_FACTOR = 1e3
+
+# Rows of the training data scored after every epoch when there is no validation data.
+PROBE_ROWS = 256
 
 FIX = "lower the learning rate (lr), add warmup steps, or use a bounded log-scale"
 
@@ -84,23 +91,24 @@ class DivergenceGuard:
                 f"{which} ({name}); {FIX}"
             )
 
-    def heldout(self, nll: float, epoch: int) -> None:
-        """``DivergedError`` if the held-out ``nll`` is NaN, infinite or absurd."""
+    def heldout(self, nll: float, epoch: int, what: str = "held-out NLL") -> None:
+        """``DivergedError`` if the held-out ``nll`` is NaN, infinite or absurd (``what``
+        names the NLL in the message: the probe's, without validation data)."""
         if not math.isfinite(nll):
             before = (
                 ""
                 if math.isfinite(self.start)
                 else (
                     f", as before training ({self.start}): the model cannot score some "
-                    "validation rows; check them against the model's domain"
+                    "of these rows; check them against the model's domain"
                 )
             )
             raise DivergedError(
-                f"training diverged in epoch {epoch + 1} (held-out NLL {nll}{before}); {FIX}"
+                f"training diverged in epoch {epoch + 1} ({what} {nll}{before}); {FIX}"
             )
         if nll > self.bound:
             raise DivergedError(
-                f"training diverged in epoch {epoch + 1} (held-out NLL {nll:.4g}, over the "
+                f"training diverged in epoch {epoch + 1} ({what} {nll:.4g}, over the "
                 f"bound {self.bound:.4g} for an NLL of {self.start:.4g} before training); {FIX}"
             )
 

@@ -30,7 +30,7 @@ from flowforge.training.distributed import (
     distributed,
     is_collective_failure,
 )
-from flowforge.training.divergence import DivergenceGuard, copy_state
+from flowforge.training.divergence import PROBE_ROWS, DivergenceGuard, copy_state
 from flowforge.training.epoch import train_epoch
 from flowforge.training.optim import adam
 from flowforge.training.parallel import check_distributed
@@ -97,8 +97,9 @@ def fit(
 
     Divergence is caught after every epoch, before it is recorded or called back
     (``flowforge.training.divergence``): a non-finite mean loss, NaN or infinite weights
-    after the epoch's last step, or a held-out NLL that is not finite or absurdly far
-    above the one before training raise a one-line ``DivergedError`` (a
+    after the epoch's last step, or a held-out NLL (without validation data: the NLL of
+    the first 256 training rows) that is not finite or absurdly far above the one before
+    training raise a one-line ``DivergedError`` (a
     ``FloatingPointError``) naming the epoch and what to change, and leave the model with
     the weights of the last good epoch (as the callbacks last saw them; those it started
     with when no epoch was good). ``data`` and ``validation`` need at least one row.
@@ -246,8 +247,7 @@ class _Run:
             if self.average is not None:
                 self.guard.weights(self.model, epoch, "averaged weights")
             heldout = self._heldout()
-            if self.inputs.validation is not None:
-                self.guard.heldout(heldout, epoch)
+            self._check(heldout, epoch)
             self.history.record(
                 train_nll, heldout, time.perf_counter() - started, trained - started
             )
@@ -272,14 +272,32 @@ class _Run:
 
     def _guard(self) -> DivergenceGuard:
         """The divergence checks, against the held-out NLL before the first epoch (measured
-        now for a fresh run, kept in the history of a resumed one)."""
-        history, trains = self.history, self.first_epoch < self.recipe.epochs
-        if trains and self.inputs.validation is not None and math.isnan(history.start_heldout_nll):
-            if history.heldout_nll:  # resumed from a state that did not keep it
-                history.start_heldout_nll = history.heldout_nll[0]
-            else:
-                history.start_heldout_nll = self._heldout()
+        now for a fresh run, kept in the history of a resumed one); without validation
+        data, against the probe's NLL now."""
+        history = self.history
+        if self.first_epoch >= self.recipe.epochs:
+            return DivergenceGuard(math.nan, self.world)
+        if self.inputs.validation is None:
+            return DivergenceGuard(self._probe(), self.world)
+        if math.isnan(history.start_heldout_nll):
+            first = history.heldout_nll[0] if history.heldout_nll else math.nan
+            # resumed from a state that did not keep it: the NLL after its first epoch
+            history.start_heldout_nll = first if math.isfinite(first) else self._heldout()
         return DivergenceGuard(history.start_heldout_nll, self.world)
+
+    def _check(self, heldout: float, epoch: int) -> None:
+        """``DivergedError`` unless the held-out NLL (without validation data: the
+        probe's) is finite and not absurd."""
+        if self.inputs.validation is not None:
+            self.guard.heldout(heldout, epoch)
+        else:
+            rows = min(PROBE_ROWS, len(self.inputs.points))
+            self.guard.heldout(self._probe(), epoch, f"NLL of the first {rows} training rows")
+
+    def _probe(self) -> float:
+        """The NLL of the first ``PROBE_ROWS`` training rows (scored on every process)."""
+        context = tuple(c[:PROBE_ROWS] for c in self.inputs.context)
+        return heldout_nll(self.model, self.inputs.points[:PROBE_ROWS], context)
 
     def _heldout(self) -> float:
         """The held-out NLL of the model as it is (``nan`` without validation data)."""
