@@ -60,10 +60,10 @@ def _chunks(
     model: torch.nn.Module, x: Tensor, context: tuple[Tensor, ...], chunk_size: int, exact: bool
 ) -> Iterator[tuple[slice, Tensor]]:
     """``(rows, log-likelihoods)`` chunk by chunk (in eval mode without autograd). With
-    ``exact``, in float64: rows whose log-likelihood is ``-inf`` under a lower-precision
-    model are scored again by a float64 copy of it, so a float32 overflow far from the
-    data (``-|z|²/2`` past 3.4e38) is a finite number, and only points outside the
-    support stay ``-inf``."""
+    ``exact``, in float64: rows whose log-likelihood is ``-inf`` or NaN under a
+    lower-precision model are scored again by a float64 copy of it, so a float32
+    overflow far from the data (``-|z|²/2`` past 3.4e38) is a finite number, and only
+    points outside the support stay ``-inf``."""
     check_scored_points(model, x, chunk_size)
     device, twin = _model_device(model, x.device), None
     with evaluating(model):
@@ -73,7 +73,7 @@ def _chunks(
             ll = model.log_prob(x[rows].to(device), *ctx)
             if exact:
                 ll = ll.double()
-                lost = torch.isneginf(ll)
+                lost = torch.isneginf(ll) | torch.isnan(ll)  # NaN: an overflow inside
                 if _model_dtype(model) != torch.float64 and bool(lost.any()):
                     twin = _float64_copy(model) if twin is None else twin
                     again = tuple(_double(c[lost]) for c in ctx)
