@@ -14,6 +14,7 @@ from flowforge import (
     Swap,
     block,
 )
+from flowforge.families import FAMILIES
 
 
 def _realnvp(context_width=0, base=None):
@@ -110,3 +111,19 @@ def test_input_of_another_dtype_than_the_weights_is_a_clear_error():
     # Layers without weights follow the input's dtype, as before.
     fixed = NormalizingFlow(Multivariate(2), Scale([2.0, 2.0]))
     assert fixed.log_prob(torch.randn(5, 2, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_scores_samples_and_trains_on_zero_rows(name):
+    """An empty share of a distributed batch: log_prob, the training loss and its
+    gradient, and sampling on zero rows, for every family (images included)."""
+    family = FAMILIES[name]
+    model = family.build(**family.test_size) if family.data == "images" else None
+    model = family.build(2, **family.test_size) if model is None else model
+    x = torch.zeros(0, model.width)
+    assert model.log_prob(x).shape == (0,)
+    loss = -model(x).sum()
+    loss.backward()
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in model.parameters())
+    with torch.no_grad():
+        assert model.sample(0).shape == (0, model.width)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -35,7 +37,7 @@ def _unflatten(flat: Tensor, template: Value) -> Value:
         return flat.reshape(template.shape)
     parts, start = [], 0
     for t in template:
-        size = t[0].numel()
+        size = math.prod(t.shape[1:])
         parts.append(flat[:, start : start + size].reshape(t.shape))
         start += size
     return tuple(parts)
@@ -45,9 +47,12 @@ def jacobian(layer: torch.nn.Module, a: Value, *context: Tensor) -> Tensor:
     """Per-sample Jacobians of ``layer.forward`` by autograd: ``(batch, features, features)``.
 
     Values are flattened per sample (tuples concatenated in order), so the Jacobian of
-    sample ``i`` is square whenever the layer keeps the number of dimensions.
+    sample ``i`` is square whenever the layer keeps the number of dimensions. A batch of
+    zero rows has no Jacobians: ``(0, features, features)``.
     """
     flat = flatten_value(a).detach()
+    if len(flat) == 0:
+        return flat.new_zeros(0, flat.shape[1], flat.shape[1])
 
     def f(x: Tensor) -> Tensor:
         return flatten_value(layer.forward(_unflatten(x, a), *context)[0])
@@ -71,6 +76,8 @@ def _gap(a: Value, b: Value) -> str:
     """``", largest error X"`` when ``a`` and ``b`` have the same shapes, else ``""``."""
     shapes = [t.shape for t in (a if isinstance(a, tuple) else (a,))]
     if shapes != [t.shape for t in (b if isinstance(b, tuple) else (b,))]:
+        return ""
+    if any(math.prod(s) == 0 for s in shapes):  # nothing to measure
         return ""
     gap = (flatten_value(a) - flatten_value(b)).detach().abs().max()
     return f", largest error {float(gap):.3g}"

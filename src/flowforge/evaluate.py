@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from flowforge.errors import InputError
 
 # Rows per chunk: small enough that a small flow's intermediate tensors stay in the
 # CPU's cache (several times faster than one pass over a million rows), large enough
@@ -20,23 +24,94 @@ def _model_device(model: torch.nn.Module, default: torch.device) -> torch.device
     return next((p.device for p in model.parameters()), default)
 
 
+def _model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter (or buffer); the default dtype
+    when it has none."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
+
+
+def check_scored_points(model: torch.nn.Module, x: Tensor, chunk_size: int = DEFAULT_CHUNK) -> None:
+    """Raise a one-line ``InputError`` unless ``x`` is a tensor of floating-point rows,
+    every value finite (checked chunk by chunk: no full-size temporary)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a tensor of points, got {type(x).__name__}")
+    if not x.is_floating_point():
+        dtype = _model_dtype(model)
+        raise InputError(
+            f"the points are {x.dtype} but the model's weights are {dtype}: convert the "
+            f"input (x.to({dtype}))"
+        )
+    bad, first = 0, None
+    for start in range(0, len(x), chunk_size):
+        rows = ~torch.isfinite(x[start : start + chunk_size]).flatten(1).all(dim=1)
+        count = int(rows.sum())
+        if count and first is None:
+            first = start + int(rows.nonzero()[0, 0])
+        bad += count
+    if bad:
+        raise InputError(
+            f"the points have {bad} row(s) with NaN or infinite values (of {len(x)}, the "
+            f"first is row {first}); remove or impute them before scoring"
+        )
+
+
+def _chunks(
+    model: torch.nn.Module, x: Tensor, context: tuple[Tensor, ...], chunk_size: int, exact: bool
+) -> Iterator[tuple[slice, Tensor]]:
+    """``(rows, log-likelihoods)`` chunk by chunk (in eval mode without autograd). With
+    ``exact``, in float64: rows whose log-likelihood is ``-inf`` or NaN under a
+    lower-precision model are scored again by a float64 copy of it, so a float32
+    overflow far from the data (``-|z|²/2`` past 3.4e38) is a finite number, and only
+    points outside the support stay ``-inf``."""
+    check_scored_points(model, x, chunk_size)
+    device, twin = _model_device(model, x.device), None
+    with evaluating(model):
+        for start in range(0, len(x), chunk_size):
+            rows = slice(start, start + chunk_size)
+            ctx = tuple(c[rows].to(device) for c in context)
+            ll = model.log_prob(x[rows].to(device), *ctx)
+            if exact:
+                ll = ll.double()
+                lost = torch.isneginf(ll) | torch.isnan(ll)  # NaN: an overflow inside
+                if _model_dtype(model) != torch.float64 and bool(lost.any()):
+                    twin = _float64_copy(model) if twin is None else twin
+                    again = tuple(_double(c[lost]) for c in ctx)
+                    ll[lost] = twin.log_prob(x[rows].to(device)[lost].double(), *again)
+            yield rows, ll
+
+
+def _float64_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``model`` in eval mode, made outside inference mode (its buffers
+    must stay ordinary tensors)."""
+    with torch.inference_mode(False):
+        return copy.deepcopy(model).double().eval()
+
+
+def _double(t: Tensor) -> Tensor:
+    return t.double() if t.is_floating_point() else t
+
+
 def log_likelihood(
-    model: torch.nn.Module, x: Tensor, *context: Tensor, chunk_size: int = DEFAULT_CHUNK
+    model: torch.nn.Module,
+    x: Tensor,
+    *context: Tensor,
+    chunk_size: int = DEFAULT_CHUNK,
+    exact: bool = False,
 ) -> Tensor:
     """``model.log_prob`` of every row of ``x`` in chunks, in eval mode without autograd.
 
     Returns ``(n,)`` log-likelihoods in nats, the same values as one call of
     ``model.log_prob(x)``. Memory is bounded by ``chunk_size`` rows at a time, whatever
     ``n``; each chunk is moved to the model's device and the result is returned on the
-    device of ``x``.
+    device of ``x``. ``exact=True`` returns float64 values in which a lower-precision
+    model's overflow to ``-inf`` far from the data is scored again in float64 (see
+    ``mean_nll``). Rows with NaN or infinite values, and integer points, are a one-line
+    ``InputError`` (``check_scored_points``).
     """
-    device = _model_device(model, x.device)
-    out = torch.empty(len(x), dtype=x.dtype, device=x.device)
-    with evaluating(model):
-        for start in range(0, len(x), chunk_size):
-            sl = slice(start, start + chunk_size)
-            ctx = tuple(c[sl].to(device) for c in context)
-            out[sl] = model.log_prob(x[sl].to(device), *ctx).to(out.device)
+    out = torch.empty(len(x), dtype=torch.float64 if exact else x.dtype, device=x.device)
+    for rows, ll in _chunks(model, x, context, chunk_size, exact):
+        out[rows] = ll.to(out.device)
     return out
 
 
@@ -106,5 +181,36 @@ def nll_estimate(log_likelihoods: Tensor) -> NLLEstimate:
 def mean_nll(
     model: torch.nn.Module, x: Tensor, *context: Tensor, chunk_size: int = DEFAULT_CHUNK
 ) -> NLLEstimate:
-    """Held-out NLL of ``x`` under ``model`` in nats per point, with its standard error."""
-    return nll_estimate(log_likelihood(model, x, *context, chunk_size=chunk_size))
+    """Held-out NLL of ``x`` under ``model`` in nats per point, with its standard error.
+
+    Streams: the sums are kept in float64 chunk by chunk (merged as Chan et al.'s
+    parallel variance), so memory beyond the input is one chunk's, whatever ``n``. Rows
+    whose log-likelihood overflows to ``-inf`` under a float32 (or half) model are
+    scored again in float64, so ``n_outside`` counts only points outside the support.
+    NaN or infinite rows and integer points are a one-line ``InputError``.
+    """
+    n, mean, m2, outside = 0, 0.0, 0.0, 0
+    for _, ll in _chunks(model, x, context, chunk_size, exact=True):
+        k = len(ll)
+        if k == 0:
+            continue
+        lost = int(torch.isneginf(ll).sum())
+        outside += lost
+        if outside:
+            n += k
+            continue
+        chunk_mean = float(ll.mean())
+        chunk_m2 = float(((ll - chunk_mean) ** 2).sum())
+        if n == 0:
+            n, mean, m2 = k, chunk_mean, chunk_m2
+            continue
+        delta, total = chunk_mean - mean, n + k
+        mean += delta * k / total
+        m2 += chunk_m2 + delta * delta * n * k / total
+        n = total
+    if n == 0:
+        raise ValueError("cannot estimate an NLL from zero points")
+    if outside:
+        return NLLEstimate(math.inf, math.nan, n, outside)
+    stderr = math.sqrt(m2 / (n - 1)) / math.sqrt(n) if n > 1 else math.nan
+    return NLLEstimate(-mean, stderr, n, 0)

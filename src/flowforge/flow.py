@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from flowforge.distributions import Multivariate
+from flowforge.errors import InputError
 from flowforge.gradients import HandwrittenLayer, has_hooks, owns_handwritten
 from flowforge.layers.base import FlowLayer, SequentialFlow
 
@@ -60,6 +61,13 @@ class NormalizingFlow(torch.nn.Module):
             raise ValueError(
                 f"expected points of shape (batch, {width if width is not None else 'width'}), "
                 f"got {tuple(x.shape)}; this model has width {width}"
+            )
+        if not x.is_floating_point():
+            weights = next((p for p in self.parameters() if p.is_floating_point()), None)
+            dtype = torch.get_default_dtype() if weights is None else weights.dtype
+            raise InputError(
+                f"the points are {x.dtype} but the model's weights are {dtype}: convert the "
+                f"input (x.to({dtype}))"
             )
 
     def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:

@@ -6,6 +6,8 @@ treat both forms alike, so layers and the checker need not branch on the type.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -30,9 +32,18 @@ def zero_log_det(a: Value) -> Tensor:
     return t.new_zeros(t.shape[0])
 
 
+def per_sample(t: Tensor) -> Tensor:
+    """Each sample's elements as one row: ``(batch, ...) -> (batch, features)``.
+
+    ``t.reshape(batch, -1)``, but also for a batch of zero rows (where ``-1`` is
+    ambiguous to torch); a ``(batch,)`` tensor gives ``(batch, 1)``.
+    """
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
+
+
 def sum_per_sample(t: Tensor) -> Tensor:
     """Sum every element of each sample: ``(batch, ...) -> (batch,)``."""
-    return t.sum(dim=1) if t.dim() == 2 else t.reshape(t.shape[0], -1).sum(dim=1)
+    return t.sum(dim=1) if t.dim() == 2 else per_sample(t).sum(dim=1)
 
 
 # From this many rows on, ``concatenate`` joins 2-D parts side by side through their
@@ -56,8 +67,8 @@ def concatenate(parts: tuple[Tensor, ...], dim: int = 1) -> Tensor:
 def flatten_value(a: Value) -> Tensor:
     """Concatenate every tensor of a value into one ``(batch, features)`` matrix."""
     if isinstance(a, tuple):
-        return torch.cat([t.reshape(t.shape[0], -1) for t in a], dim=1)
-    return a.reshape(a.shape[0], -1)
+        return torch.cat([per_sample(t) for t in a], dim=1)
+    return per_sample(a)
 
 
 def describe(a: Value) -> str:

@@ -83,3 +83,16 @@ def test_every_exported_layer_class_has_a_registry_case():
     layer_classes = {cls for cls in exported if issubclass(cls, FlowLayer) and cls is not FlowLayer}
     registered = {type(case.build(case.min_width + 1, 0)) for case in LAYERS}
     assert sorted(cls.__name__ for cls in layer_classes - registered) == []
+
+
+@pytest.mark.parametrize("context_width", [0, 3], ids=["no-context", "context"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_contract_on_a_batch_of_zero_rows(case, dtype, context_width):
+    """Every layer maps a batch of zero rows (an empty share of a distributed batch) to
+    zero rows, with log-dets of shape ``(0,)``, both ways (check_flow at batch 0)."""
+    width = case.min_width + 2
+    layer, z, ctx = _make(case, 0, width, context_width, dtype)
+    check_flow(layer, z, *ctx)
+    x, log_det = layer.forward(z, *ctx)
+    assert num_samples(x) == 0 and log_det.shape == (0,) and log_det.dtype == dtype

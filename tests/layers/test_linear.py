@@ -77,3 +77,21 @@ def test_additive_coupling_block_of_the_wrong_width_is_explained():
     layer = AdditiveCoupling(block(2, 3, 8))  # outputs 6 columns, the coupling needs 3
     with pytest.raises(ValueError, match="must output 1 × \\(width of z_B\\) = 3"):
         layer.forward((torch.randn(4, 2), torch.randn(4, 3)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("image", [False, True])
+def test_lu_layers_invert_in_half_precision(dtype, image):
+    """Issue 15, item 10: the inverse raised NotImplementedError (no half-precision
+    triangular solve in torch); it now solves in float32 and casts back."""
+    from flowforge.layers import InvertibleConv1x1
+
+    torch.manual_seed(0)
+    layer = (InvertibleConv1x1(3) if image else LULinear(3)).to(dtype)
+    z = torch.randn((4, 3, 2, 2) if image else (4, 3)).to(dtype)
+    x, log_det = layer(z)
+    back, inverse_log_det = layer.inverse(x)
+    assert back.dtype == x.dtype == dtype and inverse_log_det.dtype == dtype
+    tolerance = 0.05 if dtype == torch.bfloat16 else 0.01
+    torch.testing.assert_close(back.float(), z.float(), atol=tolerance, rtol=tolerance)
+    torch.testing.assert_close(inverse_log_det, -log_det)

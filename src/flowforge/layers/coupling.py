@@ -28,14 +28,14 @@ from flowforge.transformers import (
 )
 from flowforge.transformers.log_scale import LogScaleSpec
 from flowforge.transformers.spline import DEFAULT_BOUND
-from flowforge.values import Value, describe, sum_per_sample, zero_log_det
+from flowforge.values import Value, describe, per_sample, sum_per_sample, zero_log_det
 
 
 def conditioner_input(zA: Tensor, context: tuple[Tensor, ...]) -> Tensor:
     """``z_A`` with the context columns appended: the input of a coupling's network."""
     if not context:
         return zA
-    parts = [zA] + [c.reshape(c.shape[0], -1).to(zA.dtype) for c in context]
+    parts = [zA] + [per_sample(c).to(zA.dtype) for c in context]
     return torch.cat(parts, dim=1)
 
 

@@ -98,8 +98,10 @@ class Logit(FlowLayer):
     elements; ``forward`` is ``x = (sigmoid(z) - alpha) / (1 - 2 alpha)``. ``alpha`` keeps
     data at 0 or 1 (dequantized pixels come close) away from the infinite ends of the
     logit; RealNVP uses 0.05 for CIFAR-10. Data must lie in
-    ``(-alpha / (1 - 2 alpha), 1 + alpha / (1 - 2 alpha))``, which contains ``[0, 1]``.
-    Works on tensors of any shape ``(batch, ...)``.
+    ``(-alpha / (1 - 2 alpha), 1 + alpha / (1 - 2 alpha))``, which contains ``[0, 1]``;
+    a sample with an element outside (or on its ends) has zero density: its
+    log-determinant is ``-inf`` (``log_prob`` ``-inf``, "outside the support"), not NaN,
+    and its latent elements there are 0. Works on tensors of any shape ``(batch, ...)``.
     """
 
     def __init__(self, alpha: float = 0.05) -> None:
@@ -112,8 +114,11 @@ class Logit(FlowLayer):
     def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         x = _require_tensor(self, x)
         y = x * (1 - 2 * self.alpha) + self.alpha
+        inside = (y > 0) & (y < 1)
+        y = torch.where(inside, y, 0.5)  # no NaN (nor its gradient) outside the domain
         log_y, log_1my = torch.log(y), torch.log1p(-y)
-        return log_y - log_1my, sum_per_sample(self._log_range - log_y - log_1my)
+        log_det = torch.where(inside, self._log_range - log_y - log_1my, -math.inf)
+        return torch.where(inside, log_y - log_1my, 0.0), sum_per_sample(log_det)
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         z = _require_tensor(self, z)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from flowforge.layers.linear import LULinear
+from flowforge.layers.linear import LULinear, lu_solve
 from flowforge.layers.multiscale import require_image
 from flowforge.layers.normalization import ActNorm
 from flowforge.values import Value
@@ -62,7 +62,8 @@ class InvertibleConv1x1(LULinear):
     ``W = P L U`` is learned through its LU factors as in ``LULinear`` (``P`` fixed,
     ``L`` unit lower triangular, ``U`` upper triangular with ``log|diagonal|`` learned),
     so ``log|det ∂x/∂z| = H·W·sum(log|diag U|)`` costs ``O(C)`` and the inverse solves
-    two triangular systems. Starts at a random rotation with zero bias.
+    two triangular systems (in float32 for float16/bfloat16, cast back). Starts at a
+    random rotation with zero bias.
     """
 
     def __init__(self, channels: int, *, generator: torch.Generator | None = None) -> None:
@@ -84,8 +85,7 @@ class InvertibleConv1x1(LULinear):
         p, lower, upper = self._factors(x)
         # Columns are pixels: solve L U z = P^T (x - b) for all of them at once.
         rhs = p.T @ (x - _per_channel(self.bias, x)).transpose(0, 1).reshape(c, -1)
-        y = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
-        z = torch.linalg.solve_triangular(upper, y, upper=True)
+        z = lu_solve(lower, upper, rhs)
         return z.reshape(c, b, h, w).transpose(0, 1), -self._image_log_det(x)
 
     def extra_repr(self) -> str:

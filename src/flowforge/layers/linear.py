@@ -9,6 +9,17 @@ from flowforge.layers.base import FlowLayer, require_matrix
 from flowforge.values import Value
 
 
+def lu_solve(lower: Tensor, upper: Tensor, rhs: Tensor) -> Tensor:
+    """``z`` with ``lower @ upper @ z = rhs`` (``lower`` unit lower triangular): two
+    triangular solves, in float32 for float16/bfloat16 (torch has no half-precision
+    triangular solve) and the result cast back to ``rhs``'s dtype."""
+    dtype = rhs.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        lower, upper, rhs = lower.float(), upper.float(), rhs.float()
+    y = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+    return torch.linalg.solve_triangular(upper, y, upper=True).to(dtype)
+
+
 def _permute_columns(z: Tensor, order: Tensor) -> Tensor:
     return z.index_select(1, order)
 
@@ -68,7 +79,8 @@ class LULinear(FlowLayer):
     ``P`` is a fixed permutation, ``L`` unit lower triangular and ``U`` upper
     triangular with diagonal ``sign * exp(log_diagonal)``, so ``W`` is invertible for
     any parameter values and ``log|det W| = sum(log_diagonal)`` costs ``O(width)``.
-    The inverse solves two triangular systems. Starts at a random rotation (the LU
+    The inverse solves two triangular systems (in float32 for float16/bfloat16
+    inputs, cast back: ``lu_solve``). Starts at a random rotation (the LU
     factors of a random orthogonal matrix) and zero bias.
     """
 
@@ -105,9 +117,7 @@ class LULinear(FlowLayer):
         p, lower, upper = self._factors(x)
         # z W^T = x - b  <=>  W z^T = (x - b)^T  <=>  L U z^T = P^T (x - b)^T.
         rhs = p.T @ (x - self.bias.to(x.dtype)).T
-        y = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
-        z = torch.linalg.solve_triangular(upper, y, upper=True).T
-        return z, -self._log_det(x)
+        return lu_solve(lower, upper, rhs).T, -self._log_det(x)
 
     def extra_repr(self) -> str:
         return f"width={len(self.bias)}"

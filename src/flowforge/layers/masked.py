@@ -17,7 +17,7 @@ from flowforge.nets import input_width
 from flowforge.transformers import AffineTransformer, LogScale, SplineTransformer, Transformer
 from flowforge.transformers.log_scale import LogScaleSpec
 from flowforge.transformers.spline import DEFAULT_BOUND
-from flowforge.values import Value, sum_per_sample, zero_log_det
+from flowforge.values import Value, per_sample, sum_per_sample, zero_log_det
 
 
 def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
@@ -46,8 +46,8 @@ def context_channels(context: tuple[Tensor, ...], like: Tensor) -> list[Tensor]:
                 f"context of shape {tuple(c.shape)} for a batch of {b} images: give one "
                 f"context row per image, shape ({b}, context_width)"
             )
-    flat = [c.reshape(b, -1).to(like.dtype) for c in context]
-    return [c.view(b, -1, 1, 1).expand(b, c.shape[1], h, w) for c in flat]
+    flat = [per_sample(c).to(like.dtype) for c in context]
+    return [c[:, :, None, None].expand(b, c.shape[1], h, w) for c in flat]
 
 
 class MaskedCoupling(FlowLayer):
@@ -83,7 +83,9 @@ class MaskedCoupling(FlowLayer):
         ``z``, zero where ``keep`` is 1 (``free = 1 - keep``)."""
         out = self._net_output(z * keep, context)
         n = self.params_per_element
-        return (out * (free.repeat(1, n, 1, 1) if free.shape[1] > 1 else free)).chunk(n, dim=1)
+        free = (free.repeat(1, n, 1, 1) if free.shape[1] > 1 else free).bool()
+        # where, not a product: a net output that overflowed (inf) times 0 would be NaN
+        return torch.where(free, out, out.new_zeros(())).chunk(n, dim=1)
 
     def _net_output(self, z_masked: Tensor, context: tuple[Tensor, ...]) -> Tensor:
         h = torch.cat([z_masked, *context_channels(context, z_masked)], dim=1)
@@ -123,9 +125,11 @@ class MaskedCoupling(FlowLayer):
         keep = self.mask.to(z.dtype)
         free = 1 - keep
         out, log_det = getattr(self.transformer, direction)(z, self._params(z, keep, free, context))
+        # where, not lerp or a product by the mask: an overflow to inf stays inf, not NaN
+        changed = free.bool()
         if log_det is None:
-            return torch.lerp(z, out, free), zero_log_det(z)
-        return torch.lerp(z, out, free), sum_per_sample(log_det * free)
+            return torch.where(changed, out, z), zero_log_det(z)
+        return torch.where(changed, out, z), sum_per_sample(torch.where(changed, log_det, 0.0))
 
     def forward(self, z: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         return self._transform(z, context, "forward")

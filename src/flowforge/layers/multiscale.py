@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from flowforge.layers.base import FlowLayer
-from flowforge.values import Value, describe, zero_log_det
+from flowforge.values import Value, describe, per_sample, zero_log_det
 
 Shape = tuple[int, ...]
 
@@ -192,7 +192,7 @@ class Flatten(FlowLayer):
                 f"{type(self).__name__} was built for parts of shapes {list(self.shapes)}, "
                 f"got {describe(x)}"
             )
-        return torch.cat([p.reshape(p.shape[0], -1) for p in parts], dim=1)
+        return torch.cat([per_sample(p) for p in parts], dim=1)
 
     def _unflatten(self, z: Value) -> Value:
         if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.width:

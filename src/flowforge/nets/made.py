@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from flowforge.values import per_sample
+
 
 class MaskedLinear(torch.nn.Linear):
     """A ``Linear`` layer whose weight is multiplied by a fixed 0/1 ``mask`` buffer."""
@@ -86,7 +88,7 @@ class MADE(torch.nn.Module):
 
     def forward(self, x: Tensor, *context: Tensor) -> Tensor:
         if context:
-            flat = [c.reshape(c.shape[0], -1).to(x.dtype) for c in context]
+            flat = [per_sample(c).to(x.dtype) for c in context]
             x = torch.cat([x, *flat], dim=1)
         if x.shape[1] != self.in_features:
             raise ValueError(

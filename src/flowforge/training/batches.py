@@ -13,27 +13,37 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from flowforge.errors import InputError
+
 Batch = tuple[Tensor, tuple[Tensor, ...]]  # points (B, D) and context tensors (B, ...)
 
 
-def check_points(x: Tensor, width: int | None, what: str = "training data") -> None:
-    """Raise ``ValueError`` unless ``x`` is ``(n, width)`` and every value is finite."""
+def check_points(
+    x: Tensor, width: int | None, what: str = "training data", dtype: torch.dtype | None = None
+) -> None:
+    """Raise ``InputError`` (a ``ValueError``) unless ``x`` is ``(n, width)`` of floating
+    numbers, every one finite (``dtype``: the model's, for the message about integers)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{what} must be a tensor, got {type(x).__name__}")
     if x.dim() != 2:
-        raise ValueError(f"{what} must be a 2-D tensor (points, width), got shape {tuple(x.shape)}")
+        raise InputError(f"{what} must be a 2-D tensor (points, width), got shape {tuple(x.shape)}")
     if width is not None and x.shape[1] != width:
-        raise ValueError(
+        raise InputError(
             f"{what} has width {x.shape[1]}, but the model expects width {width}: "
             f"give it {width} columns, or build the model for width {x.shape[1]}"
         )
-    if x.is_floating_point():
-        bad = int((~torch.isfinite(x)).any(dim=1).sum())
-        if bad:
-            raise ValueError(
-                f"{what} has {bad} row(s) with NaN or infinite values (of {len(x)}); "
-                "remove or impute them before training"
-            )
+    if not x.is_floating_point():
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        raise InputError(
+            f"{what} are {x.dtype} but the model's weights are {dtype}: convert the input "
+            f"(x.to({dtype}))"
+        )
+    bad = int((~torch.isfinite(x)).any(dim=1).sum())
+    if bad:
+        raise InputError(
+            f"{what} has {bad} row(s) with NaN or infinite values (of {len(x)}); "
+            "remove or impute them before training"
+        )
 
 
 def split_item(item: Tensor | tuple | list) -> Batch:
@@ -121,6 +131,19 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
+def model_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating parameter (``None`` for a model without)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def _check_rows(x: Tensor, what: str) -> None:
+    if len(x) == 0:
+        raise InputError(
+            f"the {what} has no rows (shape {tuple(x.shape)}): give it at least one point"
+            + (" or pass validation=None" if what == "validation data" else "")
+        )
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """The training and validation rows with their context tensors, checked and on the
@@ -141,13 +164,16 @@ class TrainingData:
         validation: Tensor | None = None,
         validation_context: Tensor | Sequence[Tensor] | None = None,
     ) -> TrainingData:
-        """Check the rows (``check_points``) and move everything to the model's device."""
-        width = getattr(model, "width", None)
-        check_points(points, width)
+        """Check the rows (``check_points``, and at least one of each) and move everything
+        to the model's device."""
+        width, dtype = getattr(model, "width", None), model_dtype(model)
+        check_points(points, width, dtype=dtype)
+        _check_rows(points, "training data")
         device = model_device(model)
         held, held_context = None, ()
         if validation is not None:
-            check_points(validation, width, "validation data")
+            check_points(validation, width, "validation data", dtype)
+            _check_rows(validation, "validation data")
             held = validation.to(device)
             held_context = tuple(c.to(device) for c in as_context(validation_context))
         moved = tuple(c.to(device) for c in as_context(context))

@@ -11,6 +11,7 @@ from torch import Tensor
 from flowforge.errors import DivergedError
 from flowforge.training.averaging import WeightAverage
 from flowforge.training.distributed import World, all_sum, share
+from flowforge.training.divergence import FIX
 from flowforge.training.schedule import Schedule
 from flowforge.training.steps import Step
 
@@ -65,8 +66,5 @@ def _mean(losses: list[Tensor], weights: list[float], rows: int, epoch: int, wor
     total, count = all_sum(sums, world)
     mean = float(total) / float(count)
     if not math.isfinite(mean):
-        raise DivergedError(
-            f"training diverged in epoch {epoch + 1} (mean NLL {mean}); "
-            "lower the learning rate or use a bounded log-scale"
-        )
+        raise DivergedError(f"training diverged in epoch {epoch + 1} (mean NLL {mean}); {FIX}")
     return mean

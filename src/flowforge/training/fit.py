@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from flowforge.errors import InputError
+from flowforge.errors import DivergedError, InputError
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.averaging import WeightAverage
 from flowforge.training.batches import TrainingData
@@ -30,6 +30,7 @@ from flowforge.training.distributed import (
     distributed,
     is_collective_failure,
 )
+from flowforge.training.divergence import PROBE_ROWS, DivergenceGuard, copy_state
 from flowforge.training.epoch import train_epoch
 from flowforge.training.optim import adam
 from flowforge.training.parallel import check_distributed
@@ -93,6 +94,15 @@ def fit(
     best epoch. ``callbacks`` are called with the ``TrainState`` after every epoch (for
     checkpoints); ``resume`` continues from such a state. ``progress`` shows a bar (or a
     line per epoch). Returns the ``History``.
+
+    Divergence is caught after every epoch, before it is recorded or called back
+    (``flowforge.training.divergence``): a non-finite mean loss, NaN or infinite weights
+    after the epoch's last step, or a held-out NLL (without validation data: the NLL of
+    the first 256 training rows) that is not finite or absurdly far above the one before
+    training raise a one-line ``DivergedError`` (a
+    ``FloatingPointError``) naming the epoch and what to change, and leave the model with
+    the weights of the last good epoch (as the callbacks last saw them; those it started
+    with when no epoch was good). ``data`` and ``validation`` need at least one row.
 
     ``threads``, ``compile`` and ``gradients`` change only the speed (see ``Recipe``):
     hand-written gradients are used where every layer has them and training runs
@@ -179,6 +189,8 @@ class _Run:
             step, self.first_epoch, best_state = resume.step, resume.epoch, resume.best_model_state
             if self.history.stopped_early:
                 self.first_epoch = recipe.epochs
+        self.last_good = copy_state(model.state_dict())  # what a divergence falls back to
+        self.guard = self._guard()
         self.average = None
         if recipe.ema > 0:  # starts from the model as it is (resumed: the saved average)
             self.average = WeightAverage(_updated_tensors(optimizer), recipe.ema, step)
@@ -207,6 +219,9 @@ class _Run:
                 for epoch in range(self.first_epoch, recipe.epochs):
                     if self.epoch(step, epoch, callbacks, reporter):
                         break
+        except DivergedError:
+            self.model.load_state_dict(self.last_good)
+            raise
         except RuntimeError as error:
             if world.distributed and is_collective_failure(error):
                 raise collective_failure(error, world, epoch) from error
@@ -217,8 +232,8 @@ class _Run:
     def epoch(
         self, step: Step, epoch: int, callbacks: Sequence[Callback], reporter: ProgressReporter
     ) -> bool:
-        """Train epoch ``epoch`` (from 0), then evaluate, record and call back with the
-        average in the model (if any); whether to stop early."""
+        """Train epoch ``epoch`` (from 0), check it, then evaluate, record and call back
+        with the average in the model (if any); whether to stop early."""
         started = time.perf_counter()
         self.model.train()
         batches = self.inputs.epoch(epoch, self.recipe.batch_size, self.seed, self.recipe.shuffle)
@@ -226,9 +241,13 @@ class _Run:
             step, batches, self.optimizer, self.schedule, epoch, self.world, self.average
         )
         trained = time.perf_counter()
-        iterates = None if self.average is None else _copy(self.model.state_dict())
+        self.guard.weights(self.model, epoch)
+        iterates = None if self.average is None else copy_state(self.model.state_dict())
         with nullcontext() if self.average is None else self.average.applied():
+            if self.average is not None:
+                self.guard.weights(self.model, epoch, "averaged weights")
             heldout = self._heldout()
+            self._check(heldout, epoch)
             self.history.record(
                 train_nll, heldout, time.perf_counter() - started, trained - started
             )
@@ -237,11 +256,12 @@ class _Run:
             self.history.best_epoch = self.stopping.best_epoch
             self.history.stopped_early = stop and epoch + 1 < self.recipe.epochs
             reporter.update(train_nll, heldout)
+            self.last_good = copy_state(self.model.state_dict())
             state = TrainState(
                 epoch + 1,
                 self.schedule.step,
                 self.history,
-                self.model.state_dict(),
+                self.last_good,
                 self.optimizer.state_dict(),
                 self.stopping.best_state,
                 iterates,
@@ -249,6 +269,35 @@ class _Run:
             for callback in callbacks:
                 callback(state)
         return stop
+
+    def _guard(self) -> DivergenceGuard:
+        """The divergence checks, against the held-out NLL before the first epoch (measured
+        now for a fresh run, kept in the history of a resumed one); without validation
+        data, against the probe's NLL now."""
+        history = self.history
+        if self.first_epoch >= self.recipe.epochs:
+            return DivergenceGuard(math.nan, self.world)
+        if self.inputs.validation is None:
+            return DivergenceGuard(self._probe(), self.world)
+        if math.isnan(history.start_heldout_nll):
+            first = history.heldout_nll[0] if history.heldout_nll else math.nan
+            # resumed from a state that did not keep it: the NLL after its first epoch
+            history.start_heldout_nll = first if math.isfinite(first) else self._heldout()
+        return DivergenceGuard(history.start_heldout_nll, self.world)
+
+    def _check(self, heldout: float, epoch: int) -> None:
+        """``DivergedError`` unless the held-out NLL (without validation data: the
+        probe's) is finite and not absurd."""
+        if self.inputs.validation is not None:
+            self.guard.heldout(heldout, epoch)
+        else:
+            rows = min(PROBE_ROWS, len(self.inputs.points))
+            self.guard.heldout(self._probe(), epoch, f"NLL of the first {rows} training rows")
+
+    def _probe(self) -> float:
+        """The NLL of the first ``PROBE_ROWS`` training rows (scored on every process)."""
+        context = tuple(c[:PROBE_ROWS] for c in self.inputs.context)
+        return heldout_nll(self.model, self.inputs.points[:PROBE_ROWS], context)
 
     def _heldout(self) -> float:
         """The held-out NLL of the model as it is (``nan`` without validation data)."""
@@ -267,7 +316,3 @@ class _Run:
 def _updated_tensors(optimizer: torch.optim.Optimizer) -> list[Tensor]:
     """The tensors ``optimizer`` updates in place (``FlatAdam``: its one flat buffer)."""
     return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-def _copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {name: value.detach().clone() for name, value in state.items()}

@@ -22,7 +22,10 @@ class History:
     the epoch (``nan`` when there is none); ``seconds`` the wall time of each epoch,
     ``train_seconds`` the part of it spent on training steps (without validation).
     ``compile_seconds`` is the time ``torch.compile`` took before the first epoch
-    (``fit(compile=True)``; 0 otherwise).
+    (``fit(compile=True)``; 0 otherwise). ``start_heldout_nll`` is the held-out NLL
+    before the first epoch (``nan`` without validation data): the reference of the
+    divergence check (``flowforge.training.divergence``), kept so that a resumed run
+    checks against the same bound.
     """
 
     train_nll: list[float] = field(default_factory=list)
@@ -32,6 +35,7 @@ class History:
     stopped_early: bool = False
     train_seconds: list[float] = field(default_factory=list)
     compile_seconds: float = 0.0
+    start_heldout_nll: float = math.nan
 
     @property
     def epochs(self) -> int:
@@ -59,6 +63,7 @@ class History:
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
             "compile_seconds": self.compile_seconds,
+            "start_heldout_nll": self.start_heldout_nll,
         }
 
     @classmethod
@@ -71,7 +76,13 @@ class History:
             bool(d.get("stopped_early", False)),
             list(d.get("train_seconds", [])),
             float(d.get("compile_seconds", 0.0)),
+            _number(d.get("start_heldout_nll")),
         )
+
+
+def _number(value: object) -> float:
+    """A float from a record (``None``, as strict JSON writes NaN, or missing: ``nan``)."""
+    return math.nan if value is None else float(value)
 
 
 @dataclass

@@ -7,11 +7,15 @@ Built of ``fit``'s parts: the optimizer's scope (``optim.adam``), a step
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 
 import torch
+from torch import Tensor
 
+from flowforge.errors import DivergedError, InputError
+from flowforge.evaluate import mean_nll
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training.batches import (
     check_points,
@@ -19,23 +23,35 @@ from flowforge.training.batches import (
     fast_loader_order,
     in_memory_points,
     model_device,
+    model_dtype,
     split_item,
     tensor_batches,
 )
+from flowforge.training.divergence import PROBE_ROWS, DivergenceGuard, copy_state
 from flowforge.training.epoch import train_epoch
 from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
 from flowforge.training.steps import AutogradStep, handwritten_step
 
 
-def _check_loader(loader: Iterable, width: int | None) -> None:
-    """Validate every batch before the first step, so bad data never costs a step."""
+def _check_loader(loader: Iterable, model: torch.nn.Module) -> Tensor:
+    """Validate every batch before the first step, so bad data never costs a step; a
+    loader without a single row is an ``InputError``. Returns the divergence probe: the
+    first ``PROBE_ROWS`` rows."""
+    width, dtype = getattr(model, "width", None), model_dtype(model)
     points = in_memory_points(loader)
     if points is not None:
-        check_points(points, width)
-        return
-    for item in loader:
-        check_points(split_item(item)[0], width)
+        check_points(points, width, dtype=dtype)
+        probe, rows = points[:PROBE_ROWS], len(points)
+    else:
+        probe, rows = None, 0
+        for item in loader:
+            x = split_item(item)[0]
+            check_points(x, width, dtype=dtype)
+            probe, rows = x[:PROBE_ROWS] if probe is None else probe, rows + len(x)
+    if rows == 0:
+        raise InputError("the data loader yields no rows: give it at least one point")
+    return probe
 
 
 @contextmanager
@@ -75,17 +91,20 @@ def train(
     fetching items one by one: the same batches when it does not shuffle, a
     ``seed``-determined shuffle when it does. ``threads`` sets the CPU thread count
     while training (``"auto"``: one for small models; see ``flowforge.threads``).
-    Returns the mean NLL per point (nats) of every epoch.
+    Returns the mean NLL per point (nats) of every epoch. A non-finite epoch mean, NaN
+    or infinite weights after an epoch, or a non-finite or absurd NLL of the first 256
+    rows after it (``flowforge.training.divergence``) is a one-line ``DivergedError``
+    that leaves the model with the weights after the last good epoch (before training
+    if none was).
     """
     if device is not None:
         model.to(device)
     device = model_device(model)
-    width = getattr(model, "width", None)
-    _check_loader(data_loader, width)
+    probe = _check_loader(data_loader, model).to(device)
     batch_size = getattr(data_loader, "batch_size", None) or 1
     threads = training_threads(model, batch_size, threads)
     with cpu_threads(threads), _optimizer(model, optimizer, lr) as opt:
-        return _train_epochs(model, data_loader, opt, num_epochs, device, progress, seed)
+        return _train_epochs(model, data_loader, opt, num_epochs, device, progress, seed, probe)
 
 
 def _train_epochs(
@@ -96,12 +115,15 @@ def _train_epochs(
     device: torch.device,
     progress: bool,
     seed: int,
+    probe: Tensor,
 ) -> list[float]:
     """``train``'s loop: epochs of tensor-sliced batches, or of the loader's own, through
     the hand-written step where the model has one (else autograd), at a constant rate."""
     order = fast_loader_order(data_loader)
     points = in_memory_points(data_loader).to(device) if order else None
-    losses = []
+    what = f"NLL of the first {len(probe)} training rows"
+    losses, guard = [], DivergenceGuard(mean_nll(model, probe).mean if num_epochs else math.nan)
+    last_good = copy_state(model.state_dict())
     step = handwritten_step(model) or AutogradStep(model)
     reporter = ProgressReporter(num_epochs, enabled=progress)
     model.train()
@@ -118,7 +140,13 @@ def _train_epochs(
             else:
                 batches = ((x.to(device), ()) for x, _ in map(split_item, data_loader))
             losses.append(train_epoch(step, batches, opt, epoch=epoch))
+            guard.weights(model, epoch)
+            guard.heldout(mean_nll(model, probe).mean, epoch, what)
+            last_good = copy_state(model.state_dict())
             reporter.update(losses[-1])
+    except DivergedError:
+        model.load_state_dict(last_good)
+        raise
     finally:
         reporter.close()
     return losses
