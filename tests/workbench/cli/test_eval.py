@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import numpy as np
@@ -217,3 +218,13 @@ def test_the_kl_is_given_for_the_heldout_set_only(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert not FLOOR_KEYS & set(eval_json(capsys, tiny_run, "--data", samples))
     assert FLOOR_KEYS <= set(eval_json(capsys, tiny_run))
+
+
+def test_points_far_away_are_scored_not_called_outside_a_normal_base(tiny_run, tmp_path, capsys):
+    # A float32 model overflows to -inf at 1e20; the normal base's density is positive
+    # everywhere, so the point is rescored in float64 (issue 15, 10), not "outside".
+    path = tmp_path / "far.csv"
+    path.write_text("1e20,1e20\n0.5,0.2\n")
+    result = eval_json(capsys, tiny_run, "--data", path)
+    assert math.isfinite(result["nll"]) and result["nll"] > 1e3  # far less likely, not inf
+    assert "outside" not in capsys.readouterr().err

@@ -56,7 +56,7 @@ def scores(
     """The points scored in the model's units, and their NLL in the data's original units
     (with the standardization's log-Jacobian: ``-(log q(standardize(x)) + log_abs_det)``),
     both in nats per point."""
-    ll = log_likelihood(model, x, *context).double()
+    ll = log_likelihood(model, x, *context, exact=True)  # float64; overflow rescored
     return Scored(x, context, ll, nll_estimate(ll)), nll_estimate(ll + log_abs_det)
 
 
