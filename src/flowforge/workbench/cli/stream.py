@@ -11,7 +11,6 @@ any earlier file of that name as it was.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -19,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from flowforge.errors import DataFileError
+from flowforge.workbench.files import fsync_folder, temp_path
 
 
 def _npy_header(n: int, width: int) -> bytes:
@@ -29,20 +29,6 @@ def _npy_header(n: int, width: int) -> bytes:
     shape = {"descr": np.dtype("<f8").str, "fortran_order": False, "shape": (n, width)}
     np.lib.format.write_array_header_1_0(header, shape)
     return header.getvalue()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable, where the platform lets a folder be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _named(error: OSError, path: Path) -> OSError:
@@ -61,7 +47,7 @@ class PointsWriter:
     def __init__(self, path: str | os.PathLike, n: int, width: int) -> None:
         self.path, self.n, self.width, self.rows = Path(path), int(n), int(width), 0
         self.csv = self.path.suffix.lower() == ".csv"
-        self.tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
+        self.tmp = temp_path(self.path)
         self.file: BinaryIO | None = None
 
     def __enter__(self) -> PointsWriter:
@@ -116,7 +102,7 @@ class PointsWriter:
         except BaseException:
             self._discard()
             raise
-        _fsync_folder(self.path.parent)
+        fsync_folder(self.path.parent)
 
     def _discard(self) -> None:
         if self.file is not None:
