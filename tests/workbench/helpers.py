@@ -61,3 +61,16 @@ def tiny_config(**changes) -> RunConfig:
         device="cpu",
     )
     return RunConfig(**{**fields, **changes})
+
+
+def copy_with_heldout_nll(run: Path, copy: Path, nll) -> Path:
+    """A copy of the run folder ``run`` at ``copy`` whose metrics.json records the
+    held-out NLL ``nll`` (``None`` for NaN, ``"inf"``, an absurd number)."""
+    import json
+    import shutil
+
+    shutil.copytree(run, copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["heldout"]["nll"] = nll
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    return copy

@@ -1,7 +1,6 @@
 """No command reports success for, evaluates or samples from a non-finite model (issue 15, 1)."""
 
 import dataclasses
-import json
 import math
 import shutil
 
@@ -10,6 +9,7 @@ import torch
 
 from flowforge.workbench.cli.main import main
 from flowforge.workbench.runs.checkpoint import load_weights, save_weights
+from tests.workbench.helpers import copy_with_heldout_nll
 
 # The issue's reproducer: one step at a rate of 1,000 blows the weights up.
 DIVERGING = [
@@ -69,12 +69,7 @@ def _with_nan_weights(run, tmp_path):
 
 
 def _with_heldout_nll(run, tmp_path, nll):
-    broken = tmp_path / "diverged"
-    shutil.copytree(run, broken)
-    metrics = json.loads((broken / "metrics.json").read_text())
-    metrics["heldout"]["nll"] = nll
-    (broken / "metrics.json").write_text(json.dumps(metrics))
-    return broken
+    return copy_with_heldout_nll(run, tmp_path / "diverged", nll)
 
 
 COMMANDS = {

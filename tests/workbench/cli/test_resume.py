@@ -1,13 +1,12 @@
 """Options that would do nothing are refused; a finished run is left alone; model size is
 bounded (issue 15, item 9)."""
 
-import json
 import shutil
 
 import pytest
 
 from flowforge.workbench.cli.main import main
-from tests.workbench.helpers import TINY
+from tests.workbench.helpers import TINY, copy_with_heldout_nll
 
 
 def outcome(capsys, argv) -> tuple[int, str, str]:
@@ -57,11 +56,7 @@ def test_resuming_a_finished_run_changes_nothing(tiny_run, tmp_path, capsys):
 
 
 def test_resuming_a_finished_diverged_run_is_an_error(tiny_run, tmp_path, capsys):
-    run = tmp_path / "diverged"
-    shutil.copytree(tiny_run, run)
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["heldout"]["nll"] = None
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    run = copy_with_heldout_nll(tiny_run, tmp_path / "diverged", None)
     before = _contents(run)
     code, _, err = outcome(capsys, ["train", "--resume", str(run), "--quiet"])
     assert code == 2 and "diverged" in err
