@@ -22,7 +22,7 @@ from flowforge.training.handwritten import HandwrittenNLL, handwritten_nll
 from flowforge.training.optim import FlatAdam, FlatParameters, adam
 from flowforge.training.recipe import DEFAULT_RECIPE, Recipe
 from flowforge.training.schedule import Constant, Cosine, Schedule
-from flowforge.training.state import History, TrainState
+from flowforge.training.state import EpochLosses, History, TrainState
 from flowforge.training.steps import AutogradStep, CompiledStep, HandwrittenStep, Step
 from flowforge.training.stopping import EarlyStopping
 from flowforge.training.train import train
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "DistributedError",
     "EarlyStopping",
+    "EpochLosses",
     "FlatAdam",
     "FlatParameters",
     "HandwrittenNLL",

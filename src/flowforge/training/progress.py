@@ -1,9 +1,28 @@
-"""Progress display for training: a tqdm bar when tqdm is installed, else one line per epoch."""
+"""Progress display for training: a tqdm bar when tqdm is installed, else one line per epoch.
+
+In Jupyter the bar is tqdm's widget when ipywidgets is installed, and tqdm's text bar
+otherwise (``tqdm.auto`` would warn "IProgress not found" there instead).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
+
+
+def progress_bar_class() -> type | None:
+    """The tqdm class to show training with: the notebook widget where it can display
+    (``tqdm.auto`` picks it in Jupyter when ipywidgets is installed), the text bar
+    otherwise; ``None`` without tqdm."""
+    try:
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm.std import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
 
 class ProgressReporter:
@@ -12,12 +31,9 @@ class ProgressReporter:
     def __init__(self, epochs: int, enabled: bool = True, initial: int = 0) -> None:
         self.epochs, self.epoch, self.enabled = epochs, initial, enabled
         self._bar = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                return
-            self._bar = tqdm(total=epochs, initial=initial, desc="training", unit="epoch")
+        bar = progress_bar_class() if enabled else None
+        if bar is not None:
+            self._bar = bar(total=epochs, initial=initial, desc="training", unit="epoch")
 
     def update(self, train_nll: float, heldout_nll: float = math.nan) -> None:
         self.epoch += 1

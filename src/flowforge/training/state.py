@@ -1,4 +1,5 @@
-"""What training has done: ``History`` (per-epoch numbers) and ``TrainState`` (a checkpoint).
+"""What training has done: ``History`` (per-epoch numbers), ``EpochLosses`` (the notebook's
+``train``'s), and ``TrainState`` (a checkpoint).
 
 ``fit`` returns a ``History``, hands a ``TrainState`` to its callbacks after every epoch,
 and continues from one with ``fit(resume=...)``; the workbench writes both into its
@@ -8,12 +9,40 @@ checkpoints (``flowforge.workbench.runs.checkpoint``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from torch import Tensor
 
 
-@dataclass
+def _trend(values: Sequence[float]) -> str:
+    """``first → last`` of a sequence of NLLs, or its one value, as a short text."""
+    if not values:
+        return "none"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{values[0]:.4f} → {values[-1]:.4f}"
+
+
+class EpochLosses(list):
+    """The mean training NLL of every epoch (nats per point): a ``list`` of floats whose
+    ``repr`` is one line, so that ``train(...)`` as a notebook cell's last line shows a
+    summary instead of a hundred numbers. Index it, iterate it or ``list(losses)`` it for
+    the numbers.
+
+    Example:
+        >>> EpochLosses([2.5, 2.0, 1.87])
+        EpochLosses(3 epochs, training NLL 2.5000 → 1.8700 nats per point)
+        >>> EpochLosses([2.5, 2.0])[-1]
+        2.0
+    """
+
+    def __repr__(self) -> str:
+        epochs = f"{len(self)} epoch{'' if len(self) == 1 else 's'}"
+        return f"EpochLosses({epochs}, training NLL {_trend(self)} nats per point)"
+
+
+@dataclass(repr=False)
 class History:
     """What happened in training, one entry per completed epoch.
 
@@ -65,6 +94,15 @@ class History:
             "compile_seconds": self.compile_seconds,
             "start_heldout_nll": self.start_heldout_nll,
         }
+
+    def __repr__(self) -> str:
+        """One line: the epochs, the training NLL's trend, the best held-out NLL."""
+        text = f"History({self.epochs} epochs, training NLL {_trend(self.train_nll)}"
+        if self.best_epoch is not None:
+            text += f", best held-out NLL {self.best_heldout_nll:.4f} at epoch {self.best_epoch}"
+        if self.stopped_early:
+            text += ", stopped early"
+        return text + ")"
 
     @classmethod
     def from_dict(cls, d: dict) -> History:

@@ -31,6 +31,7 @@ from flowforge.training.divergence import PROBE_ROWS, DivergenceGuard, copy_stat
 from flowforge.training.epoch import train_epoch
 from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
+from flowforge.training.state import EpochLosses
 from flowforge.training.steps import AutogradStep, handwritten_step
 
 
@@ -79,7 +80,7 @@ def train(
     progress: bool = True,
     seed: int = 0,
     threads: int | str | None = "auto",
-) -> list[float]:
+) -> EpochLosses:
     """Train a normalizing flow by maximum likelihood, as in the notebook (section 10.4).
 
     ``data_loader`` yields ``(x, y)`` pairs (``y`` is ignored) or bare tensors of
@@ -91,7 +92,8 @@ def train(
     fetching items one by one: the same batches when it does not shuffle, a
     ``seed``-determined shuffle when it does. ``threads`` sets the CPU thread count
     while training (``"auto"``: one for small models; see ``flowforge.threads``).
-    Returns the mean NLL per point (nats) of every epoch. A non-finite epoch mean, NaN
+    Returns the mean NLL per point (nats) of every epoch, as ``EpochLosses`` (a list
+    whose ``repr`` is a one-line summary). A non-finite epoch mean, NaN
     or infinite weights after an epoch, or a non-finite or absurd NLL of the first 256
     rows after it (``flowforge.training.divergence``) is a one-line ``DivergedError``
     that leaves the model with the weights after the last good epoch (before training
@@ -116,13 +118,14 @@ def _train_epochs(
     progress: bool,
     seed: int,
     probe: Tensor,
-) -> list[float]:
+) -> EpochLosses:
     """``train``'s loop: epochs of tensor-sliced batches, or of the loader's own, through
     the hand-written step where the model has one (else autograd), at a constant rate."""
     order = fast_loader_order(data_loader)
     points = in_memory_points(data_loader).to(device) if order else None
     what = f"NLL of the first {len(probe)} training rows"
-    losses, guard = [], DivergenceGuard(mean_nll(model, probe).mean if num_epochs else math.nan)
+    guard = DivergenceGuard(mean_nll(model, probe).mean if num_epochs else math.nan)
+    losses = EpochLosses()
     last_good = copy_state(model.state_dict())
     step = handwritten_step(model) or AutogradStep(model)
     reporter = ProgressReporter(num_epochs, enabled=progress)
