@@ -1,0 +1,58 @@
+"""Sphinx configuration of flowforge's documentation site.
+
+Build it with ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` (the
+``docs`` extra installs what it needs). Warnings are errors; the tutorials are MyST
+notebooks that myst-nb executes on every build, on the CPU.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the benchmarks package, whose reports render the results
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+
+from flowforge.version import __version__  # noqa: E402
+
+project = "flowforge"
+author = "the flowforge developers"
+copyright = "2026, the flowforge developers"  # noqa: A001
+release = version = __version__
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.mathjax",
+    "sphinxarg.ext",
+    "sphinx_copybutton",
+]
+
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+
+# MyST and the executed tutorials.
+myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_heading_anchors = 3
+nb_execution_mode = "force"
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# The API reference, from the docstrings (Google style: Args/Returns/Example).
+autosummary_generate = True
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+html_theme = "furo"
+html_title = f"flowforge {release}"
+html_static_path: list[str] = []
