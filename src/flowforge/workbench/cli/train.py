@@ -24,7 +24,7 @@ from flowforge.workbench.cli.model_options import (
 )
 from flowforge.workbench.cli.outputs import check_output_folder, writing
 from flowforge.workbench.cli.resume import check_resume, finished
-from flowforge.workbench.data import DATASETS, DataSet, PointData
+from flowforge.workbench.data import DATASETS, DataSet, PointData, names_help
 from flowforge.workbench.runs.config import RunConfig, read_config
 from flowforge.workbench.runs.kinds import SIZES, new_kind, run_kind
 
@@ -75,7 +75,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         type=options.dataset_name,
         metavar="NAME",
-        help=f"data set (two_moons): one of {', '.join(DATASETS)}",
+        help=f"data set (two_moons): one of {names_help()}",
     )
     data.add_argument(
         "--n-samples", type=options.at_least_two, help=f"training points ({SIZES['n_samples']})"
@@ -125,7 +125,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=options.seed, help="data, init and batch order (0)")
-    options.add_device(run, default=None)
+    options.add_device(run, default=None, when_none="auto on a new run; on --resume, the run's")
     run.add_argument("--output", "-o", type=Path, help="run folder (default: runs/<time>)")
     run.add_argument(
         "--resume", type=Path, metavar="RUN", help="continue an interrupted run from its checkpoint"
@@ -137,7 +137,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="under torchrun: how long a process waits for the others before the run "
-        f"fails ({DEFAULT_TIMEOUT:g})",
+        "fails (default: %(default)g)",
     )
 
 
