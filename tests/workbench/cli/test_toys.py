@@ -113,8 +113,8 @@ def test_every_toy_compares(tmp_path, name):
             id="train-conditional",
         ),
         pytest.param(
-            ["train", "--dataset", "moons"],
-            "unknown data set 'moons'; known: two_moons, eight_gaussians, checkerboard",
+            ["train", "--dataset", "moonz"],
+            "unknown data set 'moonz'; known: two_moons, eight_gaussians, checkerboard",
             id="train-unknown",
         ),
         pytest.param(
