@@ -103,3 +103,16 @@ def test_version():
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"flowforge {flowforge.version.__version__}"
+
+
+def test_train_says_the_default_of_each_data_training_and_run_option():
+    """Their defaults are ``None`` (a resumed run takes its own), so they say it in words;
+    the model group gives each family's defaults instead."""
+    parser = subparsers()["train"]
+    groups = [g for g in parser._action_groups if g.title.split()[0] in ("data", "training", "run")]
+    assert len(groups) == 3
+    for group in groups:
+        for action in group._group_actions:
+            if action.dest in ("resume", "quiet", "no_shuffle"):
+                continue  # no value to default to
+            assert "default:" in option_help(parser, action), action.option_strings
