@@ -71,7 +71,7 @@ def test_images_and_models_must_go_together(argv, expected, tmp_path, capsys):
 
 
 def test_compare_points_to_the_digits_benchmark(capsys, tmp_path):
-    assert main(["compare", "--dataset", "digits", "--out", str(tmp_path / "c")]) == 2
+    assert main(["compare", "--dataset", "digits", "-o", str(tmp_path / "c")]) == 2
     assert "python -m benchmarks.digits" in capsys.readouterr().err
 
 

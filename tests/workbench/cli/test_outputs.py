@@ -137,7 +137,7 @@ def test_plot_on_a_full_disk_is_one_line(tiny_run, tmp_path, capsys, full_disk):
 def test_compare_refuses_an_output_it_cannot_write_before_any_work(tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("precious")
-    err = one_line_error(capsys, ["compare", "--out", str(a_file / "out"), "--models", "gaussian"])
+    err = one_line_error(capsys, ["compare", "-o", str(a_file / "out"), "--models", "gaussian"])
     assert "is a file, not a folder" in err
 
 

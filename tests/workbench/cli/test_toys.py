@@ -83,7 +83,7 @@ def test_a_toy_run_is_redrawn(toy_runs):
 
 @pytest.mark.parametrize("name", list(TOYS))
 def test_every_toy_compares(tmp_path, name):
-    printed = run_main(["compare", "--dataset", name, *COMPARE, "--out", str(tmp_path)])
+    printed = run_main(["compare", "--dataset", name, *COMPARE, "-o", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["setup"]["dataset"] == name
     rows = {row["model"]: row for row in results["rows"]}
@@ -113,8 +113,8 @@ def test_every_toy_compares(tmp_path, name):
             id="train-conditional",
         ),
         pytest.param(
-            ["train", "--dataset", "moons"],
-            "unknown data set 'moons'; known: two_moons, eight_gaussians, checkerboard",
+            ["train", "--dataset", "moonz"],
+            "unknown data set 'moonz'; known: two_moons, eight_gaussians, checkerboard",
             id="train-unknown",
         ),
         pytest.param(

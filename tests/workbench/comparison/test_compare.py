@@ -27,7 +27,8 @@ def compare(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     folders = [tmp_path_factory.mktemp(f"run{i}") for i in range(2)]
-    results = [compare("--out", str(f), *TINY) for f in folders]
+    # the flow's epochs fixed: the time rule would choose them from measured seconds
+    results = [compare("-o", str(f), *TINY, "--flow-epochs", "4") for f in folders]
     return folders, results
 
 
@@ -81,9 +82,9 @@ def test_outputs_and_printed_entropy(two_runs):
 
 
 def test_bad_options_are_one_line_errors(tmp_path, capsys):
-    bad = compare("--out", str(tmp_path), "--models", "flow,nope", *TINY)
+    bad = compare("-o", str(tmp_path), "--models", "flow,nope", *TINY)
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
-    assert main(["compare", "--out", str(tmp_path), "--budget", "0"]) == 2
+    assert main(["compare", "-o", str(tmp_path), "--budget", "0"]) == 2
     assert "budget" in capsys.readouterr().err
     assert main(["compare", "--models", "gan,gan"]) == 2
     assert "twice" in capsys.readouterr().err
@@ -94,7 +95,7 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
 
 
 def test_models_option_selects_the_models(tmp_path):
-    assert main(["compare", "--out", str(tmp_path), "--models", "gaussian", *TINY]) == 0
+    assert main(["compare", "-o", str(tmp_path), "--models", "gaussian", *TINY]) == 0
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [r["model"] for r in rows][2:] == ["gaussian"]
 
@@ -102,6 +103,9 @@ def test_models_option_selects_the_models(tmp_path):
 def test_plan_turns_the_budget_into_fixed_training_lengths():
     small, large = Plan(10, 90_000), Plan(100, 90_000)
     assert large.epochs("flow") > small.epochs("flow") >= 1
+    assert large.epochs("flow") == 200  # at least flowforge train's epochs at the default
+    assert Plan(10, 90_000, flow_epochs=7).epochs("flow") == 7
+    assert large.epochs("flow-uniform") > small.epochs("flow-uniform") >= 1
     assert large.gan_steps() == pytest.approx(10 * small.gan_steps(), rel=0.01)
     assert Plan(1e-6, 100).epochs("flow") == 1
     assert Plan(10, 90_000).to_dict() == Plan(10, 90_000).to_dict()

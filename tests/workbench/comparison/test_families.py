@@ -20,7 +20,7 @@ def test_families_are_models_but_not_in_the_default_run():
 
 def test_compare_scores_the_families_against_the_truth(tmp_path):
     out = tmp_path / "families"
-    assert main(["compare", "--out", str(out), *TINY, "--models", "nsf-mixture,maf"]) == 0
+    assert main(["compare", "-o", str(out), *TINY, "--models", "nsf-mixture,maf"]) == 0
     rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     for name in ("nsf-mixture", "maf"):
         assert rows[name]["kl_paired"]["mean"] < 1.0  # finite: a density near the truth
@@ -37,7 +37,7 @@ def test_the_family_entries_are_those_the_families_declare():
     for name, (family, entry) in entries.items():
         model = plan.build(name)
         assert (model.name, model.builder, model.options) == (name, family, dict(entry.options))
-        assert model.epochs == (entry.epochs or plan.epochs("flow"))
+        assert model.epochs == (entry.epochs or plan.epochs("families"))
         assert model.batch_size == (entry.batch_size or BATCH_SIZE)
     # as before the declarations: the coupling NSF, and the README's mixture recipe
     assert plan.build("nsf").options == {"coupling": True, "layers": 4, "hidden": 32}

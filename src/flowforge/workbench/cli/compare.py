@@ -21,26 +21,43 @@ HELP = (
 )
 
 
+def point_sets() -> list[str]:
+    """The data sets ``flowforge compare`` takes: the sets of 2-D points, not the images."""
+    from flowforge.workbench.data import DATASETS
+
+    return [name for name, entry in DATASETS.items() if entry.image is None]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from flowforge.workbench.comparison import DEFAULT_BUDGET, DEFAULT_MODELS, FAMILIES
-    from flowforge.workbench.data import DATASETS
+    from flowforge.workbench.data import names_help
 
     parser.add_argument(
         "--dataset",
         type=options.dataset_name,
         default="two_moons",
         metavar="NAME",
-        help=f"data set (default: %(default)s): one of {', '.join(DATASETS)}",
+        help=f"data set (default: %(default)s): one of {names_help(point_sets())}",
     )
     parser.add_argument(
-        "--out", default="runs/compare", help="output folder (default: %(default)s)"
+        "-o", "--output", default="runs/compare", metavar="FOLDER", help="output folder"
     )
+    # the option's name before issue 16, kept working but no longer shown
+    parser.add_argument("--out", dest="output", help=argparse.SUPPRESS)
     parser.add_argument(
         "--budget",
         type=float,
         default=DEFAULT_BUDGET,
         help="training budget in seconds on the reference 2-core CPU, turned into fixed "
-        "epochs and steps so a run is reproducible (default: %(default)s)",
+        "epochs and steps for every model but the flow, which then trains at least as long "
+        "as the slowest of them took",
+    )
+    parser.add_argument(
+        "--flow-epochs",
+        type=options.positive_int,
+        metavar="N",
+        help="train the flow for exactly N epochs instead (two runs then give the same "
+        "table; results.json records the epochs a run chose) (default: the time rule)",
     )
     parser.add_argument(
         "--models",
@@ -48,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated models (default: %(default)s); the other flow families: "
         + ",".join(FAMILIES),
     )
-    parser.add_argument("--seed", type=options.seed, default=0)
+    parser.add_argument("--seed", type=options.seed, default=0, help="random seed")
     parser.add_argument(
         "--n-train", type=int, default=100_000, help="training points (incl. validation)"
     )
@@ -58,19 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples", type=int, default=10_000, help="samples per model for distances"
     )
-    parser.add_argument("--noise", type=float, help="two_moons only: make_moons noise (0.1)")
+    parser.add_argument(
+        "--noise", type=float, help="two_moons only: make_moons noise (default: 0.1)"
+    )
     parser.add_argument(
         "--entropy-samples",
         type=int,
         default=200_000,
-        help="Monte Carlo samples for the true entropy (default: %(default)s)",
+        help="Monte Carlo samples for the true entropy",
     )
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
         help="threads for torch and BLAS while this runs; these small models are fastest "
-        "on one, and a fixed count keeps runs identical (default: 1)",
+        "on one, and a fixed count keeps runs identical",
     )
 
 
@@ -127,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             f"--dataset {args.dataset} train with `flowforge train --dataset {args.dataset}` "
             "and compare libraries with `python -m benchmarks.digits`"
         )
-    check_output_folder(Path(args.out), "--out")
+    check_output_folder(Path(args.output), "--output")
     models = _models(args.models)
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
@@ -141,17 +160,18 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             dataset=args.dataset,
         )
-        plan = Plan(args.budget, round(args.n_train * (1 - setup.validation_fraction)), args.seed)
+        n_fit = round(args.n_train * (1 - setup.validation_fraction))
+        plan = Plan(args.budget, n_fit, args.seed, flow_epochs=args.flow_epochs)
     except ValueError as error:
         raise InputError(str(error)) from None
     started = time.perf_counter()
     with _threads(args.threads):
         comparison = run_comparison(models, plan, setup, log=print)
-        with writing(Path(args.out)):
-            _write(Path(args.out), comparison)
+        with writing(Path(args.output)):
+            _write(Path(args.output), comparison)
     print(to_markdown(comparison))
     print(
-        f"wrote {args.out}/results.json, results.md, comparison.png, report.html "
+        f"wrote {args.output}/results.json, results.md, comparison.png, report.html "
         f"in {time.perf_counter() - started:.0f} s"
     )
     return 0

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from flowforge.errors import InputError
+from flowforge.version import __version__
+from flowforge.workbench.cli.help_format import DefaultsFormatter
 
 COMMANDS: dict[str, str] = {
     "train": "flowforge.workbench.cli.train",
@@ -37,12 +39,19 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="flowforge", description="Train, evaluate, sample and compare normalizing flows."
+        prog="flowforge",
+        description="Train, evaluate, sample and compare normalizing flows.",
+        formatter_class=DefaultsFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"flowforge {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(
+            name, help=module.HELP, description=module.HELP, formatter_class=DefaultsFormatter
+        )
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser

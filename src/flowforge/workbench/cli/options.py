@@ -103,7 +103,8 @@ def unit_fraction(text: str) -> float:
 
 
 def dataset_name(text: str) -> str:
-    """The name of a data set in ``flowforge.workbench.data.DATASETS``."""
+    """The name of a data set in ``flowforge.workbench.data.DATASETS``, an alias
+    (``flowforge.workbench.data.ALIASES``) turned into the name it stands for."""
     from flowforge.workbench.data import dataset
 
     try:
@@ -112,12 +113,19 @@ def dataset_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+def add_device(
+    parser: argparse.ArgumentParser, default: str | None = "auto", when_none: str = ""
+) -> None:
+    """``--device``, defaulting to ``default``; with ``default=None`` the command chooses,
+    and ``when_none`` says how (it is shown as the default in --help)."""
+    shown = default if default is not None else when_none
+    if not shown:
+        raise ValueError("add_device(default=None) needs when_none, the default in words")
     parser.add_argument(
         "--device",
         default=default,
         help="'auto' (CUDA, then MPS, then the CPU), 'cpu', 'cuda', 'cuda:1' or 'mps' "
-        f"(default: {default or 'the run’s'})",
+        f"(default: {shown})",
     )
 
 

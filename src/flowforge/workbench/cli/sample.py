@@ -16,11 +16,11 @@ HELP = "draw samples from a run's model and write them (.npy or .csv) in the dat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, metavar="RUN", help="a run folder from flowforge train")
-    parser.add_argument("-n", type=options.positive_int, default=10_000, help="samples (10000)")
+    parser.add_argument("-n", type=options.positive_int, default=10_000, help="samples")
     parser.add_argument(
         "-o", "--output", type=Path, required=True, metavar="FILE", help="a .npy or .csv file"
     )
-    parser.add_argument("--seed", type=options.seed, default=0, help="(0)")
+    parser.add_argument("--seed", type=options.seed, default=0, help="random seed")
     parser.add_argument(
         "--label",
         type=options.non_negative_int,

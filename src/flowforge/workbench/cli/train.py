@@ -24,7 +24,7 @@ from flowforge.workbench.cli.model_options import (
 )
 from flowforge.workbench.cli.outputs import check_output_folder, writing
 from flowforge.workbench.cli.resume import check_resume, finished
-from flowforge.workbench.data import DATASETS, DataSet, PointData
+from flowforge.workbench.data import DATASETS, DataSet, PointData, names_help
 from flowforge.workbench.runs.config import RunConfig, read_config
 from flowforge.workbench.runs.kinds import SIZES, new_kind, run_kind
 
@@ -75,44 +75,58 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         type=options.dataset_name,
         metavar="NAME",
-        help=f"data set (two_moons): one of {', '.join(DATASETS)}",
+        help=f"data set (default: two_moons): one of {names_help()}",
     )
     data.add_argument(
-        "--n-samples", type=options.at_least_two, help=f"training points ({SIZES['n_samples']})"
+        "--n-samples",
+        type=options.at_least_two,
+        help=f"training points (default: {SIZES['n_samples']})",
     )
     data.add_argument(
-        "--n-heldout", type=options.at_least_two, help=f"held-out points ({SIZES['n_heldout']})"
+        "--n-heldout",
+        type=options.at_least_two,
+        help=f"held-out points (default: {SIZES['n_heldout']})",
     )
     data.add_argument(
-        "--noise", type=options.non_negative_float, help="two_moons only: the moons' noise (0.1)"
+        "--noise",
+        type=options.non_negative_float,
+        help="two_moons only: the moons' noise (default: 0.1)",
     )
 
 
 def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     recipe = parser.add_argument_group("training (defaults: flowforge.DEFAULT_RECIPE)")
-    recipe.add_argument("--epochs", type=options.positive_int, help=f"({DEFAULT_RECIPE.epochs})")
     recipe.add_argument(
-        "--batch-size", type=options.positive_int, help=f"({DEFAULT_RECIPE.batch_size})"
+        "--epochs",
+        type=options.positive_int,
+        help=f"passes over the data (default: {DEFAULT_RECIPE.epochs})",
     )
     recipe.add_argument(
-        "--lr", type=options.positive_float, help=f"Adam's peak ({DEFAULT_RECIPE.lr})"
+        "--batch-size",
+        type=options.positive_int,
+        help=f"points per step (default: {DEFAULT_RECIPE.batch_size})",
+    )
+    recipe.add_argument(
+        "--lr",
+        type=options.positive_float,
+        help=f"Adam's peak learning rate (default: {DEFAULT_RECIPE.lr})",
     )
     recipe.add_argument(
         "--schedule",
         choices=("cosine", "constant"),
-        help=f"learning-rate schedule ({DEFAULT_RECIPE.schedule})",
+        help=f"learning-rate schedule (default: {DEFAULT_RECIPE.schedule})",
     )
     recipe.add_argument(
         "--warmup",
         type=options.non_negative_int,
-        help=f"steps of linear learning-rate warm-up ({DEFAULT_RECIPE.warmup})",
+        help=f"steps of linear learning-rate warm-up (default: {DEFAULT_RECIPE.warmup})",
     )
     recipe.add_argument(
         "--ema",
         type=options.unit_fraction,
         metavar="DECAY",
         help="decay of the weight average that is evaluated and kept, in [0, 1); 0: none "
-        f"({DEFAULT_RECIPE.ema})",
+        f"(default: {DEFAULT_RECIPE.ema})",
     )
     recipe.add_argument(
         "--no-shuffle",
@@ -124,8 +138,8 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=options.seed, help="data, init and batch order (0)")
-    options.add_device(run, default=None)
+    run.add_argument("--seed", type=options.seed, help="data, init and batch order (default: 0)")
+    options.add_device(run, default=None, when_none="auto on a new run; on --resume, the run's")
     run.add_argument("--output", "-o", type=Path, help="run folder (default: runs/<time>)")
     run.add_argument(
         "--resume", type=Path, metavar="RUN", help="continue an interrupted run from its checkpoint"
@@ -137,7 +151,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="under torchrun: how long a process waits for the others before the run "
-        f"fails ({DEFAULT_TIMEOUT:g})",
+        "fails (default: %(default)g)",
     )
 
 

@@ -6,7 +6,7 @@ import html
 import json
 
 from flowforge.workbench.comparison.run import Comparison
-from flowforge.workbench.comparison.table import row_to_dict, to_markdown
+from flowforge.workbench.comparison.table import row_to_dict, time_line, to_markdown
 
 NOTES = """
 <ul>
@@ -62,6 +62,7 @@ def to_html(c: Comparison, figure_png: bytes) -> str:
         [
             f"<p>{html.escape(markdown.splitlines()[0])}</p>",
             _table_html(markdown),
+            f"<p>{html.escape(time_line(c))}</p>",
             NOTES,
             figure(figure_png, caption),
             "<h2>What each model chose or saw</h2>",

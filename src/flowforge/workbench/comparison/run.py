@@ -17,6 +17,7 @@ from torch import Tensor
 
 from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.workbench.baselines import Baseline
+from flowforge.workbench.comparison.fair_time import TimeRule, fit_at_least, slowest
 from flowforge.workbench.comparison.plan import Plan
 from flowforge.workbench.data.moons import two_moons
 from flowforge.workbench.data.registry import dataset
@@ -181,9 +182,26 @@ class Runner:
         """Fit model ``name`` (see ``MODELS``), score its likelihood and its samples."""
         return self.score(name, self.plan.build(name))
 
+    def fit(self, model: Baseline) -> float:
+        """Fit ``model`` on the training split; its training time in seconds."""
+        return _timed(lambda: model.fit(self.train, self.validation))[1]
+
+    def flow_row(self, others: Sequence[Row]) -> tuple[Row, Baseline, Tensor]:
+        """Fit the notebook's flow by the time rule (``fair_time``) against ``others``."""
+        name, seconds = slowest([(r.name, r.train_seconds) for r in others])
+        rule = TimeRule(name, seconds, fixed_epochs=self.plan.flow_epochs is not None)
+        floor = self.plan.epochs("flow")
+        model, train_s = fit_at_least(self.plan.flow, self.fit, floor, rule)
+        row, model, sample = self.scored("flow", model, train_s)
+        row.summary["time_rule"] = rule.to_dict()
+        return row, model, sample
+
     def score(self, name: str, model: Baseline) -> tuple[Row, Baseline, Tensor]:
         """Fit an unfitted ``model`` on the training split and score it as row ``name``."""
-        _, train_s = _timed(lambda: model.fit(self.train, self.validation))
+        return self.scored(name, model, self.fit(model))
+
+    def scored(self, name: str, model: Baseline, train_s: float) -> tuple[Row, Baseline, Tensor]:
+        """Score the fitted ``model`` (trained in ``train_s`` seconds) as row ``name``."""
         sample, sample_s = _timed(lambda: model.sample(self.setup.samples, self.setup.seed + 4))
         scores = _likelihood_scores(model, self.heldout, self.truth_lp, self.entropy)
         row = Row(
@@ -198,6 +216,21 @@ class Runner:
         return row, model, sample
 
 
+def _progress_line(row: Row) -> str:
+    """What one fitted model scored, and how long it trained (for the flow: against what)."""
+    nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}"
+    nll += "" if row.kl is None else f", KL {row.kl}"
+    line = f"{row.name}: {nll}; trained in {row.train_seconds:.1f} s"
+    rule = row.summary.get("time_rule")
+    if rule and rule["slowest_other_model"] is not None:
+        relation = "at least" if rule["met"] else "LESS than"
+        line += (
+            f" ({row.summary['epochs']} epochs), {relation} the slowest other model, "
+            f"{rule['slowest_other_model']} ({rule['target_seconds']:.1f} s)"
+        )
+    return line
+
+
 def run_comparison(
     models: Sequence[str],
     plan: Plan,
@@ -206,7 +239,9 @@ def run_comparison(
 ) -> Comparison:
     """Fit each named model on the same training data and score all on the same held-out set.
 
-    ``log`` receives one line per stage (the true entropy first).
+    The notebook's ``"flow"``, if named, is fitted after the others, for at least the
+    training time of the slowest of them (``fair_time``); the rows keep the order of
+    ``models``. ``log`` receives one line per stage (the true entropy first).
     """
     setup = setup or Setup()
     runner = Runner(setup, plan)
@@ -215,14 +250,16 @@ def run_comparison(
     else:
         log(f"true entropy H = {runner.entropy} (Monte Carlo standard error)")
     rows, samples = runner.floor_rows()
-    fitted = {}
-    for name in models:
-        row, model, sample = runner.model_row(name)
-        rows.append(row)
+    fitted, model_rows = {}, {}
+    for name in [m for m in models if m != "flow"] + [m for m in models if m == "flow"]:
+        if name == "flow":
+            row, model, sample = runner.flow_row(list(model_rows.values()))
+        else:
+            row, model, sample = runner.model_row(name)
+        model_rows[name] = row
         fitted[name], samples[name] = model, sample
-        nll = "no likelihood" if row.nll is None else f"NLL {row.nll.mean:.4f}"
-        nll += "" if row.kl is None else f", KL {row.kl}"
-        log(f"{name}: {nll}; trained in {row.train_seconds:.1f} s")
+        log(_progress_line(row))
+    rows.extend(model_rows[name] for name in models)
     return Comparison(
         setup,
         plan,

@@ -56,8 +56,15 @@ def to_dict(c: Comparison) -> dict:
 
 
 def without_timings(results: dict) -> dict:
-    """``results`` with wall times removed: what two runs with one seed must share."""
-    rows = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in results["rows"]]
+    """``results`` with wall times removed: what two runs with one seed must share (the
+    rows' seconds, and the flow's time rule, which is made of measured seconds)."""
+    rows = [
+        {
+            **{k: v for k, v in r.items() if k not in TIMING_KEYS},
+            "summary": {k: v for k, v in r["summary"].items() if k != "time_rule"},
+        }
+        for r in results["rows"]
+    ]
     return {**results, "rows": rows}
 
 
@@ -99,6 +106,22 @@ def _truth_line(c: Comparison) -> str:
     )
 
 
+def time_line(c: Comparison) -> str:
+    """What the training times say: measured, and the flow's against the slowest other's."""
+    line = "Training seconds are measured wall time on this machine."
+    flow = next((r for r in c.rows if r.name == "flow" and "time_rule" in r.summary), None)
+    if flow is None or flow.summary["time_rule"]["slowest_other_model"] is None:
+        return line
+    rule = flow.summary["time_rule"]
+    relation = "at least as long as" if rule["met"] else "for less time than"
+    how = "fixed by --flow-epochs" if rule["fixed_epochs"] else "chosen by the time rule"
+    return (
+        f"{line} The flow trained {flow.train_seconds:.1f} s ({flow.summary['epochs']} "
+        f"epochs, {how}), {relation} the slowest other model, "
+        f"{rule['slowest_other_model']} ({rule['target_seconds']:.1f} s)."
+    )
+
+
 def to_markdown(c: Comparison) -> str:
     """The results table in Markdown, with the entropy and the bandwidths above it."""
     h = c.bandwidths
@@ -121,4 +144,5 @@ def to_markdown(c: Comparison) -> str:
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in c.rows]
+    lines += ["", time_line(c)]
     return "\n".join(lines) + "\n"

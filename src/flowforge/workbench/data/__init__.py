@@ -9,12 +9,13 @@ from flowforge.workbench.data.digits import DIGITS, DigitSplits, ImageFormat, di
 from flowforge.workbench.data.moons import two_moons, two_moons_splits
 from flowforge.workbench.data.moons_density import MoonsDensity
 from flowforge.workbench.data.points import PointData
-from flowforge.workbench.data.registry import DATASETS, DataSet, dataset
+from flowforge.workbench.data.registry import ALIASES, DATASETS, DataSet, dataset, names_help
 from flowforge.workbench.data.standardize import Standardization
 from flowforge.workbench.data.toys import TOYS, ToyDistribution, toy_data, toy_splits
 from flowforge.workbench.data.true_distribution import NoDensityError, TrueDistribution
 
 __all__ = [
+    "ALIASES",
     "DATASETS",
     "DIGITS",
     "DataSet",
@@ -28,6 +29,7 @@ __all__ = [
     "ToyDistribution",
     "TrueDistribution",
     "dataset",
+    "names_help",
     "digit_splits",
     "toy_data",
     "toy_splits",

@@ -6,11 +6,16 @@ the images of scikit-learn's ``digits``. A run's data record is ``{"name": ...,
 "n_samples": ..., "n_heldout": ..., **options}``; ``two_moons`` takes the option
 ``noise``, the toys none. The digits have a fixed split, so their record is just
 ``{"name": "digits"}``.
+
+``ALIASES`` maps the names the papers' own code gives the toys (FFJORD's and the
+neural-spline-flow code's ``8gaussians``, ``2spirals``, ``swissroll``, ``moons``) to
+these names; ``dataset`` accepts either and returns the entry under its own name, which
+is what a run records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -118,9 +123,28 @@ DATASETS: dict[str, DataSet] = {
 }
 
 
+# Other names for the sets, as the papers' code spells them (``checkerboard``, ``circles``,
+# ``pinwheel`` and ``rings`` are spelled the same there and here).
+ALIASES: dict[str, str] = {
+    "8gaussians": "eight_gaussians",
+    "2spirals": "two_spirals",
+    "swissroll": "swiss_roll",
+    "moons": "two_moons",
+}
+
+
+def names_help(names: Sequence[str] | None = None) -> str:
+    """``names`` (default: every set), then the aliases of those among them, for --help."""
+    names = list(DATASETS) if names is None else list(names)
+    aliases = [f"{alias} = {name}" for alias, name in ALIASES.items() if name in names]
+    also = f" (also {', '.join(aliases)})" if aliases else ""
+    return ", ".join(names) + also
+
+
 def dataset(name: str) -> DataSet:
-    """The data set called ``name``; ``ValueError`` listing the known ones otherwise."""
+    """The data set called ``name`` or one of its ``ALIASES``; ``ValueError`` listing the
+    known names otherwise."""
     try:
-        return DATASETS[name]
+        return DATASETS[ALIASES.get(name, name)]
     except KeyError:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
+        raise ValueError(f"unknown data set {name!r}; known: {names_help()}") from None
