@@ -14,6 +14,9 @@ import inspect
 import pytest
 import torch
 
+# The examples print CPU tensors: they run on the CPU whatever --device says.
+pytestmark = pytest.mark.cpu_only
+
 # The modules whose docstrings hold the entry points' examples.
 MODULES = (
     "flowforge.flow",
