@@ -17,7 +17,31 @@ def _tolerances(dtype: torch.dtype) -> tuple[float, float]:
 
 
 def isclose(a, b, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
-    """True if two tensors, numbers or tuples of them are equal or close to equal."""
+    """True if two tensors, numbers or tuples of them are equal or close to equal.
+
+    The course notebook's helper: ``torch.isclose`` everywhere, for tensors of one
+    shape, and element by element for tuples of the same length.
+
+    Args:
+        a: A tensor, a number or a tuple of them.
+        b: The same kind of value as ``a``.
+        atol: The absolute tolerance.
+        rtol: The relative tolerance.
+
+    Returns:
+        ``False`` when the shapes or tuple lengths differ, else whether every element
+        is close.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import isclose
+        >>> isclose(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7]))
+        True
+        >>> isclose((torch.zeros(2), 1.0), (torch.zeros(2), 1.1))
+        False
+        >>> isclose(torch.zeros(2), torch.zeros(3))
+        False
+    """
     if isinstance(a, tuple) or isinstance(b, tuple):
         return (
             isinstance(a, tuple)
@@ -62,7 +86,28 @@ def jacobian(layer: torch.nn.Module, a: Value, *context: Tensor) -> Tensor:
 
 
 def log_det_jacobian(layer: torch.nn.Module, a: Value, *context: Tensor) -> Tensor:
-    """``log|det ∂forward/∂a|`` per sample, by automatic differentiation: ``(batch,)``."""
+    """``log|det ∂forward/∂a|`` per sample, by automatic differentiation.
+
+    The reference a layer's own log-determinant is checked against (``check_flow``);
+    it builds the full Jacobian, so keep the batch and the width small.
+
+    Args:
+        layer: A flow layer.
+        a: A tensor or a tuple of tensors, batch first.
+        *context: Context tensors, passed to ``layer.forward``.
+
+    Returns:
+        The log-determinants, shape ``(batch,)``.
+
+    Raises:
+        FlowCheckError: If the layer changes the number of dimensions.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Scale, log_det_jacobian
+        >>> log_det_jacobian(Scale([2.0, 3.0]), torch.randn(2, 2)).round(decimals=4)
+        tensor([1.7918, 1.7918])
+    """
     j = jacobian(layer, a, *context)
     if j.shape[1] != j.shape[2]:
         raise FlowCheckError(
@@ -110,10 +155,33 @@ def check_flow(
 
     Checks that ``inverse`` undoes ``forward``; that both log-determinants are tensors
     of shape ``(batch,)`` with the input's dtype and device; that they cancel; and that
-    ``forward``'s equals the log|det| of the autograd Jacobian. ``z`` is a tensor or a
-    tuple of tensors; ``context`` is passed to both directions. Tolerances default by
-    dtype (float64 tight, float32 loose). Raises ``FlowCheckError`` (an
-    ``AssertionError``) naming the broken property and the size of the error.
+    ``forward``'s equals the log|det| of the autograd Jacobian (``log_det_jacobian``).
+
+    Args:
+        layer: The layer to check (any ``FlowLayer``, or a module with ``forward`` and
+            ``inverse`` in the same protocol).
+        z: The points: a tensor or a tuple of tensors, batch first.
+        *context: Context tensors, passed to both directions.
+        atol: The absolute tolerance (``None``: by dtype, float64 tight, float32 loose).
+        rtol: The relative tolerance (``None``: by dtype).
+
+    Raises:
+        FlowCheckError: An ``AssertionError`` naming the broken property and the size
+            of the error.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Scale, check_flow
+        >>> from flowforge.errors import FlowCheckError
+        >>> check_flow(Scale([2.0, 0.5]), torch.randn(8, 2))  # passes: returns None
+        >>> class Wrong(Scale):
+        ...     def inverse(self, x, *context):
+        ...         return x, x.new_zeros(len(x))  # forgets to divide
+        >>> try:
+        ...     check_flow(Wrong(2.0), torch.randn(8, 2))
+        ... except FlowCheckError as error:
+        ...     print(error)
+        Wrong.inverse should undo forward: ...
     """
     default_atol, default_rtol = _tolerances(first_tensor(z).dtype)
     atol = default_atol if atol is None else atol
@@ -148,7 +216,21 @@ def check_flow(
 
 
 def test_flow_layer(layer: torch.nn.Module, z: Value, *args: Tensor) -> None:
-    """The notebook's name for ``check_flow``."""
+    """The course notebook's name for ``check_flow``, with its default tolerances.
+
+    Args:
+        layer: The layer to check.
+        z: The points: a tensor or a tuple of tensors, batch first.
+        *args: Context tensors, passed to both directions.
+
+    Raises:
+        FlowCheckError: If the layer breaks the contract (see ``check_flow``).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import AffineCoupling, block, test_flow_layer
+        >>> test_flow_layer(AffineCoupling(block(1, 1, 8)), (torch.randn(4, 1), torch.randn(4, 1)))
+    """
     check_flow(layer, z, *args)
 
 

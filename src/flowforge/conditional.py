@@ -7,7 +7,25 @@ from torch import Tensor
 
 
 def label_context(labels: Tensor, classes: int) -> Tensor:
-    """One-hot float context ``(n, classes)`` for integer ``labels`` ``(n,)`` in 0..classes-1."""
+    """One-hot float context for integer labels, for a conditional flow.
+
+    Args:
+        labels: Integer labels ``(n,)`` in ``0 .. classes - 1``.
+        classes: The number of classes.
+
+    Returns:
+        A float tensor ``(n, classes)`` in the default dtype.
+
+    Raises:
+        ValueError: If a label lies outside ``0 .. classes - 1``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge.conditional import label_context
+        >>> label_context(torch.tensor([0, 2]), classes=3)
+        tensor([[1., 0., 0.],
+                [0., 0., 1.]])
+    """
     labels = torch.as_tensor(labels, dtype=torch.long)
     if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
         raise ValueError(
@@ -21,8 +39,30 @@ class Conditioned(torch.nn.Module):
     """A conditional flow with one context row fixed: the distribution ``p(x | context)``.
 
     ``log_prob(x)`` ``(batch, width) -> (batch,)`` and ``sample(n) -> (n, width)``, so it
-    can stand wherever an unconditional model does (plots, metrics). ``context`` is one
-    row, shape ``(c,)``; it is kept as a buffer and follows the model's dtype and device.
+    can stand wherever an unconditional model does (plots, metrics).
+
+    Args:
+        model: A conditional flow (a ``NormalizingFlow`` built with ``context_width``).
+        context: One context row, shape ``(c,)``; it is kept as a buffer and follows
+            the model's dtype and device.
+
+    Raises:
+        ValueError: If ``context`` is not one row.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import realnvp
+        >>> from flowforge.conditional import Conditioned, label_context
+        >>> _ = torch.manual_seed(0)
+        >>> model = realnvp(2, couplings=2, hidden=8, context_width=3)
+        >>> c = label_context(torch.tensor([0, 2]), classes=3)
+        >>> model.log_prob(torch.randn(2, 2), c).shape  # one context row per point
+        torch.Size([2])
+        >>> model.sample(4, c).shape  # 4 samples for each of the 2 rows
+        torch.Size([2, 4, 2])
+        >>> given_2 = Conditioned(model, c[1])
+        >>> given_2.sample(5).shape, given_2.log_prob(torch.randn(5, 2)).shape
+        (torch.Size([5, 2]), torch.Size([5]))
     """
 
     def __init__(self, model: torch.nn.Module, context: Tensor) -> None:

@@ -18,16 +18,41 @@ class NormalizingFlow(torch.nn.Module):
     """A distribution defined by ``x = flow.forward(z)`` with ``z ~ base_distribution``.
 
     ``log_prob(x) = base.log_prob(z) + log|det ∂z/∂x|`` with ``z, · = flow.inverse(x)``,
-    in nats, one value per row of ``x``. ``forward(x)`` returns the same log-likelihood,
-    so training can go through ``model(x)`` (as DistributedDataParallel requires).
-
-    ``base_distribution`` is a module with ``sample(n)`` and ``log_prob(z)`` such as
-    ``Multivariate``; a torch distribution with event shape ``(width,)`` (e.g.
-    ``MultivariateNormal``) is wrapped in one. The layers are kept as
-    ``self.flow``, a ``SequentialFlow``.
+    in nats, one value per row of ``x`` (the change of variables of Rezende and
+    Mohamed, Variational inference with normalizing flows, ICML 2015). ``forward(x)``
+    returns the same log-likelihood, so training can go through ``model(x)`` (as
+    DistributedDataParallel requires).
 
     Conditional flows take context tensors (one row per sample) after the data:
     ``log_prob(x, c)``; ``sample(n, c)`` draws ``n`` samples for each row of ``c``.
+
+    Args:
+        base_distribution: A module with ``sample(n)`` and ``log_prob(z)`` such as
+            ``Multivariate``; a torch distribution with event shape ``(width,)`` (e.g.
+            ``MultivariateNormal``) is wrapped in one.
+        *layers: The invertible layers (``FlowLayer``), latent side first; they are
+            kept as ``self.flow``, a ``SequentialFlow``.
+
+    Raises:
+        TypeError: If the base distribution is not over vectors or lacks ``sample``
+            or ``log_prob``.
+
+    Example:
+        The course notebook's RealNVP on two dimensions:
+
+        >>> import torch
+        >>> from flowforge import AffineCoupling, Merge, Multivariate, NormalizingFlow
+        >>> from flowforge import Split, Swap, block
+        >>> _ = torch.manual_seed(0)
+        >>> model = NormalizingFlow(
+        ...     Multivariate(2),
+        ...     Split(), AffineCoupling(block(1, 1, 16)), Swap(),
+        ...     AffineCoupling(block(1, 1, 16)), Merge(),
+        ... )
+        >>> model.sample(5).shape
+        torch.Size([5, 2])
+        >>> model.log_prob(torch.zeros(3, 2)).shape
+        torch.Size([3])
     """
 
     def __init__(self, base_distribution: torch.nn.Module | Distribution, *layers: FlowLayer):
@@ -71,7 +96,27 @@ class NormalizingFlow(torch.nn.Module):
             )
 
     def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:
-        """Log-density of each row of ``x`` (``(batch, width)``) in nats: ``(batch,)``."""
+        """Log-density of each row of ``x`` in nats.
+
+        Args:
+            x: Points, shape ``(batch, width)``, in the model's dtype and on its device.
+            *context: For a conditional flow, the context tensors, one row per point.
+
+        Returns:
+            The log-densities, shape ``(batch,)``.
+
+        Raises:
+            ValueError: If ``x`` has the wrong shape, or its dtype or device differs
+                from the model's.
+            InputError: If ``x`` holds integers.
+
+        Example:
+            >>> import torch
+            >>> from flowforge import Multivariate, NormalizingFlow, Scale
+            >>> model = NormalizingFlow(Multivariate(2), Scale(2.0))
+            >>> model.log_prob(torch.zeros(4, 2)).round(decimals=4)
+            tensor([-3.2242, -3.2242, -3.2242, -3.2242])
+        """
         self._check_points(x)
         try:
             z, log_det = self.flow.inverse(x, *context)
@@ -118,7 +163,28 @@ class NormalizingFlow(torch.nn.Module):
         return None if layers is None else (layers, base)
 
     def sample(self, n: int = 1, *context: Tensor) -> Tensor:
-        """Draw ``n`` samples: ``(n, width)``, or ``(m, n, width)`` for ``m`` context rows."""
+        """Draw ``n`` samples from the flow.
+
+        Args:
+            n: The number of samples (per context row, for a conditional flow).
+            *context: For a conditional flow, context tensors of ``m`` rows; a single
+                row of shape ``(c,)`` gives unbatched samples.
+
+        Returns:
+            The samples, shape ``(n, width)``, or ``(m, n, width)`` for ``m`` context
+            rows.
+
+        Example:
+            >>> import torch
+            >>> from flowforge import Multivariate, NormalizingFlow, Translate
+            >>> _ = torch.manual_seed(0)
+            >>> model = NormalizingFlow(Multivariate(2), Translate([10.0, -10.0]))
+            >>> x = model.sample(1000)
+            >>> x.shape
+            torch.Size([1000, 2])
+            >>> x.mean(dim=0).round()
+            tensor([ 10., -10.])
+        """
         z, context, shape = self._draw(n, context)
         x, _ = self.flow.forward(z, *context)
         return x.reshape(*shape, *x.shape[1:]).contiguous()

@@ -99,6 +99,30 @@ class GaussianMixture(torch.nn.Module):
     ``sample(n)`` gives ``(n, width)``; ``log_prob(z)`` gives ``(batch,)`` in nats, in
     the dtype of ``z``. Starts as ``components`` unit Gaussians at random means; the
     ``initialized`` buffer records a fit by ``initialize_mixture``.
+
+    Args:
+        width: The number of dimensions.
+        components: The number of Gaussians ``k``.
+
+    Raises:
+        ValueError: If ``width`` or ``components`` is below 1.
+
+    Example:
+        A flow on a mixture base, the mixture fitted by EM before training:
+
+        >>> import torch
+        >>> from flowforge import NormalizingFlow, Translate
+        >>> from flowforge.distributions import GaussianMixture, initialize_mixture
+        >>> _ = torch.manual_seed(0)
+        >>> model = NormalizingFlow(GaussianMixture(2, components=2), Translate(0.0))
+        >>> data = torch.cat([torch.randn(200, 2) - 3, torch.randn(200, 2) + 3])
+        >>> initialize_mixture(model, data)  # whether it fitted one
+        True
+        >>> model.base_distribution.means.detach().abs().round().sort(dim=0).values
+        tensor([[3., 3.],
+                [3., 3.]])
+        >>> model.log_prob(data).shape, model.sample(5).shape
+        (torch.Size([400]), torch.Size([5, 2]))
     """
 
     def __init__(self, width: int, components: int = 16) -> None:

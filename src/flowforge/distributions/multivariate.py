@@ -36,14 +36,34 @@ def _distribution_parameters(dist: Distribution) -> dict[str, Tensor]:
 class Multivariate(torch.nn.Module):
     """A distribution over vectors of ``width`` independent draws of a univariate ``dist``.
 
-    ``dist`` is any univariate ``torch.distributions`` distribution (``Normal(0, 1)``,
-    the default; ``Uniform(-2, 2)``; ``Laplace(0, 1)``; ...), or one with batch shape
-    ``(width,)`` (a different parameter per dimension), or a multivariate one with event
-    shape ``(width,)`` (``MultivariateNormal``). Its parameters are stored as float
-    buffers of this module, so they follow ``.to(device)``, ``.double()`` and
-    ``state_dict()``; ``.dist`` rebuilds the distribution from them.
+    The course notebook's adapter from a ``torch.distributions`` distribution to a flow's
+    base. The distribution's parameters are stored as float buffers of this module, so
+    they follow ``.to(device)``, ``.double()`` and ``state_dict()``; ``.dist`` rebuilds
+    the distribution from them. ``log_prob`` of a point outside a bounded
+    distribution's support is ``-inf``.
 
-    ``log_prob`` of a point outside a bounded distribution's support is ``-inf``.
+    Args:
+        width: The number of dimensions.
+        dist: Any univariate ``torch.distributions`` distribution (``Normal(0, 1)``,
+            the default; ``Uniform(-2, 2)``; ``Laplace(0, 1)``; ...), or one with batch
+            shape ``(width,)`` (a different parameter per dimension), or a multivariate
+            one with event shape ``(width,)`` (``MultivariateNormal``).
+
+    Raises:
+        ValueError: If ``width`` is not a positive integer, or ``dist`` does not
+            describe vectors of that width.
+
+    Example:
+        >>> import torch
+        >>> from torch.distributions import Uniform
+        >>> from flowforge import Multivariate
+        >>> base = Multivariate(2)
+        >>> base.sample(4).shape
+        torch.Size([4, 2])
+        >>> base.log_prob(torch.zeros(1, 2)).round(decimals=4)
+        tensor([-1.8379])
+        >>> Multivariate(2, Uniform(-1.0, 1.0)).log_prob(torch.tensor([[0.0, 0.0], [0.0, 2.0]]))
+        tensor([-1.3863,    -inf])
     """
 
     def __init__(self, width: int, dist: Distribution | None = None) -> None:

@@ -1,5 +1,10 @@
-"""MAF (Papamakarios et al. 2017) and IAF (Kingma et al. 2016), which is MAF inverted:
-masked autoregressive layers with a mixing layer between each two."""
+"""MAF and IAF, which is MAF inverted: masked autoregressive layers with a mixing layer
+between each two.
+
+Papamakarios et al., Masked autoregressive flow for density estimation, NeurIPS 2017;
+Kingma et al., Improved variational inference with inverse autoregressive flow,
+NeurIPS 2016.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +34,40 @@ def maf(
     activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
-    """MAF (Papamakarios et al. 2017): ``layers`` masked autoregressive layers, with the
-    column order reversed (``mixing="reverse"``; or ``"random"``, ``"lu"``) between them.
-    Density evaluation is one pass per layer; sampling ``width`` passes per layer.
-    ``transformer`` is ``"affine"``, ``"spline"`` or a ``Transformer`` (``nsf`` passes a
-    ``SplineTransformer``). Defaults: 5 affine layers with MADE hidden width 32, normal base.
+    """MAF: masked autoregressive layers with a mixing layer between each two.
+
+    Density evaluation is one pass per layer; sampling ``width`` passes per layer
+    (Papamakarios et al., Masked autoregressive flow for density estimation, NeurIPS
+    2017).
+
+    Args:
+        width: The number of dimensions.
+        layers: The number of ``MaskedAutoregressive`` layers.
+        hidden: The width of each ``MADE``'s hidden layers.
+        transformer: ``"affine"``, ``"spline"`` or a ``Transformer`` (``nsf`` passes a
+            ``SplineTransformer``).
+        mixing: The layer between two autoregressive ones: ``"reverse"`` (the column
+            order reversed), ``"random"`` (a fixed random permutation) or ``"lu"``
+            (a learned ``LULinear``).
+        base: The base distribution's name (``flowforge.families.BASES``).
+        context_width: The number of context columns of a conditional flow (0: none).
+        activation: The ``MADE``'s activation (a module class).
+        zero_init: Start every autoregressive layer at the identity.
+
+    Returns:
+        A ``NormalizingFlow``.
+
+    Raises:
+        ValueError: If ``width`` or ``layers`` is below 1.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import maf
+        >>> model = maf(3, layers=2, hidden=8)
+        >>> [type(layer).__name__ for layer in model.flow]
+        ['MaskedAutoregressive', 'Reverse', 'MaskedAutoregressive']
+        >>> model.log_prob(torch.randn(4, 3)).shape
+        torch.Size([4])
     """
     if width < 1 or layers < 1:
         raise ValueError(f"need width >= 1 and layers >= 1, got width={width}, layers={layers}")
@@ -64,9 +98,26 @@ def inverted(flow: NormalizingFlow) -> NormalizingFlow:
 
 
 def iaf(width: int = 2, **options: Any) -> NormalizingFlow:
-    """IAF (Kingma et al. 2016): ``maf(width, **options)`` with every autoregressive layer
-    inverted, so sampling is one pass per layer and density evaluation ``width`` passes.
-    It takes ``maf``'s options, with its defaults.
+    """IAF: ``maf(width, **options)`` with every autoregressive layer inverted.
+
+    Sampling is one pass per layer and density evaluation ``width`` passes (Kingma et
+    al., Improved variational inference with inverse autoregressive flow, NeurIPS 2016).
+
+    Args:
+        width: The number of dimensions.
+        **options: ``maf``'s options, with its defaults.
+
+    Returns:
+        A ``NormalizingFlow``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import iaf
+        >>> model = iaf(2, layers=2, hidden=8)
+        >>> type(model.flow[0]).__name__
+        'Inverse'
+        >>> model.sample(5).shape
+        torch.Size([5, 2])
     """
     return inverted(maf(width, **options))
 

@@ -13,7 +13,7 @@ from flowforge.distributions.mixture import GaussianMixture
 BASES: dict[str, Callable[[int], torch.nn.Module]] = {
     "normal": lambda width: Multivariate(width, Normal(0.0, 1.0)),
     # Wide enough to cover standardized data at initialization (the flow starts near
-    # the identity), yet bounded: the notebook's question 10.6 (b).
+    # the identity), yet bounded: the course notebook's exercise with a uniform base.
     "uniform": lambda width: Multivariate(width, Uniform(-3.0, 3.0)),
     # 24 learnable full-covariance Gaussians; fit them with initialize_mixture(model, data).
     "mixture": lambda width: GaussianMixture(width, 24),

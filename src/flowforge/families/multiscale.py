@@ -142,23 +142,59 @@ def multiscale(
     """A multi-scale flow for discrete images: RealNVP's architecture, Glow's steps, spline
     couplings.
 
-    Data are flat images ``(batch, C·H·W)`` (``image_shape = (C, H, W)``) of pixel values
-    ``0 .. levels - 1``, as ``DequantizedFlow`` takes them. From the data side:
-    ``Unflatten(image_shape)``, ``Logit(alpha)``, ``checkerboard`` RealNVP steps at full
-    resolution (``ImageActNorm`` and a checkerboard-masked coupling), then at each of
-    ``scales`` scales ``Squeeze`` (``(C, H, W)`` to ``(4C, H/2, W/2)``) and ``steps`` Glow
-    steps (``ImageActNorm``, ``InvertibleConv1x1``, a channel-masked coupling), followed,
+    Data are flat images ``(batch, C·H·W)`` of pixel values ``0 .. levels - 1``, as
+    ``DequantizedFlow`` takes them. From the data side: ``Unflatten(image_shape)``,
+    ``Logit(alpha)``, ``checkerboard`` RealNVP steps at full resolution
+    (``ImageActNorm`` and a checkerboard-masked coupling), then at each of ``scales``
+    scales ``Squeeze`` (``(C, H, W)`` to ``(4C, H/2, W/2)``) and ``steps`` Glow steps
+    (``ImageActNorm``, ``InvertibleConv1x1``, a channel-masked coupling), followed,
     except at the last scale, by ``FactorOut``: half the channels go straight to the
     latent, after (``split_prior``) a coupling that conditions them on the other half. A
-    ``Flatten`` joins the parts into the base's vector. Every coupling's conditioner is a
-    ``conv_block`` of ``hidden`` channels (``dropout`` in training), zero at
-    initialization, so the flow starts as the logit and the actnorms. The couplings are
-    rational-quadratic splines of ``bins`` bins on ``[-DEFAULT_BOUND, DEFAULT_BOUND]``
-    (``transformer="spline"``, ``MaskedSplineCoupling``) or affine (``"affine"``:
-    ``MaskedAffineCoupling``, Glow itself). Defaults: scikit-learn's digits (``(1, 8, 8)``,
-    17 levels), 2 checkerboard steps, 2 scales of 4 steps, spline couplings of 8 bins, 64
-    hidden channels, normal base; the best of the variants ``benchmarks/digits.py`` was
-    tuned with (README, "Images: digits").
+    ``Flatten`` joins the parts into the base's vector. Every coupling's conditioner is
+    a ``conv_block``, zero at initialization, so the flow starts as the logit and the
+    actnorms. The multi-scale architecture is from Dinh et al., Density estimation
+    using Real NVP, ICLR 2017; the steps from Kingma and Dhariwal, Glow: Generative flow
+    with invertible 1x1 convolutions, NeurIPS 2018; the splines from Durkan et al.,
+    Neural spline flows, NeurIPS 2019. The defaults model scikit-learn's digits: the
+    best of the variants ``benchmarks/digits.py`` was tuned with (README, "Images:
+    digits").
+
+    Args:
+        image_shape: ``(C, H, W)``; ``H`` and ``W`` divisible by ``2 ** scales``.
+        levels: The number of pixel values (17 for the digits).
+        scales: The number of scales (squeezes).
+        steps: Glow steps per scale.
+        hidden: The channels of every conditioner.
+        checkerboard: RealNVP checkerboard steps at full resolution.
+        split_prior: A coupling before each ``FactorOut`` (Glow's learned split prior).
+        transformer: ``"spline"`` (``MaskedSplineCoupling``, rational-quadratic splines
+            on ``[-DEFAULT_BOUND, DEFAULT_BOUND]``) or ``"affine"``
+            (``MaskedAffineCoupling``, Glow itself).
+        bins: The number of bins of each spline.
+        dropout: Dropout in the conditioners while training.
+        alpha: ``Logit``'s margin.
+        base: The base distribution's name (``flowforge.families.BASES``).
+        context_width: The number of context columns of a conditional flow (0: none).
+        log_scale: The affine couplings' log-scale (``AffineCoupling``).
+
+    Returns:
+        A ``DequantizedFlow``, whose ``log_prob`` is in nats per image
+        (``flowforge.dequantization.bits_per_dim`` converts it).
+
+    Raises:
+        ValueError: If ``image_shape`` is not ``(C, H, W)`` divisible for ``scales``
+            squeezes, or a count is negative.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import multiscale
+        >>> _ = torch.manual_seed(0)
+        >>> model = multiscale((1, 4, 4), levels=17, scales=1, steps=1, hidden=8)
+        >>> pixels = torch.randint(0, 17, (3, 16)).float()
+        >>> model.log_prob(pixels).shape
+        torch.Size([3])
+        >>> model.sample(2).shape
+        torch.Size([2, 16])
     """
     if scales < 1 or steps < 0 or checkerboard < 0:
         raise ValueError(

@@ -1,4 +1,7 @@
-"""NICE (Dinh et al. 2014): additive couplings, then a learned per-column scale."""
+"""NICE: additive couplings, then a learned per-column scale.
+
+Dinh et al., NICE: Non-linear independent components estimation, ICLR 2015 (workshop).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +27,32 @@ def nice(
     activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
-    """NICE (Dinh et al. 2014): additive couplings alternated by ``Swap``, then a learned
-    per-column ``Scale`` (the only layer that changes volume). Defaults: 4 couplings,
-    hidden width 32, normal base.
+    """NICE: additive couplings alternated by ``Swap``, then a learned per-column
+    ``Scale``, the only layer that changes volume.
+
+    Dinh et al., NICE: Non-linear independent components estimation, ICLR 2015
+    (workshop).
+
+    Args:
+        width: The number of dimensions (at least 2).
+        couplings: The number of additive couplings.
+        hidden: The width of each conditioner's hidden layers.
+        base: The base distribution's name (``flowforge.families.BASES``).
+        context_width: The number of context columns of a conditional flow (0: none).
+        activation: The conditioners' activation (a module class).
+        zero_init: Start every coupling at the identity.
+
+    Returns:
+        A ``NormalizingFlow``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import nice
+        >>> model = nice(2, couplings=2, hidden=8)
+        >>> model.log_prob(torch.randn(3, 2)).shape
+        torch.Size([3])
+        >>> type(model.flow[-1]).__name__
+        'Scale'
     """
 
     def make(a: int, b: int) -> FlowLayer:

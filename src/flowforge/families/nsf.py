@@ -1,5 +1,7 @@
-"""Neural spline flows (Durkan et al. 2019): monotone rational-quadratic splines,
-autoregressive or in couplings."""
+"""Neural spline flows: monotone rational-quadratic splines, autoregressive or in couplings.
+
+Durkan et al., Neural spline flows, NeurIPS 2019.
+"""
 
 from __future__ import annotations
 
@@ -41,13 +43,37 @@ def nsf(
     activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> NormalizingFlow:
-    """Neural spline flow (Durkan et al. 2019): monotone rational-quadratic splines with
-    ``bins`` bins on ``[-bound, bound]``, identity outside.
+    """Neural spline flow: monotone rational-quadratic splines, identity outside.
 
     Autoregressive by default (``maf`` with a ``SplineTransformer``, like zuko's NSF);
     ``coupling=True`` builds ``SplineCoupling`` layers alternated by ``Swap`` instead,
-    one pass in both directions. Defaults: 5 layers, hidden width 64, 8 bins, bound
-    ``DEFAULT_BOUND`` (4: standardized data lie well inside), normal base.
+    one pass in both directions (Durkan et al., Neural spline flows, NeurIPS 2019).
+
+    Args:
+        width: The number of dimensions (at least 2 with ``coupling=True``).
+        layers: The number of spline layers.
+        hidden: The width of the conditioners' hidden layers.
+        bins: The number of bins of each spline.
+        bound: The splines act on ``[-bound, bound]`` (``DEFAULT_BOUND``, 4:
+            standardized data lie well inside).
+        coupling: Spline couplings instead of autoregressive layers.
+        mixing: The layer between two autoregressive ones (``maf``'s ``mixing``).
+        base: The base distribution's name (``flowforge.families.BASES``).
+        context_width: The number of context columns of a conditional flow (0: none).
+        activation: The conditioners' activation (a module class).
+        zero_init: Start every layer at the identity.
+
+    Returns:
+        A ``NormalizingFlow``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import nsf
+        >>> model = nsf(2, layers=2, hidden=8, bins=4, coupling=True)
+        >>> [type(layer).__name__ for layer in model.flow]
+        ['Split', 'SplineCoupling', 'Swap', 'SplineCoupling', 'Merge']
+        >>> model.sample(3).shape
+        torch.Size([3, 2])
     """
     spline = SplineTransformer(bins, bound)
     if not coupling:

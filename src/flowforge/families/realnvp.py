@@ -1,4 +1,7 @@
-"""RealNVP (Dinh et al. 2016), the notebook's model: affine couplings alternated by ``Swap``."""
+"""RealNVP, the course notebook's model: affine couplings alternated by ``Swap``.
+
+Dinh et al., Density estimation using Real NVP, ICLR 2017.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,35 @@ def realnvp(
     log_scale: str = "soft_clamp",
     zero_init: bool = False,
 ) -> NormalizingFlow:
-    """The notebook's RealNVP (section 10.5 a): ``Split``, couplings alternated by ``Swap``,
-    ``Merge``. Defaults: 4 affine couplings with hidden width 16 and a normal base.
+    """RealNVP, as in the course notebook: ``Split``, couplings alternated by ``Swap``,
+    ``Merge``.
+
+    Each coupling is an ``AffineCoupling`` conditioned by ``block`` (Dinh et al.,
+    Density estimation using Real NVP, ICLR 2017).
+
+    Args:
+        width: The number of dimensions (at least 2).
+        couplings: The number of affine couplings.
+        hidden: The width of each conditioner's hidden layers.
+        base: The base distribution's name (``flowforge.families.BASES``: ``"normal"``,
+            ``"mixture"``, ...).
+        context_width: The number of context columns of a conditional flow (0: none).
+        log_scale: How each coupling turns its network's output into a log-scale
+            (``AffineCoupling``).
+        zero_init: Start every coupling at the identity.
+
+    Returns:
+        A ``NormalizingFlow``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import realnvp
+        >>> _ = torch.manual_seed(0)
+        >>> model = realnvp(2, couplings=4, hidden=16)
+        >>> model.sample(3).shape, model.log_prob(torch.randn(3, 2)).shape
+        (torch.Size([3, 2]), torch.Size([3]))
+        >>> [type(layer).__name__ for layer in model.flow][:4]
+        ['Split', 'AffineCoupling', 'Swap', 'AffineCoupling']
     """
 
     def make(a: int, b: int) -> FlowLayer:

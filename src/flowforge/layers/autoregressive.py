@@ -15,15 +15,38 @@ from flowforge.values import Value
 
 
 class MaskedAutoregressive(FlowLayer):
-    """A masked autoregressive layer (Papamakarios et al. 2017), affine or spline.
+    """A masked autoregressive layer, affine or spline.
 
     Element ``i`` of the data ``x`` is a monotone map of latent ``z_i`` whose parameters
-    come from ``x[:, :i]`` and the context, through a ``MADE`` network. So
+    come from ``x[:, :i]`` and the context, through a ``MADE`` network (Papamakarios et
+    al., Masked autoregressive flow for density estimation, NeurIPS 2017). So
     ``inverse`` (data to latent, the density direction) is one network pass, while
     ``forward`` (latent to data, sampling) takes ``width`` passes. Wrap it in
-    ``Inverse`` to swap the two speeds (IAF). ``transformer`` is ``"affine"``
-    (default), ``"spline"``, or a ``Transformer`` instance. The Jacobian is lower
+    ``Inverse`` to swap the two speeds (IAF: Kingma et al., Improved variational
+    inference with inverse autoregressive flow, NeurIPS 2016). The Jacobian is lower
     triangular in either direction.
+
+    Args:
+        width: The number of dimensions.
+        hidden: The width of the ``MADE``'s hidden layers.
+        transformer: ``"affine"`` (default), ``"spline"``, or a ``Transformer``
+            instance (``flowforge.transformers``).
+        context_width: The number of context columns (0: unconditional).
+        num_hidden_layers: The ``MADE``'s hidden layers.
+        activation: The hidden layers' activation (a module class).
+        zero_init: Zero the ``MADE``'s output layer, so that the layer starts as the
+            identity (for the affine and spline transformers).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import check_flow
+        >>> from flowforge.layers import MaskedAutoregressive
+        >>> _ = torch.manual_seed(0)
+        >>> layer = MaskedAutoregressive(3, hidden=16)
+        >>> z, log_det = layer.inverse(torch.randn(5, 3))  # one pass: the density side
+        >>> z.shape, log_det.shape
+        (torch.Size([5, 3]), torch.Size([5]))
+        >>> check_flow(layer, torch.randn(5, 3))
     """
 
     def __init__(

@@ -47,6 +47,20 @@ class FlowLayer(torch.nn.Module):
     - checked: add a case to the contract registry (``tests/registry.py``), which runs
       ``check_flow`` (inverse, log-det shape and dtype, autograd Jacobian) over random
       shapes in float32 and float64.
+
+    Example:
+        A layer that doubles its input, checked against the contract:
+
+        >>> import torch
+        >>> from flowforge import FlowLayer, check_flow
+        >>> class Double(FlowLayer):
+        ...     def forward(self, z, *context):
+        ...         return 2 * z, z.new_full((z.shape[0],), z.shape[1] * 0.6931471805599453)
+        ...     def inverse(self, x, *context):
+        ...         return x / 2, x.new_full((x.shape[0],), -x.shape[1] * 0.6931471805599453)
+        >>> check_flow(Double(), torch.randn(4, 3))  # raises FlowCheckError if broken
+        >>> Double()(torch.ones(1, 3))
+        (tensor([[2., 2., 2.]]), tensor([2.0794]))
     """
 
     volume_preserving: bool = False
@@ -78,6 +92,26 @@ class SequentialFlow(FlowLayer):
     The log-determinants of the layers add up. Context is passed to every layer.
     Supports ``len``, iteration and indexing (a slice gives a new ``SequentialFlow``
     that shares the layers).
+
+    Args:
+        *layers: The layers, in the ``forward`` (latent to data) order.
+
+    Raises:
+        TypeError: If a layer has no ``inverse``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Scale, SequentialFlow, Translate
+        >>> flow = SequentialFlow(Scale(2.0), Translate(1.0))
+        >>> x, log_det = flow(torch.zeros(3, 2))
+        >>> x
+        tensor([[1., 1.],
+                [1., 1.],
+                [1., 1.]])
+        >>> log_det.round(decimals=4)
+        tensor([1.3863, 1.3863, 1.3863])
+        >>> len(flow), type(flow[1]).__name__
+        (2, 'Translate')
     """
 
     def __init__(self, *layers: FlowLayer) -> None:

@@ -2,8 +2,10 @@
 
 A coupling is a conditioner (``block``, a network reading ``z_A`` and the context) plus a
 transformer (``flowforge.transformers``: affine, additive, spline), whose mathematics
-lives there once. ``AffineCoupling`` (RealNVP, the notebook's), ``AdditiveCoupling``
-(NICE) and ``SplineCoupling`` (neural spline flows) are its named forms; the image
+lives there once. ``AffineCoupling`` (RealNVP: Dinh et al., Density estimation using
+Real NVP, ICLR 2017; the course notebook's), ``AdditiveCoupling`` (NICE: Dinh et al.,
+NICE: Non-linear independent components estimation, ICLR 2015 workshop) and
+``SplineCoupling`` (Durkan et al., Neural spline flows, NeurIPS 2019) are its named forms; the image
 couplings of ``flowforge.layers.masked`` are the same idea with a mask.
 """
 
@@ -148,16 +150,32 @@ class CouplingGradients:
 
 
 class AffineCoupling(Coupling):
-    """RealNVP's affine coupling on a pair ``(z_A, z_B)`` (the notebook's).
+    """The affine coupling of RealNVP on a pair ``(z_A, z_B)``, as in the course notebook.
 
     ``s, t = block(z_A [, context])``, then ``forward``: ``z_B' = exp(s) * z_B + t``,
-    with log-determinant ``sum(s)``; ``z_A`` passes through unchanged. The block must
-    output ``2 * width(z_B)`` columns (``block(dim_A, dim_B, hidden)`` does).
+    with log-determinant ``sum(s)``; ``z_A`` passes through unchanged (Dinh et al.,
+    Density estimation using Real NVP, ICLR 2017).
 
-    ``log_scale`` chooses how the raw network output becomes ``s``: ``"soft_clamp"``
-    (default, ``s = bound * tanh(raw / bound)``, so an exploding network cannot
-    overflow), ``"exp"`` (the notebook's plain ``exp(raw)``), ``"sigmoid"`` (nflows'
-    bounded scale), or any callable (``flowforge.transformers.log_scale``).
+    Args:
+        block: The conditioner network: it reads ``z_A`` (and the context columns) and
+            outputs ``2 * width(z_B)`` columns, ``s`` then ``t``
+            (``block(dim_A, dim_B, hidden)`` makes one).
+        log_scale: How the raw network output becomes ``s``: ``"soft_clamp"``
+            (default, ``s = bound * tanh(raw / bound)``, so an exploding network cannot
+            overflow), ``"exp"`` (the notebook's plain ``exp(raw)``), ``"sigmoid"``
+            (nflows' bounded scale), or any callable
+            (``flowforge.transformers.log_scale``).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import AffineCoupling, block, check_flow
+        >>> _ = torch.manual_seed(0)
+        >>> layer = AffineCoupling(block(1, 2, 16))
+        >>> z = (torch.randn(4, 1), torch.randn(4, 2))
+        >>> (zA, zB), log_det = layer(z)
+        >>> torch.equal(zA, z[0]), zB.shape, log_det.shape
+        (True, torch.Size([4, 2]), torch.Size([4]))
+        >>> check_flow(layer, z)
     """
 
     def __init__(self, block: torch.nn.Module, log_scale: LogScaleSpec = "soft_clamp") -> None:
@@ -170,11 +188,23 @@ class AffineCoupling(Coupling):
 
 
 class AdditiveCoupling(Coupling):
-    """NICE's additive coupling on a pair ``(z_A, z_B)``: ``z_B' = z_B + t``.
+    """The additive coupling of NICE on a pair ``(z_A, z_B)``: ``z_B' = z_B + t``.
 
-    ``t = block(z_A [, context])`` has the width of ``z_B`` (build the block with
-    ``outputs_per_dim=1``); ``z_A`` passes through. Volume preserving: both
-    log-determinants are zero.
+    ``t = block(z_A [, context])``; ``z_A`` passes through. Volume preserving: both
+    log-determinants are zero (Dinh et al., NICE: Non-linear independent components
+    estimation, ICLR 2015 workshop).
+
+    Args:
+        block: The conditioner network, outputting the width of ``z_B`` (build it with
+            ``block(dim_A, dim_B, hidden, outputs_per_dim=1)``).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import AdditiveCoupling, block
+        >>> layer = AdditiveCoupling(block(2, 2, 16, outputs_per_dim=1))
+        >>> (zA, zB), log_det = layer((torch.randn(3, 2), torch.randn(3, 2)))
+        >>> zB.shape, log_det
+        (torch.Size([3, 2]), tensor([0., 0., 0.]))
     """
 
     def __init__(self, block: torch.nn.Module) -> None:
@@ -182,14 +212,32 @@ class AdditiveCoupling(Coupling):
 
 
 class SplineCoupling(Coupling):
-    """Neural spline coupling (Durkan et al. 2019) on a pair ``(z_A, z_B)``.
+    """A rational-quadratic spline coupling on a pair ``(z_A, z_B)``.
 
-    ``block(z_A [, context])`` gives ``3 * bins - 1`` numbers for every element of
-    ``z_B`` (build it with ``block(dim_A, dim_B, hidden,
-    outputs_per_dim=SplineTransformer(bins).params_per_element)``); each element of
-    ``z_B`` then goes through its own monotone rational-quadratic spline on
-    ``[-bound, bound]``, the identity outside. ``z_A`` passes through. A block whose
-    output layer is zero (``zero_init=True``) makes the layer the identity.
+    Each element of ``z_B`` goes through its own monotone rational-quadratic spline on
+    ``[-bound, bound]``, the identity outside, with the spline's parameters from
+    ``block(z_A [, context])``; ``z_A`` passes through (Durkan et al., Neural spline
+    flows, NeurIPS 2019). A block whose output layer is zero (``zero_init=True``)
+    makes the layer the identity.
+
+    Args:
+        block: The conditioner network, outputting ``3 * bins - 1`` numbers for every
+            element of ``z_B`` (``block(dim_A, dim_B, hidden,
+            outputs_per_dim=SplineTransformer(bins).params_per_element)``).
+        bins: The number of bins of each spline.
+        bound: The splines act on ``[-bound, bound]``.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import SplineCoupling, block
+        >>> from flowforge.transformers import SplineTransformer
+        >>> net = block(1, 1, 16, outputs_per_dim=SplineTransformer(8).params_per_element,
+        ...             zero_init=True)
+        >>> layer = SplineCoupling(net, bins=8)
+        >>> z = (torch.zeros(2, 1), torch.tensor([[0.5], [-1.0]]))
+        >>> (zA, zB), log_det = layer(z)  # the identity at first
+        >>> torch.allclose(zB, z[1], atol=1e-6), bool(log_det.abs().max() < 1e-6)
+        (True, True)
     """
 
     def __init__(self, block: torch.nn.Module, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:

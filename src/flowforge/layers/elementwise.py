@@ -41,10 +41,27 @@ def _require_tensor(layer: FlowLayer, z: Value) -> Tensor:
 class Scale(FlowLayer):
     """Multiply by a fixed factor per dimension: ``x = scale * z``.
 
-    ``scale`` is a number, a list or a tensor broadcastable to one sample (shape
-    ``(width,)`` for vectors); it is stored as a float buffer, or as a parameter when
-    ``learnable=True``. Negative factors are allowed; the log-determinant is
-    ``sum(log|scale|)`` over one sample's elements.
+    Negative factors are allowed; the log-determinant is ``sum(log|scale|)`` over one
+    sample's elements.
+
+    Args:
+        scale: A number, a list or a tensor broadcastable to one sample (shape
+            ``(width,)`` for vectors), non-zero everywhere.
+        learnable: Store ``scale`` as a parameter (trained) rather than a float buffer.
+
+    Raises:
+        ValueError: If a factor is zero or not finite.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Scale
+        >>> layer = Scale([2.0, 0.5])
+        >>> x, log_det = layer(torch.ones(2, 2))
+        >>> x
+        tensor([[2.0000, 0.5000],
+                [2.0000, 0.5000]])
+        >>> log_det  # log 2 + log 0.5
+        tensor([0., 0.])
     """
 
     def __init__(self, scale: float | list | Tensor, learnable: bool = False) -> None:
@@ -71,8 +88,21 @@ class Scale(FlowLayer):
 class Translate(FlowLayer):
     """Add a fixed offset per dimension: ``x = z + offset``. Volume preserving.
 
-    ``offset`` is a number, a list or a tensor broadcastable to one sample; it is
-    stored as a float buffer, or as a parameter when ``learnable=True``.
+    Args:
+        offset: A number, a list or a tensor broadcastable to one sample.
+        learnable: Store ``offset`` as a parameter (trained) rather than a float buffer.
+
+    Raises:
+        ValueError: If the offset is not finite.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Translate
+        >>> layer = Translate([1.0, -1.0])
+        >>> layer(torch.zeros(1, 2))
+        (tensor([[ 1., -1.]]), tensor([0.]))
+        >>> layer.inverse(torch.zeros(1, 2))[0]
+        tensor([[-1.,  1.]])
     """
 
     volume_preserving = True

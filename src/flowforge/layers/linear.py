@@ -81,7 +81,23 @@ class LULinear(FlowLayer):
     any parameter values and ``log|det W| = sum(log_diagonal)`` costs ``O(width)``.
     The inverse solves two triangular systems (in float32 for float16/bfloat16
     inputs, cast back: ``lu_solve``). Starts at a random rotation (the LU
-    factors of a random orthogonal matrix) and zero bias.
+    factors of a random orthogonal matrix) and zero bias. The LU parametrization is
+    Glow's (Kingma and Dhariwal, Glow: Generative flow with invertible 1x1
+    convolutions, NeurIPS 2018).
+
+    Args:
+        width: The number of dimensions.
+        generator: Draws the starting rotation (torch's global generator when ``None``).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import check_flow
+        >>> from flowforge.layers import LULinear
+        >>> layer = LULinear(3, generator=torch.Generator().manual_seed(0))
+        >>> x, log_det = layer(torch.randn(4, 3))
+        >>> log_det.abs().max() < 1e-5  # a rotation at first: |det W| = 1
+        tensor(True)
+        >>> check_flow(layer, torch.randn(4, 3))
     """
 
     def __init__(self, width: int, *, generator: torch.Generator | None = None) -> None:

@@ -1,5 +1,10 @@
 """Normalization layers: ``ActNorm`` (Glow) and ``BatchNormFlow`` (MAF's batch norm).
 
+``ActNorm`` is from Kingma and Dhariwal, Glow: Generative flow with invertible 1x1
+convolutions, NeurIPS 2018; ``BatchNormFlow`` from Papamakarios et al., Masked
+autoregressive flow for density estimation, NeurIPS 2017 (after Dinh et al., Density
+estimation using Real NVP, ICLR 2017).
+
 Both normalize in the data-to-latent direction (``inverse``), where the data are.
 """
 
@@ -21,7 +26,25 @@ class ActNorm(FlowLayer):
     in DistributedDataParallel, which then broadcasts rank 0's values); nothing
     happens behind the scenes in ``forward``. The ``initialized`` buffer records it,
     so a model loaded from a ``state_dict`` is never initialized again. An
-    uninitialized ``ActNorm`` is the identity.
+    uninitialized ``ActNorm`` is the identity (Kingma and Dhariwal, Glow: Generative
+    flow with invertible 1x1 convolutions, NeurIPS 2018).
+
+    Args:
+        width: The number of dimensions.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Multivariate, NormalizingFlow
+        >>> from flowforge.layers import ActNorm, initialize_actnorm
+        >>> _ = torch.manual_seed(0)
+        >>> model = NormalizingFlow(Multivariate(2), ActNorm(2))
+        >>> data = torch.randn(1000, 2) * torch.tensor([3.0, 0.5]) + 4.0
+        >>> initialize_actnorm(model, data)  # how many layers it initialized
+        1
+        >>> with torch.no_grad():
+        ...     z, _ = model.flow.inverse(data)
+        >>> z.mean(dim=0).abs().max() < 1e-4, z.std(dim=0, unbiased=False).round(decimals=3)
+        (tensor(True), tensor([1., 1.]))
     """
 
     def __init__(self, width: int) -> None:
@@ -94,7 +117,7 @@ def initialize_actnorm(model: torch.nn.Module, data: Tensor, *context: Tensor) -
 
 
 class BatchNormFlow(FlowLayer):
-    """Batch normalization as a flow layer (Papamakarios et al. 2017), per column.
+    """Batch normalization as a flow layer, per column (Papamakarios et al., NeurIPS 2017).
 
     ``inverse`` (data to latent): ``z = (x - m) / sqrt(v + eps) * exp(log_gamma) + beta``,
     with ``log|dz/dx| = sum(log_gamma - log(v + eps) / 2)``. In training mode ``m, v``

@@ -67,9 +67,25 @@ def _normalize_sizes(sizes: int | Sequence[int] | None) -> tuple[int, ...] | Non
 class Split(FlowLayer):
     """Split a tensor into a tuple of tensors along ``dim`` (the feature dimension).
 
-    With no ``sizes`` the tensor is halved as ``torch.chunk(z, 2)`` halves it: a width
-    of 9 splits as 5 + 4. ``sizes`` gives every part explicitly, e.g. ``Split([3, 6])``.
-    The inverse concatenates the parts.
+    The inverse concatenates the parts. Volume preserving.
+
+    Args:
+        sizes: The width of every part, e.g. ``Split([3, 6])``; ``None`` halves the
+            tensor as ``torch.chunk(z, 2)`` halves it (a width of 9 splits as 5 + 4).
+        dim: The dimension to split.
+
+    Raises:
+        TypeError: If ``sizes`` is a single number.
+        ValueError: If the sizes are not positive or do not add up to the width.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Split
+        >>> (a, b), log_det = Split()(torch.zeros(2, 9))
+        >>> a.shape, b.shape, log_det
+        (torch.Size([2, 5]), torch.Size([2, 4]), tensor([0., 0.]))
+        >>> [t.shape[1] for t in Split([3, 6])(torch.zeros(2, 9))[0]]
+        [3, 6]
     """
 
     volume_preserving = True
@@ -98,10 +114,26 @@ class Merge(FlowLayer):
     """Concatenate a tuple of tensors into one tensor: the inverse of ``Split``.
 
     Its inverse splits as ``Split(sizes)`` does, so ``Merge()`` expects two halves as
-    ``torch.chunk`` makes them (5 + 4 for a width of 9). When the parts differ from
-    that (explicit sizes, or an odd width after an odd number of swaps), give
-    their widths: ``Merge([4, 5])``. A mismatch raises ``ValueError`` rather than
-    silently splitting the data differently on the way back.
+    ``torch.chunk`` makes them (5 + 4 for a width of 9). Volume preserving.
+
+    Args:
+        sizes: The widths of the parts, when they differ from ``torch.chunk``'s halves
+            (explicit sizes, or an odd width after an odd number of swaps):
+            ``Merge([4, 5])``.
+        dim: The dimension to concatenate along.
+
+    Raises:
+        ValueError: When merging parts whose widths differ from ``sizes``, rather than
+            silently splitting the data differently on the way back.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Merge
+        >>> x, log_det = Merge()((torch.zeros(2, 5), torch.ones(2, 4)))
+        >>> x.shape
+        torch.Size([2, 9])
+        >>> Merge([4, 5])((torch.zeros(2, 4), torch.ones(2, 5)))[0].shape
+        torch.Size([2, 9])
     """
 
     volume_preserving = True
@@ -127,7 +159,17 @@ class Merge(FlowLayer):
 
 
 class Swap(FlowLayer):
-    """Exchange the two tensors of a pair: ``(a, b) -> (b, a)``. Its own inverse."""
+    """Exchange the two tensors of a pair: ``(a, b) -> (b, a)``. Its own inverse.
+
+    Between two couplings it lets the second transform what the first left unchanged.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import Swap
+        >>> (a, b), log_det = Swap()((torch.zeros(1, 2), torch.ones(1, 3)))
+        >>> a.shape, b.shape, log_det
+        (torch.Size([1, 3]), torch.Size([1, 2]), tensor([0.]))
+    """
 
     volume_preserving = True
 

@@ -1,4 +1,6 @@
-"""MADE (Germain et al. 2015): an MLP whose masks make output ``i`` depend on inputs ``< i``.
+"""MADE: an MLP whose masks make output ``i`` depend on inputs ``< i``.
+
+Germain et al., MADE: Masked autoencoder for distribution estimation, ICML 2015.
 
 It conditions autoregressive layers: from ``x`` of width ``D`` (and context, which
 every output may read) it computes ``params_per_element`` numbers for each of the
@@ -43,8 +45,35 @@ class MADE(torch.nn.Module):
 
     Maps ``x`` ``(batch, features)`` and context ``(batch, context_width)`` to
     ``(batch, features, params_per_element)``; row ``i`` of the output depends only
-    on ``x[:, :i]`` and the context (row 0 on the context alone).
-    ``zero_init=True`` zeroes the output layer, so the output starts at 0.
+    on ``x[:, :i]`` and the context (row 0 on the context alone) (Germain et al., MADE:
+    Masked autoencoder for distribution estimation, ICML 2015).
+
+    Args:
+        features: The width ``D`` of ``x``.
+        hidden: The width of the hidden layers.
+        params_per_element: The number of outputs for each element of ``x``.
+        context_width: The number of context columns, which every output may read.
+        num_hidden_layers: The number of hidden layers.
+        activation: The activation's module class.
+        zero_init: Zero the output layer, so that the output starts at 0.
+
+    Raises:
+        ValueError: If a width or the depth is not positive.
+
+    Example:
+        Output ``i`` reads only ``x[:, :i]``, so no output reads the last element:
+
+        >>> import torch
+        >>> from flowforge.nets import MADE
+        >>> _ = torch.manual_seed(0)
+        >>> made = MADE(3, 16, params_per_element=2)
+        >>> x = torch.randn(4, 3)
+        >>> out = made(x)
+        >>> out.shape
+        torch.Size([4, 3, 2])
+        >>> x[:, 2] += 1.0  # the last element feeds no output
+        >>> torch.equal(made(x), out)
+        True
     """
 
     def __init__(

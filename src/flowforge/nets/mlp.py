@@ -42,6 +42,27 @@ class MLP(torch.nn.Sequential):
     place on the ``Linear`` outputs: for networks this small, ``nn.Module.__call__``
     and allocations cost more than the arithmetic. A child with hooks (or of any other
     type) is called as a module, so its hooks still run.
+
+    Args:
+        in_features: The input width.
+        hidden: The width of every hidden layer.
+        out_features: The output width.
+        num_hidden_layers: The number of hidden layers (each a ``Linear`` and an
+            activation).
+        activation: The activation's module class (``torch.nn.ReLU``, ``torch.nn.Tanh``,
+            ...), instantiated once per hidden layer.
+
+    Raises:
+        ValueError: If a width or the depth is not positive.
+
+    Example:
+        >>> import torch
+        >>> from flowforge.nets import MLP
+        >>> net = MLP(3, 16, 4)
+        >>> net(torch.randn(5, 3)).shape
+        torch.Size([5, 4])
+        >>> [type(m).__name__ for m in net]
+        ['Linear', 'ReLU', 'Linear', 'ReLU', 'Linear']
     """
 
     def __init__(
@@ -139,14 +160,35 @@ def block(
     activation: Callable[[], torch.nn.Module] = torch.nn.ReLU,
     zero_init: bool = False,
 ) -> MLP:
-    """Create the MLP that conditions a coupling layer (the notebook's ``block``).
+    """Create the MLP that conditions a coupling layer (the course notebook's ``block``).
 
-    It reads ``z_A`` (width ``dim_A``), followed by ``context_width`` columns of context
-    when the flow is conditional, and outputs ``outputs_per_dim * dim_B`` columns: for
-    ``AffineCoupling`` (the default of 2) the log-scale ``s`` and shift ``t`` of ``z_B``.
-    Two hidden layers of width ``dim_hidden`` with ReLU, as in the notebook.
+    It reads ``z_A``, followed by the context columns when the flow is conditional, and
+    outputs the parameters of the transformation of ``z_B``. By default two hidden
+    layers of width ``dim_hidden`` with ReLU, as in the notebook.
 
-    ``zero_init=True`` zeroes the output layer so the coupling starts as the identity.
+    Args:
+        dim_A: The width of ``z_A``, the part the coupling leaves unchanged.
+        dim_B: The width of ``z_B``, the part it transforms.
+        dim_hidden: The width of the hidden layers.
+        context_width: The number of context columns (0: unconditional).
+        num_hidden_layers: The number of hidden layers.
+        outputs_per_dim: Outputs per element of ``z_B``: 2 for ``AffineCoupling``
+            (``s`` and ``t``), 1 for ``AdditiveCoupling``, the transformer's
+            ``params_per_element`` for ``SplineCoupling``.
+        activation: The activation's module class.
+        zero_init: Zero the output layer, so that the coupling starts as the identity.
+
+    Returns:
+        An ``MLP`` from ``dim_A + context_width`` to ``outputs_per_dim * dim_B`` columns.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import block
+        >>> net = block(1, 1, 16)
+        >>> net.in_features, net.out_features
+        (1, 2)
+        >>> block(2, 3, 8, context_width=4, zero_init=True)(torch.randn(5, 6)).abs().sum()
+        tensor(0., grad_fn=<SumBackward0>)
     """
     net = MLP(
         dim_A + context_width,

@@ -119,10 +119,42 @@ def fit(
     process world (from ``distributed()``); without one, ``fit`` uses the process group
     that exists, or joins the one ``torchrun`` describes for the duration of training.
 
-    Example::
+    Args:
+        model: The flow (a ``NormalizingFlow``), trained in place.
+        data: The training points, ``(n, width)``.
+        recipe: How to train (``None``: ``DEFAULT_RECIPE``).
+        context: A conditional flow's context tensors, one row per row of ``data``.
+        validation: Held-out points, scored after every epoch.
+        validation_context: The context of the held-out points.
+        seed: Sets the order of the batches of every epoch.
+        callbacks: Called with the ``TrainState`` after every epoch.
+        resume: A ``TrainState`` to continue from.
+        progress: Show a progress bar (or a line per epoch).
+        world: The caller's process world (from ``distributed()``).
+        **options: ``Recipe`` fields that override ``recipe``'s.
 
-        history = fit(model, train_points, validation=heldout_points, epochs=20)
-        history.best_heldout_nll  # nats per point
+    Returns:
+        The ``History`` of the run: per-epoch training and held-out NLLs, times, the
+        best epoch.
+
+    Raises:
+        TypeError: For an unknown option (the message lists the fields).
+        InputError: For bad data, or ``patience`` without validation data.
+        DivergedError: When training diverges (see above).
+
+    Example:
+        >>> import torch
+        >>> from flowforge import fit, realnvp
+        >>> _ = torch.manual_seed(0)
+        >>> model = realnvp(2, couplings=2, hidden=8)
+        >>> train_points = torch.randn(512, 2) * 0.5 + 1.0
+        >>> heldout_points = torch.randn(256, 2) * 0.5 + 1.0
+        >>> history = fit(model, train_points, validation=heldout_points, epochs=5,
+        ...               batch_size=128, warmup=0, progress=False)
+        >>> history.epochs, len(history.heldout_nll)
+        (5, 5)
+        >>> history.best_heldout_nll < history.start_heldout_nll  # nats per point
+        True
     """
     recipe = as_recipe(recipe, options)
     inputs = TrainingData.on(model, data, context, validation, validation_context)

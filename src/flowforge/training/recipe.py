@@ -58,6 +58,38 @@ class Recipe:
 
     Values are checked when a recipe is made. ``replace(**changes)`` makes a changed
     copy; ``to_dict``/``from_dict`` write and read one as plain values.
+
+    Args:
+        epochs: Passes over the training data.
+        batch_size: Rows per optimizer step.
+        lr: Adam's peak learning rate.
+        schedule: ``"cosine"`` or ``"constant"``.
+        weight_decay: Decoupled weight decay (AdamW).
+        warmup: Steps of linear rise to the peak rate.
+        ema: The weight average's decay (0: none).
+        shuffle: A new order of the rows every epoch.
+        patience: Epochs without a better held-out NLL before stopping (``None``:
+            never).
+        restore_best: End with the best held-out epoch's weights.
+        threads: CPU threads while training.
+        compile: Train through ``torch.compile``.
+        gradients: ``"auto"``, ``"autograd"`` or ``"handwritten"``.
+        flat: Flatten the parameters into one buffer for the optimizer.
+
+    Raises:
+        InputError: For a value out of range or a choice not understood.
+
+    Example:
+        >>> from flowforge import Recipe
+        >>> recipe = Recipe(epochs=20, lr=3e-3)
+        >>> recipe.replace(batch_size=256).batch_size
+        256
+        >>> recipe.to_dict()["epochs"], Recipe.from_dict(recipe.to_dict()) == recipe
+        (20, True)
+        >>> Recipe(epochs=-1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        flowforge.errors.InputError: need epochs >= 0, batch_size >= 1 and lr > 0; got -1, ...
     """
 
     epochs: int = 200

@@ -81,23 +81,53 @@ def train(
     seed: int = 0,
     threads: int | str | None = "auto",
 ) -> EpochLosses:
-    """Train a normalizing flow by maximum likelihood, as in the notebook (section 10.4).
+    """Train a normalizing flow by maximum likelihood, the course notebook's ``train``.
 
-    ``data_loader`` yields ``(x, y)`` pairs (``y`` is ignored) or bare tensors of
-    points. ``optimizer`` is an optimizer class (called with the parameters and
-    ``lr``) or a ready optimizer. ``device`` defaults to the model's device. Every
-    batch is validated (width, finite values) before the first step.
-
-    A ``DataLoader`` over a ``TensorDataset`` is read by slicing the tensor instead of
+    Every batch is validated (width, finite values) before the first step. A
+    ``DataLoader`` over a ``TensorDataset`` is read by slicing the tensor instead of
     fetching items one by one: the same batches when it does not shuffle, a
-    ``seed``-determined shuffle when it does. ``threads`` sets the CPU thread count
-    while training (``"auto"``: one for small models; see ``flowforge.threads``).
-    Returns the mean NLL per point (nats) of every epoch, as ``EpochLosses`` (a list
-    whose ``repr`` is a one-line summary). A non-finite epoch mean, NaN
-    or infinite weights after an epoch, or a non-finite or absurd NLL of the first 256
-    rows after it (``flowforge.training.divergence``) is a one-line ``DivergedError``
-    that leaves the model with the weights after the last good epoch (before training
-    if none was).
+    ``seed``-determined shuffle when it does. There is no schedule, weight average or
+    validation, as in the notebook; ``fit`` has them.
+
+    Args:
+        model: The flow (a ``NormalizingFlow``), trained in place.
+        data_loader: Yields ``(x, y)`` pairs (``y`` is ignored) or bare tensors of
+            points.
+        num_epochs: Passes over the data.
+        lr: The learning rate.
+        optimizer: An optimizer class (called with the parameters and ``lr``) or a
+            ready optimizer.
+        device: Moves the model there first (``None``: the model's device).
+        progress: Show a progress bar.
+        seed: Sets the order of a shuffling ``DataLoader``'s batches.
+        threads: CPU threads while training (``"auto"``: one for small models; see
+            ``flowforge.threads``).
+
+    Returns:
+        The mean NLL per point (nats) of every epoch, as ``EpochLosses`` (a list whose
+        ``repr`` is a one-line summary).
+
+    Raises:
+        InputError: If a batch has the wrong width or non-finite values, or the loader
+            yields no rows.
+        DivergedError: For a non-finite epoch mean, NaN or infinite weights after an
+            epoch, or a non-finite or absurd NLL of the first 256 rows after it
+            (``flowforge.training.divergence``); the model keeps the weights after the
+            last good epoch (before training if none was).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from flowforge import realnvp, train
+        >>> _ = torch.manual_seed(0)
+        >>> model = realnvp(2, couplings=2, hidden=8)
+        >>> points = torch.randn(256, 2) * 0.5 + 1.0
+        >>> loader = DataLoader(TensorDataset(points, torch.zeros(256)), batch_size=64)
+        >>> losses = train(model, loader, num_epochs=3, lr=1e-2, progress=False)
+        >>> losses  # doctest: +ELLIPSIS
+        EpochLosses(3 epochs, training NLL ... nats per point)
+        >>> losses[-1] < losses[0]
+        True
     """
     if device is not None:
         model.to(device)
