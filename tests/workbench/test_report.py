@@ -149,12 +149,12 @@ def test_the_digits_report_is_in_bits_per_dimension_and_nats_per_image():
     assert "–" not in page and "per point" not in page and "standardized" not in page
     assert "held-out points" not in page and "original units" not in page
     assert list(cells)[:3] == [
-        "test-set bits per dimension",
-        "test-set NLL (nats per image)",
+        "held-out bits per dimension (test set)",
+        "held-out NLL (test set, nats per image)",
         "test images",
     ]
-    assert cells["test-set bits per dimension"] == "2.5446 ± 0.0104"
-    assert cells["test-set NLL (nats per image)"] == "112.8800 ± 0.4600"
+    assert cells["held-out bits per dimension (test set)"] == "2.5446 ± 0.0104"
+    assert cells["held-out NLL (test set, nats per image)"] == "112.8800 ± 0.4600"
 
 
 QUESTIONS = {

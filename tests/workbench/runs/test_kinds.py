@@ -89,7 +89,7 @@ def test_images_score_in_bits_per_dimension():
     text = kind.eval_text("test set", estimate, estimate, metrics)
     assert text.startswith(f"test set: {metrics['bits_per_dim']:.4f} ± ")
     rows = dict(kind.report_rows(image_config(), {"heldout": metrics}))
-    assert rows["test-set bits per dimension"].mean == metrics["bits_per_dim"]
+    assert rows["held-out bits per dimension (test set)"].mean == metrics["bits_per_dim"]
 
 
 def test_points_score_against_the_truth():

@@ -355,10 +355,10 @@ class Images(Points):
         heldout = metrics.get("heldout", {})
         return [
             (
-                "test-set bits per dimension",
+                "held-out bits per dimension (test set)",
                 plus_minus(heldout, "bits_per_dim", "bits_per_dim_stderr"),
             ),
-            ("test-set NLL (nats per image)", plus_minus(heldout, "nll", "stderr")),
+            ("held-out NLL (test set, nats per image)", plus_minus(heldout, "nll", "stderr")),
             ("test images", heldout.get("n")),
             ("pixels per image", heldout.get("dims")),
             ("pixel levels", heldout.get("levels")),
