@@ -1,7 +1,8 @@
 """Figures of image flows: grids of images, and the latents of a multi-scale flow per scale.
 
-Every function draws on a given axis or figure and returns the figure; nothing here
-calls ``pyplot``. Every image panel has a title and its colour scale a labelled bar.
+Every function draws on a given axis or figure (``plot_image_grid`` returns the drawn
+image, for a colour bar; the others the figure); nothing here calls ``pyplot``.
+Every image panel has a title and its colour scale a labelled bar.
 """
 
 from __future__ import annotations
