@@ -79,16 +79,18 @@ def test_plot_log_prob_draws_into_the_given_axis_only():
     before = plt.get_fignums()
     fig = Figure()
     ax = fig.add_subplot()
-    assert plot_log_prob(MultivariateNormal(torch.zeros(2), torch.eye(2)), steps=50, ax=ax) is fig
+    assert plot_log_prob(MultivariateNormal(torch.zeros(2), torch.eye(2)), steps=50, ax=ax) is None
     assert len(fig.axes) == 2  # the plot and its colour bar
+    assert fig.axes[1].get_ylabel() == "log-density (nats)"
+    assert (ax.get_title(), ax.get_xlabel()) == ("log-density", "x₁ (standardized)")
     assert plt.get_fignums() == before  # pyplot untouched
 
 
 def test_without_an_axis_it_draws_where_the_notebook_did():
     plt.figure()
     plt.subplot(1, 2, 2)
-    fig = plot_log_prob(Multivariate(2), steps=20, colorbar=False)
-    assert fig is plt.gcf() and plt.gca().collections  # the current axes got the contours
+    assert plot_log_prob(Multivariate(2), steps=20, colorbar=False) is None
+    assert plt.gca().collections  # the current axes got the contours
 
 
 def test_plot_samples_draws_n_points_from_a_model_or_a_distribution():
@@ -131,16 +133,34 @@ def test_part_model_keeps_the_first_couplings_and_every_other_layer():
 
 
 def test_model_steps_has_one_panel_per_step():
-    fig = plot_model_steps(realnvp(2, couplings=2), 3, fig=Figure(), grid_steps=20)
-    assert [ax.get_title() for ax in fig.axes] == ["0 couplings", "1 coupling", "2 couplings"]
+    fig = Figure()
+    assert plot_model_steps(realnvp(2, couplings=2), 3, fig=fig, grid_steps=20) is None
+    *panels, bar = fig.axes  # one colour bar for all panels
+    assert [ax.get_title() for ax in panels] == ["0 couplings", "1 coupling", "2 couplings"]
+    assert bar.get_ylabel() == "log-density (nats)"
     models = {"a": realnvp(2, couplings=2), "b": realnvp(2, couplings=2)}
-    fig = plot_compare_model_steps(models, 3, fig=Figure(), grid_steps=20)
-    assert len(fig.axes) == 6 and [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["a", "b"]
+    fig = Figure()
+    assert plot_compare_model_steps(models, 3, fig=fig, grid_steps=20) is None
+    assert len(fig.axes) == 7
+    assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["a\nx₂", "b\nx₂"]
+
+
+def test_model_steps_share_one_colour_scale():
+    """Every panel is drawn with the same levels, so the one colour bar is true for all."""
+    torch.manual_seed(0)
+    fig = Figure()
+    plot_model_steps(realnvp(2, couplings=2), 3, fig=fig, grid_steps=20)
+    *panels, bar = fig.axes
+    levels = [tuple(ax.collections[0].levels) for ax in panels]
+    assert len(set(levels)) == 1
+    assert levels[0][0] <= -11  # the clipped value is filled, not left blank
+    assert levels[0][-1] >= max(ax.collections[0].get_array().max() for ax in panels)
 
 
 def test_learning_curves_skip_missing_values():
     ax = Figure().add_subplot()
-    plot_learning_curves({"train_nll": [2.0, 1.9, 1.8], "heldout_nll": [None, 1.95, 1.85]}, ax=ax)
+    history = {"train_nll": [2.0, 1.9, 1.8], "heldout_nll": [None, 1.95, 1.85]}
+    assert plot_learning_curves(history, ax=ax) is None
     train, heldout = ax.lines
     assert list(train.get_ydata()) == [2.0, 1.9, 1.8]
     assert np.isnan(heldout.get_ydata()[0]) and list(heldout.get_ydata()[1:]) == [1.95, 1.85]
@@ -148,10 +168,9 @@ def test_learning_curves_skip_missing_values():
 
 def test_a_saved_figure_is_a_png_and_blankness_is_measurable(tmp_path):
     # The run's figures are checked for content in tests/workbench/cli/test_train.py.
-    drawn = save_figure(
-        plot_log_prob_and_samples(Multivariate(2), n=200, steps=40, fig=Figure()),
-        tmp_path / "a.png",
-    )
+    fig = Figure()
+    plot_log_prob_and_samples(Multivariate(2), n=200, steps=40, fig=fig)
+    drawn = save_figure(fig, tmp_path / "a.png")
     assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pixel_spread(drawn) > 0.05
     blank = save_figure(Figure(), tmp_path / "blank.png")
@@ -159,5 +178,11 @@ def test_a_saved_figure_is_a_png_and_blankness_is_measurable(tmp_path):
 
 
 def test_the_notebooks_side_by_side_figure():
-    fig = plot_log_prob_and_samples(Multivariate(2), n=100, steps=30)
-    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    """Called as in the notebook, it draws a new pyplot figure and returns None, so that
+    Jupyter does not show the figure twice."""
+    before = set(plt.get_fignums())
+    assert plot_log_prob_and_samples(Multivariate(2), n=100, steps=30) is None
+    (new,) = set(plt.get_fignums()) - before
+    fig = plt.figure(new)
+    assert len(fig.axes) == 3
+    assert {"log-density", "100 samples"} <= {ax.get_title() for ax in fig.axes}

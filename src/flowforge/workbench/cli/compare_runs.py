@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
                 "plane, for runs on 2-D points (for images see its samples.png and latents.png)"
             )
     steps = max(coupling_count(m) for m in models.values()) + 1
-    figure = plot_compare_model_steps(models, steps, fig=Figure(figsize=(3 * steps, 6)))
+    figure = Figure(figsize=(3 * steps + 1, 6.4), layout="constrained")
+    plot_compare_model_steps(models, steps, fig=figure)
     with writing(output):
         save_figure(figure, output)
     print(f"wrote {output}")

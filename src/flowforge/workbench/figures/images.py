@@ -1,7 +1,8 @@
 """Figures of image flows: grids of images, and the latents of a multi-scale flow per scale.
 
-Every function draws on a given axis or figure and returns the figure; nothing here
-calls ``pyplot``.
+Every function draws on a given axis or figure (``plot_image_grid`` returns the drawn
+image, for a colour bar; the others the figure); nothing here calls ``pyplot``.
+Every image panel has a title and its colour scale a labelled bar.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from torch import Tensor
 
 from flowforge.dequantization import DequantizedFlow
@@ -39,8 +41,9 @@ def plot_image_grid(
     levels: int | None = None,
     columns: int = 8,
     title: str | None = None,
-) -> Figure:
-    """Draw flat images ``(n, C·H·W)`` (one channel shown: the first) as a grid.
+) -> AxesImage:
+    """Draw flat images ``(n, C·H·W)`` (one channel shown: the first) as a grid; returns
+    the drawn image (for a colour bar).
 
     Pixel values run from 0 (white) to ``levels - 1`` (black), the digits' look; without
     ``levels`` the colour scale is the images' own range.
@@ -49,26 +52,28 @@ def plot_image_grid(
     c, h, w = image_shape
     grid = tile(array.reshape(len(array), c, h, w)[:, 0], columns)
     vmin, vmax = (0, levels - 1) if levels else (np.nanmin(grid), np.nanmax(grid))
-    ax.imshow(grid, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
+    drawn = ax.imshow(grid, cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return ax.figure
+    return drawn
 
 
 def plot_samples_and_data(
     model: DequantizedFlow, data: Tensor, *, fig: Figure, n: int = 64, columns: int = 8
 ) -> Figure:
-    """``n`` samples of ``model`` beside ``n`` images of ``data`` (flat pixel rows)."""
+    """``n`` samples of ``model`` beside ``n`` images of ``data`` (flat pixel rows), with
+    one colour bar of the pixel values."""
     with torch.no_grad():
         samples = model.sample(n)
     left, right = fig.subplots(1, 2)
-    plot_image_grid(
-        samples, model.image_shape, ax=left, levels=model.levels, columns=columns, title="samples"
+    options = dict(levels=model.levels, columns=columns)
+    plot_image_grid(samples, model.image_shape, ax=left, title=f"{n} model samples", **options)
+    drawn = plot_image_grid(
+        data[:n], model.image_shape, ax=right, title=f"{n} training images", **options
     )
-    plot_image_grid(
-        data[:n], model.image_shape, ax=right, levels=model.levels, columns=columns, title="data"
-    )
+    label = f"pixel value (0 to {model.levels - 1})"
+    fig.colorbar(drawn, ax=[left, right], label=label, shrink=0.8)
     return fig
 
 
@@ -91,15 +96,23 @@ def plot_latents(model: DequantizedFlow, data: Tensor, *, fig: Figure, examples:
             model.train(was_training)
     axes = fig.subplots(len(parts), 1 + examples, squeeze=False)
     grid = np.linspace(-4, 4, 200)
-    for row, part in zip(axes, parts):
+    drawn = None
+    for scale, (row, part) in enumerate(zip(axes, parts), start=1):
         values = part.detach().cpu().double().flatten().numpy()
-        row[0].hist(values, bins=60, range=(-4, 4), density=True, color="0.6")
-        row[0].plot(grid, np.exp(-(grid**2) / 2) / math.sqrt(2 * math.pi), "k-", lw=1)
+        row[0].hist(values, bins=60, range=(-4, 4), density=True, color="0.6", label="latents")
+        normal = np.exp(-(grid**2) / 2) / math.sqrt(2 * math.pi)
+        row[0].plot(grid, normal, "k-", lw=1, label="N(0, 1)")
         shape = "×".join(str(n) for n in part.shape[1:])
-        row[0].set_title(f"scale latent {shape}: {values.size // len(part)} dims", fontsize=9)
+        row[0].set_title(f"scale {scale}: latent {shape} ({values.size // len(part)} dims)")
+        row[0].set_xlabel("latent value")
+        row[0].set_ylabel("density")
+        row[0].legend(fontsize="small", loc="upper right")
         for i, ax in enumerate(row[1:]):
             if part.dim() == 4 and i < len(part):
-                ax.imshow(_channels_side_by_side(part[i]), cmap="RdBu_r", vmin=-3, vmax=3)
-                ax.set_title(f"image {i + 1}", fontsize=9)
+                strip = _channels_side_by_side(part[i])
+                drawn = ax.imshow(strip, cmap="RdBu_r", vmin=-3, vmax=3)
+                ax.set_title(f"image {i + 1}: {part.shape[1]} channels")
             ax.set_axis_off()
+    if drawn is not None:
+        fig.colorbar(drawn, ax=axes[:, 1:].ravel().tolist(), label="latent value", shrink=0.8)
     return fig

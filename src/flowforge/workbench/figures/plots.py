@@ -1,22 +1,29 @@
-"""The notebook's figures, as library functions: each draws into an axis or a figure and returns it.
+"""The notebook's figures, as library functions: each draws into an axis or a figure.
 
 The names and leading arguments are the notebook's (``plot_log_prob``,
 ``plot_samples``, ``plot_log_prob_and_samples``, ``plot_inverse_samples``,
-``part_model``, ``plot_model_steps``). Without an ``ax``/``fig`` they draw where the
-notebook did (pyplot's current axes, or a new pyplot figure), so its cells work
-unchanged; with one they touch nothing else. None of them calls ``plt.show()``.
+``part_model``, ``plot_model_steps``). Like the notebook's own helpers they return
+``None``: in Jupyter a returned figure would be shown a second time by the inline
+backend. Without an ``ax``/``fig`` they draw where the notebook did (pyplot's current
+axes, or a new pyplot figure), so its cells work unchanged; with one they touch nothing
+else, and the caller owns the figure. None of them calls ``plt.show()``.
 
-All coordinates are in the model's (standardized) units; densities are in nats.
+Every panel is labelled: a title, its axes (coordinates in the model's standardized
+units) and, for a density, a colour bar in nats.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 from torch.distributions import Distribution
 
@@ -25,6 +32,12 @@ from flowforge.layers import Coupling, Inverse, MaskedAutoregressive
 
 # The layers that count as steps of a flow in ``part_model`` and ``plot_model_steps``.
 STEP_LAYERS = (Coupling, MaskedAutoregressive, Inverse)
+
+DENSITY_LABEL = "log-density (nats)"
+X_LABELS = ("x₁ (standardized)", "x₂ (standardized)")
+Z_LABELS = ("z₁ (latent)", "z₂ (latent)")
+SHORT_LABELS = ("x₁", "x₂")
+DENSITY_LEVELS = 12  # filled-contour levels of a log-density panel
 
 _CHUNK = 1 << 16
 
@@ -38,7 +51,7 @@ def _current_axes() -> Axes:
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     import matplotlib.pyplot as plt
 
-    return plt.figure(figsize=figsize)
+    return plt.figure(figsize=figsize, layout="constrained")
 
 
 def _placement(model: torch.nn.Module | Distribution) -> tuple[torch.device, torch.dtype]:
@@ -66,6 +79,12 @@ def _sample(model: torch.nn.Module | Distribution, n: int) -> np.ndarray:
     return samples.detach().double().cpu().numpy()
 
 
+def _label_axes(ax: Axes, title: str, labels: tuple[str, str] = X_LABELS) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+
+
 def log_prob_grid(
     model: torch.nn.Module | Distribution,
     xmin: float = -2.5,
@@ -90,6 +109,23 @@ def log_prob_grid(
     return x0.numpy(), x1.numpy(), y
 
 
+def density_levels(grids: Sequence[np.ndarray], min_prob: float) -> list[float]:
+    """Round contour levels from ``min_prob - 1`` (the clipped value, or below) to the
+    highest value of the log-density ``grids`` (or above), so that every point is filled
+    and one colour bar is true for every panel drawn with them."""
+    top = max(float(np.max(y)) for y in grids)
+    top = top if top > min_prob - 1 else min_prob
+    return MaxNLocator(nbins=DENSITY_LEVELS).tick_values(min_prob - 1, top).tolist()
+
+
+def _draw_density(
+    ax: Axes, grid: tuple[np.ndarray, np.ndarray, np.ndarray], levels: list[float]
+) -> QuadContourSet:
+    """Filled contours of a ``log_prob_grid`` at ``levels``."""
+    x0, x1, y = grid
+    return ax.contourf(x0, x1, y, levels=levels)
+
+
 def plot_log_prob(
     model: torch.nn.Module | Distribution,
     xmin: float = -2.5,
@@ -99,19 +135,21 @@ def plot_log_prob(
     colorbar: bool = True,
     *,
     ax: Axes | None = None,
-) -> Figure:
+    title: str = "log-density",
+) -> None:
     """Filled contours of ``model``'s log-density over the square ``[xmin, xmax]^2`` (nats).
 
     ``model`` is anything with ``log_prob`` of ``(n, 2)`` points (a flow, a
     ``Multivariate``, a torch distribution). Values below ``min_prob`` are clipped (see
-    ``log_prob_grid``). Draws into ``ax`` (default: the current axes); returns its figure.
+    ``log_prob_grid``). Draws into ``ax`` (default: the current axes), with ``title``,
+    axis labels and (``colorbar``) a colour bar labelled in nats.
     """
     ax = ax if ax is not None else _current_axes()
-    x0, x1, y = log_prob_grid(model, xmin, xmax, steps, min_prob)
-    contours = ax.contourf(x0, x1, y)
+    grid = log_prob_grid(model, xmin, xmax, steps, min_prob)
+    contours = _draw_density(ax, grid, density_levels([grid[2]], min_prob))
+    _label_axes(ax, title)
     if colorbar:
-        ax.figure.colorbar(contours, ax=ax)
-    return ax.figure
+        ax.figure.colorbar(contours, ax=ax, label=DENSITY_LABEL)
 
 
 def plot_samples(
@@ -123,14 +161,16 @@ def plot_samples(
     ax: Axes | None = None,
     style: str = "b.",
     alpha: float = 0.1,
-) -> Figure:
-    """``n`` samples of ``model`` as dots over the square ``[xmin, xmax]^2``; returns the figure."""
+    title: str | None = None,
+) -> None:
+    """``n`` samples of ``model`` as dots over the square ``[xmin, xmax]^2``, titled
+    ``title`` (default: ``"10,000 samples"``)."""
     ax = ax if ax is not None else _current_axes()
     samples = _sample(model, n)
     ax.plot(samples[:, 0], samples[:, 1], style, alpha=alpha)
     ax.set_xlim(xmin, xmax)
     ax.set_ylim(xmin, xmax)
-    return ax.figure
+    _label_axes(ax, title if title is not None else f"{n:,} samples")
 
 
 def plot_log_prob_and_samples(
@@ -142,12 +182,15 @@ def plot_log_prob_and_samples(
     min_prob: float = -10,
     *,
     fig: Figure | None = None,
-) -> Figure:
-    """Log-density (left) and ``n`` samples (right) side by side, as in the notebook's 10.3 (b)."""
+    suptitle: str | None = None,
+) -> None:
+    """Log-density (left) and ``n`` samples (right) side by side, as in the notebook's
+    10.3 (b); ``suptitle`` above both (say, which label a conditional model is given)."""
     fig = fig if fig is not None else _new_figure((12, 4))
     plot_log_prob(model, xmin, xmax, steps, min_prob, ax=fig.add_subplot(1, 2, 1))
     plot_samples(model, n, xmin, xmax, ax=fig.add_subplot(1, 2, 2))
-    return fig
+    if suptitle:
+        fig.suptitle(suptitle)
 
 
 def plot_samples_on_data(
@@ -158,12 +201,20 @@ def plot_samples_on_data(
     xmax: float = 2.5,
     *,
     ax: Axes | None = None,
-) -> Figure:
-    """The data (red) with ``n`` model samples over it (blue), as in the notebook's 10.5 (d)."""
+) -> None:
+    """``n`` model samples (blue) with the data drawn over them (red), as in the
+    notebook's 10.5 (d); a legend with opaque markers says which is which."""
     ax = ax if ax is not None else _current_axes()
     points = np.asarray(torch.as_tensor(data).detach().cpu())
-    ax.plot(points[:, 0], points[:, 1], "r.", alpha=0.05)
-    return plot_samples(model, n, xmin, xmax, ax=ax)
+    plot_samples(model, n, xmin, xmax, ax=ax, title=f"{n:,} model samples and the data")
+    ax.plot(points[:, 0], points[:, 1], "r.", alpha=0.3, markersize=2)
+    ax.legend(
+        handles=[
+            Line2D([], [], color="b", marker=".", ls="", markersize=8, label="model samples"),
+            Line2D([], [], color="r", marker=".", ls="", markersize=8, label="data"),
+        ],
+        loc="upper right",
+    )
 
 
 def _mass_levels(base: torch.nn.Module, probabilities: Sequence[float]) -> np.ndarray:
@@ -174,14 +225,18 @@ def _mass_levels(base: torch.nn.Module, probabilities: Sequence[float]) -> np.nd
     return np.unique(np.quantile(log_p, [1 - p for p in probabilities]))
 
 
-def _draw_base_density(ax: Axes, base: torch.nn.Module, limit: float) -> None:
-    """Contours of ``base``'s density that enclose 39%, 86% and 99% of its mass."""
+def _draw_base_density(ax: Axes, base: torch.nn.Module, limit: float) -> Line2D:
+    """Contours of ``base``'s density that enclose 39%, 86% and 99% of its mass; returns
+    a legend handle for them."""
     levels = _mass_levels(base, (0.99, 0.86, 0.39))
     x0, x1, y = log_prob_grid(base, -limit, limit, 200, min_prob=levels[0] - 1)
     if len(levels) == 1:  # a flat density (uniform base): draw its support's edge
         levels = levels - 0.5
-    ax.contour(x0, x1, y, levels=levels, colors="k", linewidths=1.0)
-    ax.set_title("data in latent space; lines: base density (39/86/99% of its mass)")
+        label = "base density: edge of its support"
+    else:
+        label = "base density: 39/86/99% of its mass"
+    ax.contour(x0, x1, y, levels=levels, colors="k", linewidths=1.0, linestyles="solid")
+    return Line2D([], [], color="k", lw=1.0, label=label)
 
 
 def plot_inverse_samples(
@@ -190,11 +245,11 @@ def plot_inverse_samples(
     *,
     ax: Axes | None = None,
     show_base: bool = True,
-) -> Figure:
+) -> None:
     """The data pushed back to latent space (``model.flow.inverse``), as in the notebook's 10.5 (f).
 
     With ``show_base`` the base distribution's density is drawn as contour lines for
-    reference: a well-trained flow maps the data onto them.
+    reference (a well-trained flow maps the data onto them); a legend says what each is.
     """
     ax = ax if ax is not None else _current_axes()
     device, dtype = _placement(model)
@@ -203,13 +258,15 @@ def plot_inverse_samples(
         z, _ = model.flow.inverse(x.to(device, dtype))
     z = z.detach().double().cpu().numpy()
     ax.scatter(z[:, 0], z[:, 1], c="b", alpha=0.1)
+    handles = [Line2D([], [], color="b", marker="o", ls="", label="data, through the inverse")]
     if show_base and len(z):
         finite = z[np.isfinite(z).all(axis=1)]
         limit = max(3.5, float(np.quantile(np.abs(finite), 0.999))) if len(finite) else 3.5
-        _draw_base_density(ax, model.base_distribution, limit)
+        handles.append(_draw_base_density(ax, model.base_distribution, limit))
         ax.set_xlim(-limit, limit)
         ax.set_ylim(-limit, limit)
-    return ax.figure
+    _label_axes(ax, "the data in latent space", Z_LABELS)
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
 
 
 def part_model(
@@ -238,20 +295,38 @@ def _step_title(i: int) -> str:
     return f"{i} coupling{'' if i == 1 else 's'}"
 
 
+def _draw_step_rows(
+    fig: Figure, models: Sequence[NormalizingFlow], steps: int, grid_steps: int
+) -> np.ndarray:
+    """The log-density of each model after 0 ... ``steps - 1`` couplings, one row per
+    model, all on one colour scale with one labelled colour bar; returns the axes.
+    The panels are small, so their axis labels are short (``x₁``, ``x₂``)."""
+    min_prob = -10
+    grids = [
+        [log_prob_grid(part_model(m, i), steps=grid_steps, min_prob=min_prob) for i in range(steps)]
+        for m in models
+    ]
+    levels = density_levels([g[2] for row in grids for g in row], min_prob)
+    axes = fig.subplots(len(models), steps, squeeze=False)
+    for row, row_grids in zip(axes, grids):
+        for i, (ax, grid) in enumerate(zip(row, row_grids)):
+            contours = _draw_density(ax, grid, levels)
+            _label_axes(ax, _step_title(i), SHORT_LABELS)
+    fig.colorbar(contours, ax=axes.ravel().tolist(), label=DENSITY_LABEL)
+    return axes
+
+
 def plot_model_steps(
     model: NormalizingFlow,
     steps: int,
     *,
     fig: Figure | None = None,
     grid_steps: int = 500,
-) -> Figure:
-    """The log-density after 0, 1, ..., ``steps - 1`` coupling layers, in one row (10.5 g)."""
-    fig = fig if fig is not None else _new_figure((3 * steps, 3))
-    for i in range(steps):
-        ax = fig.add_subplot(1, steps, i + 1)
-        plot_log_prob(part_model(model, i), steps=grid_steps, colorbar=False, ax=ax)
-        ax.set_title(_step_title(i))
-    return fig
+) -> None:
+    """The log-density after 0, 1, ..., ``steps - 1`` coupling layers, in one row (10.5 g),
+    on one colour scale (one colour bar, in nats)."""
+    fig = fig if fig is not None else _new_figure((3 * steps + 1, 3))
+    _draw_step_rows(fig, [model], steps, grid_steps)
 
 
 def plot_compare_model_steps(
@@ -260,39 +335,94 @@ def plot_compare_model_steps(
     *,
     fig: Figure | None = None,
     grid_steps: int = 500,
-) -> Figure:
-    """``plot_model_steps`` for several models, one row each, labelled by the mapping's keys.
+) -> None:
+    """``plot_model_steps`` for several models, one row each, labelled by the mapping's
+    keys, all on one colour scale.
 
     The notebook's question 10.5 (h): do two trainings learn the same layers?
     """
     rows = len(models)
-    fig = fig if fig is not None else _new_figure((3 * steps, 3 * rows))
-    for r, (name, model) in enumerate(models.items()):
-        for i in range(steps):
-            ax = fig.add_subplot(rows, steps, r * steps + i + 1)
-            plot_log_prob(part_model(model, i), steps=grid_steps, colorbar=False, ax=ax)
-            ax.set_title(_step_title(i) if r == 0 else "")
-            if i == 0:
-                ax.set_ylabel(name)
-    return fig
+    fig = fig if fig is not None else _new_figure((3 * steps + 1, 3 * rows))
+    axes = _draw_step_rows(fig, list(models.values()), steps, grid_steps)
+    for name, row in zip(models, axes):
+        row[0].set_ylabel(f"{name}\n{SHORT_LABELS[1]}")
+
+
+# Epochs that may be left out of the learning curves' y-range, at most.
+CLIPPED_EPOCHS = 5
+
+
+def curve_limits(values: np.ndarray) -> tuple[float, float, int]:
+    """The y-range of learning curves ``values`` (``(curves, epochs)``, NaN where missing)
+    and how many first epochs it leaves out (the last of them lies above the range).
+
+    The first epochs (up to ``CLIPPED_EPOCHS``, a tenth of them) are left out when they
+    lie so far above the rest that drawn in full the later epochs would be a flat line
+    (they would fill under a third of the axis).
+    """
+    epochs = values.shape[1]
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 0.0, 1.0, 0
+    skip = min(CLIPPED_EPOCHS, max(1, epochs // 10)) if epochs >= 4 else 0
+    later = values[:, skip:]
+    later = later[np.isfinite(later)]
+    low, high = float(finite.min()), float(finite.max())
+    clipped = 0
+    if skip and len(later):
+        spread = float(later.max() - later.min())
+        if high - low > 3 * spread:
+            first = np.where(np.isfinite(values[:, :skip]), values[:, :skip], -np.inf).max(axis=0)
+            above = np.flatnonzero(first > later.max() + spread)
+            clipped = int(above.max()) + 1 if len(above) else 0
+            kept = values[:, clipped:]
+            high = float(kept[np.isfinite(kept)].max())
+    margin = 0.05 * (high - low) or 0.05 * max(abs(high), 1.0)
+    return low - margin, high + margin, clipped
 
 
 def plot_learning_curves(
-    history: Mapping[str, Sequence[float]] | object, *, ax: Axes | None = None
-) -> Figure:
-    """Training and held-out NLL (nats per point) per epoch.
+    history: Mapping[str, Sequence[float]] | object,
+    *,
+    ax: Axes | None = None,
+    unit: str = "nats per point",
+    dims: int | None = None,
+    heldout_label: str = "held-out",
+) -> None:
+    """Training and held-out NLL (in ``unit``) per epoch, with integer epoch ticks; with
+    ``dims`` (pixels per image) a second y-axis gives it in bits per dimension;
+    ``heldout_label`` names the held-out curve (say, ``"test set"``).
 
     ``history`` is a ``History`` or a mapping with ``train_nll`` and ``heldout_nll``
     (as in a run's ``metrics.json``); missing held-out values (``None``/NaN) are skipped.
+    When the first epochs lie far above the rest they are clipped (``curve_limits``) and
+    the axes say so.
     """
     ax = ax if ax is not None else _current_axes()
     get = history.get if isinstance(history, Mapping) else lambda k: getattr(history, k)
-    for key, label in (("train_nll", "training (running mean)"), ("heldout_nll", "held-out")):
+    curves = []
+    for key, label in (("train_nll", "training (running mean)"), ("heldout_nll", heldout_label)):
         values = np.array([np.nan if v is None else v for v in get(key)], dtype=float)
+        curves.append(values)
         if np.isfinite(values).any():
             ax.plot(np.arange(1, len(values) + 1), values, "o-", label=label, markersize=3)
+    epochs = max(len(c) for c in curves)
+    padded = np.full((len(curves), epochs), np.nan)
+    for row, values in zip(padded, curves):
+        row[: len(values)] = values
+    low, high, clipped = curve_limits(padded)
+    ax.set_ylim(low, high)
+    title = "learning curves"
+    if clipped:
+        first = "epoch 1" if clipped == 1 else f"epochs 1–{clipped}"
+        title += f" ({first} clipped: up to {np.nanmax(padded[:, :clipped]):.4g})"
+    ax.set_title(title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("NLL (nats per point)")
+    ax.set_ylabel(f"NLL ({unit})")
+    if dims:
+        scale = dims * math.log(2)
+        right = ax.secondary_yaxis("right", functions=(lambda y: y / scale, lambda b: b * scale))
+        right.set_ylabel("bits per dimension")
     ax.legend()
     ax.grid(alpha=0.3)
-    return ax.figure

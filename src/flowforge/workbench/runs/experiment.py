@@ -341,7 +341,7 @@ def write_outputs(
     figures = kind.figures(model, train_points, metrics, config.seed)
     written = [save_figure(figure, folder / name) for name, figure in figures.items()]
     captions = {name: kind.caption(name) for name in figures}
-    first = kind.report_rows(metrics.get("heldout", {}))
+    first = kind.report_rows(config, metrics)
     html = render_run(folder, config.to_dict(), metrics, captions, first_rows=first)
     written.append(atomic_write_text(folder / REPORT, html))
     return written
