@@ -31,6 +31,8 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinxarg.ext",
     "sphinx_copybutton",
+    "results",
+    "apinames",
 ]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
@@ -47,6 +49,7 @@ nb_merge_streams = True
 
 # The API reference, from the docstrings (Google style: Args/Returns/Example).
 autosummary_generate = True
+autosummary_ignore_module_all = False  # a namespace documents what its __all__ exports
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
@@ -56,3 +59,14 @@ napoleon_numpy_docstring = False
 html_theme = "furo"
 html_title = f"flowforge {release}"
 html_static_path: list[str] = []
+
+
+def _no_builtin_docstrings(app, what, name, obj, options, lines: list[str]) -> None:
+    """Drop the docstring a data constant inherits from its type (a dict's "dict() -> ...")."""
+    if what in ("data", "attribute") and type(obj).__doc__ and lines:
+        if "\n".join(lines).strip() == type(obj).__doc__.strip():
+            lines.clear()
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _no_builtin_docstrings)
