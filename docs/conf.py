@@ -46,6 +46,7 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs (tables) rendered as MyST
 
 # The API reference, from the docstrings (Google style: Args/Returns/Example).
 autosummary_generate = True
@@ -63,8 +64,9 @@ html_static_path: list[str] = []
 
 def _no_builtin_docstrings(app, what, name, obj, options, lines: list[str]) -> None:
     """Drop the docstring a data constant inherits from its type (a dict's "dict() -> ...")."""
-    if what in ("data", "attribute") and type(obj).__doc__ and lines:
-        if "\n".join(lines).strip() == type(obj).__doc__.strip():
+    inherited = getattr(type(obj), "__doc__", None)
+    if what in ("data", "attribute") and isinstance(inherited, str) and lines:
+        if "\n".join(lines).strip() == inherited.strip():
             lines.clear()
 
 
