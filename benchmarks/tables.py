@@ -71,7 +71,10 @@ def _cell(text: str) -> str:
 
 def _table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
     """A Markdown table: the first column left-aligned, the others as ``align`` says."""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join([align] * (len(header) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|" + "|".join([align] * (len(header) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -111,7 +114,9 @@ def speed(results: dict) -> str:
     from benchmarks import speed as script
 
     names = list(results["notes"])
-    notes = _table(["contender", "what it is"], [[f"`{n}`", v] for n, v in results["notes"].items()], "---")
+    notes = _table(
+        ["contender", "what it is"], [[f"`{n}`", v] for n, v in results["notes"].items()], "---"
+    )
     lines = script.report_training(results["training"], names)
     lines += script.report_throughput(results["throughput"], results["memory"], names)
     lines += script.report_time(results["time_to_nll"])
@@ -202,7 +207,13 @@ def distributed(results: dict) -> str:
         hidden, batch = (part.split()[1] for part in case.split(", "))
         one, two = entry["one_process"], entry["two_processes"]
         rows.append(
-            [hidden, f"{int(batch):,}", _range(one), _range(two), f"×{entry['ratio_of_medians']:.2f}"]
+            [
+                hidden,
+                f"{int(batch):,}",
+                _range(one),
+                _range(two),
+                f"×{entry['ratio_of_medians']:.2f}",
+            ]
         )
     table = _table(["hidden width", "global batch", "1 process", "2 processes", "2 / 1"], rows)
     reduce = results["allreduce_microseconds"]
@@ -235,9 +246,7 @@ def instructions(results: dict) -> str:
     """Instructions per training step (callgrind), per contender and batch size."""
     batches = list(results["batches"])
     names = list(results["batches"][batches[0]])
-    rows = [
-        [f"`{n}`", *(f"{results['batches'][b][n]:,.0f}" for b in batches)] for n in names
-    ]
+    rows = [[f"`{n}`", *(f"{results['batches'][b][n]:,.0f}" for b in batches)] for n in names]
     return _table(["contender", *(f"batch {b}" for b in batches)], rows)
 
 
