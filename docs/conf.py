@@ -70,5 +70,17 @@ def _no_builtin_docstrings(app, what, name, obj, options, lines: list[str]) -> N
             lines.clear()
 
 
+def _module_signature(app, what, name, obj, options, signature, return_annotation):
+    """``()`` for a layer without an ``__init__`` of its own, not ``nn.Module``'s
+    ``(*args, **kwargs)``: ``FactorOut()`` takes no arguments."""
+    import torch
+
+    if what == "class" and isinstance(obj, type) and issubclass(obj, torch.nn.Module):
+        if obj.__init__ is torch.nn.Module.__init__:
+            return "()", return_annotation
+    return None
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", _no_builtin_docstrings)
+    app.connect("autodoc-process-signature", _module_signature)
