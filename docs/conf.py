@@ -57,6 +57,9 @@ autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
+# Curly quotes and ellipses, but no dashes: "--dataset" in a help text stays two hyphens.
+smartquotes_action = "qe"
+
 html_theme = "furo"
 html_title = f"flowforge {release}"
 html_static_path: list[str] = []
