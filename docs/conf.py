@@ -31,6 +31,8 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinxarg.ext",
     "sphinx_copybutton",
+    "results",
+    "apinames",
 ]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
@@ -44,15 +46,44 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs (tables) rendered as MyST
 
 # The API reference, from the docstrings (Google style: Args/Returns/Example).
 autosummary_generate = True
+autosummary_ignore_module_all = False  # a namespace documents what its __all__ exports
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
+# Curly quotes and ellipses, but no dashes: "--dataset" in a help text stays two hyphens.
+smartquotes_action = "qe"
+
 html_theme = "furo"
 html_title = f"flowforge {release}"
 html_static_path: list[str] = []
+
+
+def _no_builtin_docstrings(app, what, name, obj, options, lines: list[str]) -> None:
+    """Drop the docstring a data constant inherits from its type (a dict's "dict() -> ...")."""
+    inherited = getattr(type(obj), "__doc__", None)
+    if what in ("data", "attribute") and isinstance(inherited, str) and lines:
+        if "\n".join(lines).strip() == inherited.strip():
+            lines.clear()
+
+
+def _module_signature(app, what, name, obj, options, signature, return_annotation):
+    """``()`` for a layer without an ``__init__`` of its own, not ``nn.Module``'s
+    ``(*args, **kwargs)``: ``FactorOut()`` takes no arguments."""
+    import torch
+
+    if what == "class" and isinstance(obj, type) and issubclass(obj, torch.nn.Module):
+        if obj.__init__ is torch.nn.Module.__init__:
+            return "()", return_annotation
+    return None
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _no_builtin_docstrings)
+    app.connect("autodoc-process-signature", _module_signature)

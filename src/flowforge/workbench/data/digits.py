@@ -26,7 +26,7 @@ SIZES = {"train": 1257, "validation": 180, "test": 360}
 @dataclass(frozen=True)
 class ImageFormat:
     """What an image data set's rows are: images of ``shape`` ``(C, H, W)``, flattened,
-    with integer pixel values ``0 .. levels - 1``."""
+    with integer pixel values from 0 to ``levels - 1``."""
 
     shape: tuple[int, int, int]
     levels: int

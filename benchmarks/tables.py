@@ -1,0 +1,285 @@
+"""Markdown tables of the benchmark results, rendered from ``benchmarks/results/*.json``.
+
+One piece of code renders a result everywhere: the docs site's benchmarks page (the
+``results-table`` directive of ``docs/_ext/results.py``) and the README's headline
+table both call :func:`render`. Where a benchmark script has its own report or table
+function (``speed.report_training``, ``families.report``, ``digits.table``, ...) it is
+used as it is; the rest is laid out here from the same JSON.
+
+    python -m benchmarks.tables speed     # print one result's Markdown
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MIB = 1024**2
+
+# What regenerates each results file.
+COMMANDS = {
+    "speed": "python -m benchmarks.speed",
+    "families": "python -m benchmarks.families",
+    "toy_suite": "python -m benchmarks.toy_suite",
+    "digits": "python -m benchmarks.digits",
+    "distributed": "python -m benchmarks.distributed",
+    "memory": "python -m benchmarks.memory",
+    "instructions": "python -m benchmarks.instructions",
+}
+
+
+def load(name: str, results: Path = RESULTS) -> dict:
+    """The parsed ``results/<name>.json``.
+
+    Raises:
+        FileNotFoundError: naming the file and the command that writes it.
+    """
+    path = results / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: `{COMMANDS.get(name, '?')}` writes it")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _text(lines: list[str]) -> str:
+    """A benchmark script's own printed report, as a fenced text block."""
+    body = "\n".join(line.rstrip() for line in lines).strip("\n")
+    return f"```text\n{body}\n```\n"
+
+
+def _range(s: dict, digits: int = 0, scale: float = 1.0) -> str:
+    return (
+        f"{s['median'] / scale:,.{digits}f} "
+        f"[{s['min'] / scale:,.{digits}f}–{s['max'] / scale:,.{digits}f}]"
+    )
+
+
+def _pm(e: dict | None, digits: int = 4) -> str:
+    if e is None:
+        return "—"
+    if isinstance(e["mean"], str) or math.isinf(e["mean"]):
+        return "∞"
+    return f"{e['mean']:.{digits}f} ± {e['stderr']:.{digits}f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a literal bar inside a Markdown table cell
+
+
+def _table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
+    """A Markdown table: the first column left-aligned, the others as ``align`` says."""
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|" + "|".join([align] * (len(header) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def environment(name: str, results: dict | None = None) -> str:
+    """One line: where the result was measured (CPUs, threads, versions)."""
+    results = load(name) if results is None else results
+    env = results.get("environment")
+    if env is None:  # digits.json keeps its versions at the top
+        versions = results.get("versions", {})
+        parts = [f"{k} {v}" for k, v in versions.items() if v]
+        return "Measured with " + ", ".join(parts) + "." if parts else ""
+    parts = [f"{env['cpus']} CPUs ({env['processor']})"]
+    if "torch_threads" in env:
+        parts.append(f"{env['torch_threads']} torch thread per process")
+    versions = env.get("versions") or {"torch": env.get("torch")}
+    parts.append(", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    parts.append(f"Python {env['python']}")
+    return "Measured on " + "; ".join(parts) + "."
+
+
+def speed_headline(results: dict) -> str:
+    """Training steps per second of every contender at every batch size (median)."""
+    training = results["training"]
+    batches = list(training)
+    names = list(training[batches[0]]["steps_per_second"])
+    header = ["contender", *(f"batch {b} (steps/s)" for b in batches)]
+    rows = [
+        [f"`{n}`", *(f"{training[b]['steps_per_second'][n]['median']:,.0f}" for b in batches)]
+        for n in names
+    ]
+    return _table(header, rows)
+
+
+def speed(results: dict) -> str:
+    """The speed benchmark: a headline table, then ``speed.py``'s own report."""
+    from benchmarks import speed as script
+
+    names = list(results["notes"])
+    notes = _table(
+        ["contender", "what it is"], [[f"`{n}`", v] for n, v in results["notes"].items()], "---"
+    )
+    lines = script.report_training(results["training"], names)
+    lines += script.report_throughput(results["throughput"], results["memory"], names)
+    lines += script.report_time(results["time_to_nll"])
+    lines += script.targets(results, names)
+    return notes + "\n" + speed_headline(results) + "\n" + _text(lines)
+
+
+def families(results: dict) -> str:
+    """Per family, flowforge beside zuko: a table of medians, then ``families.py``'s report."""
+    from benchmarks import families as script
+
+    rows = []
+    for family, entry in results["families"].items():
+        for who in entry["steps_per_second"]:
+            rows.append(
+                [
+                    family,
+                    who,
+                    f"{entry['parameters'][who]:,}",
+                    _range(entry["steps_per_second"][who]),
+                    _range(entry["score_points_per_second"][who], 2, 1e6),
+                    _range(entry["sample_points_per_second"][who], 2, 1e6),
+                ]
+            )
+    header = [
+        "family",
+        "library",
+        "parameters",
+        f"train steps/s (batch {results['batch']})",
+        "log_prob M points/s",
+        "sample M points/s",
+    ]
+    return _table(header, rows) + "\n" + _text(script.report(results))
+
+
+def toy_suite(results: dict) -> str:
+    """The toy suite's table, laid out as ``toy_suite.table`` lays out its Markdown."""
+    header = [
+        "set",
+        "true entropy H",
+        "best flow (validation NLL)",
+        "held-out NLL",
+        "gap to H",
+        "KL(p‖q) paired",
+        "energy (truth's)",
+        "sliced W1 (truth's)",
+        "train s (both)",
+    ]
+    rows = []
+    for name, entry in results["sets"].items():
+        by_name = {r["model"]: r for r in entry["rows"]}
+        best = by_name[entry["best"]]
+        floor = next(r for r in entry["rows"] if r["kind"] == "floor")["distances"]
+        d = best["distances"]
+        seconds = sum(r["train_seconds"] for r in entry["rows"] if r["kind"] == "model")
+        rows.append(
+            [
+                name,
+                _pm(entry["true_entropy"]),
+                f"{best['model']} ({min(best['summary']['validation_nll']):.4f})",
+                _pm(best["heldout_nll"]),
+                _pm(best["gap_to_entropy"]),
+                _pm(best["kl_paired"]),
+                f"{d['energy']:.1e} ({floor['energy']:.1e})",
+                f"{d['sliced_w1']:.4f} ({floor['sliced_w1']:.4f})",
+                f"{seconds:.0f}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def digits(results: dict) -> str:
+    """``digits.table``: test bits per dimension per model, and what each model is."""
+    from benchmarks import digits as script
+
+    models = _table(
+        ["model", "what it is", "peak lr"],
+        [[f"`{n}`", m["description"], f"{m['lr']}"] for n, m in results["models"].items()],
+        "---",
+    )
+    return script.table(results) + "\n\n" + models
+
+
+def distributed(results: dict) -> str:
+    """Steps per second of ``fit`` in one process and in two (gloo), as ``distributed.report``."""
+    rows = []
+    for case, entry in results["steps_per_second"].items():
+        hidden, batch = (part.split()[1] for part in case.split(", "))
+        one, two = entry["one_process"], entry["two_processes"]
+        rows.append(
+            [
+                hidden,
+                f"{int(batch):,}",
+                _range(one),
+                _range(two),
+                f"×{entry['ratio_of_medians']:.2f}",
+            ]
+        )
+    table = _table(["hidden width", "global batch", "1 process", "2 processes", "2 / 1"], rows)
+    reduce = results["allreduce_microseconds"]
+    return table + (
+        f"\nOne all-reduce of {reduce['numbers']:,} float32 numbers (gloo, loopback): "
+        f"{reduce['median']:.0f} µs.\n"
+    )
+
+
+def memory(results: dict) -> str:
+    """Peak memory of ``flowforge sample -n N`` and ``mean_nll`` on N points, in MiB."""
+    n = results["n"]
+    rows = [
+        [
+            f"`flowforge sample -n {n:,}`",
+            f"{results['sample_peak_bytes'] / MIB:,.0f}",
+            f"{results['sample_file_bytes'] / MIB:,.0f} (the file written)",
+        ],
+        [
+            f"`mean_nll` on {n:,} points",
+            f"{results['mean_nll_peak_extra_bytes'] / MIB:,.0f} (above the points)",
+            f"{results['mean_nll_input_bytes'] / MIB:,.0f} (the points)",
+        ],
+    ]
+    table = _table(["operation", "peak MiB", "data MiB"], rows)
+    return table + f"\nThe bound: {results['bound_bytes'] / MIB:,.0f} MiB.\n"
+
+
+def instructions(results: dict) -> str:
+    """Instructions per training step (callgrind), per contender and batch size."""
+    batches = list(results["batches"])
+    names = list(results["batches"][batches[0]])
+    rows = [[f"`{n}`", *(f"{results['batches'][b][n]:,.0f}" for b in batches)] for n in names]
+    return _table(["contender", *(f"batch {b}" for b in batches)], rows)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "speed": speed,
+    "families": families,
+    "toy_suite": toy_suite,
+    "digits": digits,
+    "distributed": distributed,
+    "memory": memory,
+    "instructions": instructions,
+}
+
+
+def render(name: str, results: Path = RESULTS) -> str:
+    """The Markdown of benchmark ``name`` (``speed``, ``families``, ``toy_suite``, ...).
+
+    Args:
+        name: a key of :data:`RENDERERS`, the stem of ``results/<name>.json``.
+        results: the folder holding the results files.
+
+    Returns:
+        Markdown: tables, and where the script prints a report of its own, that report
+        as a fenced text block.
+
+    Raises:
+        KeyError: for a name without a renderer, listing those there are.
+    """
+    if name not in RENDERERS:
+        raise KeyError(f"no table for {name!r}; there are: {', '.join(RENDERERS)}")
+    return RENDERERS[name](load(name, results))
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or list(RENDERERS):
+        print(render(arg))

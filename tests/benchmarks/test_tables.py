@@ -1,0 +1,47 @@
+"""Every results file renders, and the numbers shown are the JSON's."""
+
+import json
+
+import pytest
+
+from benchmarks import tables
+
+
+def _value(name: str, results: dict) -> str:
+    """One number of each results file, formatted as its table shows it."""
+    if name == "speed":
+        median = results["training"]["128"]["steps_per_second"]["flowforge"]["median"]
+        return f"| `flowforge` | {median:,.0f} |"
+    if name == "families":
+        return f"{results['families']['nice']['parameters']['flowforge']:,}"
+    if name == "toy_suite":
+        nll = results["sets"]["eight_gaussians"]["rows"][1]["heldout_nll"]
+        return f"{nll['mean']:.4f} ± {nll['stderr']:.4f}"
+    if name == "digits":
+        return f"{results['models']['flowforge-multiscale']['summary']['test_bpd_mean']:.3f}"
+    if name == "distributed":
+        ratio = results["steps_per_second"]["hidden 16, batch 128"]["ratio_of_medians"]
+        return f"×{ratio:.2f}"
+    if name == "memory":
+        return f"{results['sample_peak_bytes'] / tables.MIB:,.0f}"
+    if name == "instructions":
+        return f"{results['batches']['128']['flowforge']:,.0f}"
+    raise AssertionError(f"no check for {name}")
+
+
+@pytest.mark.parametrize("name", list(tables.RENDERERS))
+def test_render_shows_the_json_value(name):
+    results = json.loads((tables.RESULTS / f"{name}.json").read_text())
+    markdown = tables.render(name)
+    assert markdown.startswith("|")
+    assert _value(name, results) in markdown
+    assert tables.environment(name, results) is not None
+
+
+def test_every_results_file_has_a_renderer():
+    assert {p.stem for p in tables.RESULTS.glob("*.json")} == set(tables.RENDERERS)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(KeyError, match="speed"):
+        tables.render("nonsense")
