@@ -188,6 +188,25 @@ def toy_suite(results: dict) -> str:
     return _table(header, rows)
 
 
+def headline(results: dict) -> str:
+    """The README's headline: per toy set, the best flow's held-out NLL beside the true
+    entropy, and its paired KL from the truth (``toy_suite.json``)."""
+    rows = []
+    for name, entry in results["sets"].items():
+        best = {r["model"]: r for r in entry["rows"]}[entry["best"]]
+        rows.append(
+            [
+                name,
+                f"`{best['model']}`",
+                _pm(best["heldout_nll"]),
+                _pm(entry["true_entropy"]),
+                _pm(best["kl_paired"]),
+            ]
+        )
+    header = ["toy set", "best flow", "held-out NLL", "true entropy H", "KL(truth ‖ flow)"]
+    return _table(header, rows)
+
+
 def digits(results: dict) -> str:
     """``digits.table``: test bits per dimension per model, and what each model is."""
     from benchmarks import digits as script
@@ -254,11 +273,20 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "families": families,
     "toy_suite": toy_suite,
+    "headline": headline,
     "digits": digits,
     "distributed": distributed,
     "memory": memory,
     "instructions": instructions,
 }
+
+
+# The results file each renderer reads, where it is not the renderer's own name.
+SOURCES = {"headline": "toy_suite"}
+
+# The README's generated block: its first and last lines.
+README_START = "<!-- headline table: python -m benchmarks.tables --readme README.md -->"
+README_END = "<!-- end of the headline table -->"
 
 
 def render(name: str, results: Path = RESULTS) -> str:
@@ -277,9 +305,26 @@ def render(name: str, results: Path = RESULTS) -> str:
     """
     if name not in RENDERERS:
         raise KeyError(f"no table for {name!r}; there are: {', '.join(RENDERERS)}")
-    return RENDERERS[name](load(name, results))
+    return RENDERERS[name](load(SOURCES.get(name, name), results))
+
+
+def readme_with_headline(text: str, results: Path = RESULTS) -> str:
+    """``text`` (the README) with its headline block rendered anew from the results.
+
+    Raises:
+        ValueError: when the README has no ``README_START``/``README_END`` block.
+    """
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"the README has no block between {README_START!r} and {README_END!r}")
+    before, rest = text.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    return f"{before}{README_START}\n{render('headline', results)}{README_END}{after}"
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:] or list(RENDERERS):
-        print(render(arg))
+    if sys.argv[1:2] == ["--readme"]:
+        path = Path(sys.argv[2])
+        path.write_text(readme_with_headline(path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        for arg in sys.argv[1:] or list(RENDERERS):
+            print(render(arg))

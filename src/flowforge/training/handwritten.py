@@ -13,7 +13,8 @@ no mathematics of any layer.
 Supported today: a ``NormalizingFlow`` on a ``Multivariate`` normal base whose layers are
 ``Split``, ``Merge``, ``Swap`` and couplings (affine with a named log-scale, additive)
 conditioned by ``MLP``s of ``Linear`` layers and ReLU/Tanh, with or without context, and
-no hooks: the notebook's RealNVP and the ``realnvp``/``nice`` families.
+no hooks: the notebook's RealNVP and the ``realnvp`` family. (The ``nice`` family ends
+in a learned ``Scale``, which has no hand-written form, so it trains through autograd.)
 ``handwritten_nll`` returns ``None`` for anything else (``unsupported_part`` says which
 part), and ``fit`` then uses autograd.
 """
