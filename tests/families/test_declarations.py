@@ -1,5 +1,5 @@
 """The family declarations (``flowforge.families.Family``) and what is generated from them:
-the command line's model options and help, and the README's family table."""
+the command line's model options and help, and the user guide's family table."""
 
 import argparse
 import importlib
@@ -26,7 +26,7 @@ from flowforge.families.__main__ import MARK, main, replace_table
 from flowforge.workbench.cli import train
 from flowforge.workbench.cli.model_options import declared_options, defaults_text
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "families.md"
 
 
 def test_the_registry_holds_every_declared_family_sorted_by_name():
@@ -149,10 +149,11 @@ def test_options_of_one_name_must_agree():
         declared_options([one, other])
 
 
-def test_the_readme_holds_exactly_the_generated_family_table():
-    text = README.read_text(encoding="utf-8")
+def test_the_guide_holds_exactly_the_generated_family_table():
+    text = PAGE.read_text(encoding="utf-8")
     assert replace_table(text, markdown_table(FAMILIES.values())) == text, (
-        "the README's family table is stale: python -m flowforge.families --readme README.md"
+        "the guide's family table is stale: "
+        "python -m flowforge.families --file docs/guide/families.md"
     )
     table = text.split(MARK, 1)[1].lstrip("\n").split("\n\n", 1)[0]
     for name, family in FAMILIES.items():  # every family, with its builder's defaults
@@ -165,8 +166,10 @@ def test_the_readme_holds_exactly_the_generated_family_table():
 def test_the_table_is_regenerated_in_place(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# t\n\n{MARK}\n| old | table |\n|---|---|\n\nAfter.\n", encoding="utf-8")
-    main(["--readme", str(readme)])
+    main(["--file", str(readme)])
     table = markdown_table(FAMILIES.values())
+    assert readme.read_text(encoding="utf-8") == f"# t\n\n{MARK}\n{table}\nAfter.\n"
+    main(["--readme", str(readme)])  # the option's older name
     assert readme.read_text(encoding="utf-8") == f"# t\n\n{MARK}\n{table}\nAfter.\n"
     with pytest.raises(ValueError, match="found it 0 times"):
         replace_table("no mark", table)

@@ -1,5 +1,6 @@
 """``python -m flowforge.families``: print the Markdown table of every declared family;
-``--readme README.md`` writes it into the README in place of the table there."""
+``--file docs/guide/families.md`` writes it into that page in place of the table there
+(``--readme`` is the same option's older name)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 from flowforge.families import FAMILIES, markdown_table
 
-# The line in the README after which the generated table stands.
+# The page that holds the generated table: the user guide's page on the families.
+PAGE = Path("docs") / "guide" / "families.md"
+
+# The line in that page after which the generated table stands.
 MARK = "<!-- the family table: flowforge.families.markdown_table(FAMILIES.values()) -->"
 
 
@@ -23,16 +27,23 @@ def replace_table(text: str, table: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Print the table, or write it into the Markdown file ``--file`` names."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--readme", type=Path, help="rewrite the table in this Markdown file")
+    parser.add_argument(
+        "--file",
+        "--readme",
+        dest="file",
+        type=Path,
+        help=f"rewrite the table in this Markdown file (the table's page is {PAGE})",
+    )
     args = parser.parse_args(argv)
     table = markdown_table(FAMILIES.values())
-    if args.readme is None:
+    if args.file is None:
         print(table, end="")
         return
-    text = args.readme.read_text(encoding="utf-8")
-    args.readme.write_text(replace_table(text, table), encoding="utf-8")
-    print(f"wrote the table of {len(FAMILIES)} families into {args.readme}")
+    text = args.file.read_text(encoding="utf-8")
+    args.file.write_text(replace_table(text, table), encoding="utf-8")
+    print(f"wrote the table of {len(FAMILIES)} families into {args.file}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ entries in ``flowforge compare``.
 A family module (``flowforge/families/<name>.py``) defines a builder and ends with
 ``DECLARED = (Family(...),)``; ``flowforge.families.FAMILIES`` collects every module's
 declarations. The command line (``flowforge train --model NAME`` and its options), the
-comparison's family entries, the tests' family list and the README's family table are
+comparison's family entries, the tests' family list and the user guide's family table are
 generated from them. Defaults are never written in a declaration: they are read from the
 builder's signature (``Family.default``).
 """
@@ -73,7 +73,7 @@ class Family:
     ``build`` is the builder; a family of ``POINTS`` takes the data's width as its first
     argument and ``context_width`` for conditional flows, a family of ``IMAGES`` takes
     ``image_shape`` and ``levels``. ``summary`` says in one line what the flow is (the
-    README's table). ``options`` are the builder parameters the command line sets;
+    guide's family table). ``options`` are the builder parameters the command line sets;
     ``test_size`` holds values of some of them that make the flow tiny (for tests and
     smoke runs); ``compare`` are its entries in ``flowforge compare``.
     """
@@ -176,8 +176,9 @@ def _cell(family: Family, option: Option) -> str:
 
 
 def markdown_table(families: Iterable[Family]) -> str:
-    """The README's table of families: flag, data, flow, options with their defaults
-    (switches are off unless given), and the family's entries in ``flowforge compare``."""
+    """The user guide's table of families (``docs/guide/families.md``): flag, data, flow,
+    options with their defaults (switches are off unless given), and the family's entries
+    in ``flowforge compare``."""
     lines = [
         "| `--model` | models | flow | options (defaults) | `flowforge compare --models` |",
         "|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""A multi-scale flow for discrete images: RealNVP's architecture (Dinh et al. 2016),
+"""A multi-scale flow for discrete images: RealNVP's architecture (Dinh et al. 2017),
 Glow's steps (Kingma and Dhariwal 2018), spline couplings."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def multiscale(
     using Real NVP, ICLR 2017; the steps from Kingma and Dhariwal, Glow: Generative flow
     with invertible 1x1 convolutions, NeurIPS 2018; the splines from Durkan et al.,
     Neural spline flows, NeurIPS 2019. The defaults model scikit-learn's digits: the
-    best of the variants ``benchmarks/digits.py`` was tuned with (README, "Images:
+    best of the variants ``benchmarks/digits.py`` was tuned with (docs/guide/comparing.md, "Images:
     digits").
 
     Args:
@@ -222,7 +222,7 @@ DECLARED = (
         multiscale,
         IMAGES,
         "RealNVP's multi-scale architecture with Glow's steps and spline couplings, over "
-        "dequantized pixels (Dinh et al. 2016; Kingma and Dhariwal 2018)",
+        "dequantized pixels (Dinh et al. 2017; Kingma and Dhariwal 2018)",
         options=(
             Option("scales", "scales of the multi-scale flow", minimum=1),
             Option("steps", "Glow steps per scale", minimum=1),

@@ -72,7 +72,7 @@ DECLARED = (
         "nice",
         nice,
         POINTS,
-        "additive couplings alternated by `Swap`, then a learned `Scale` (Dinh et al. 2014)",
+        "additive couplings alternated by `Swap`, then a learned `Scale` (Dinh et al. 2015)",
         options=(COUPLINGS, HIDDEN, ZERO_INIT, BASE),
         test_size={"couplings": 2, "hidden": 8},
         compare=(Entry("nice"),),

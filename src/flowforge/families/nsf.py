@@ -105,8 +105,9 @@ def nsf(
     return NormalizingFlow(base_distribution(base, width), *stack)
 
 
-# The mixture-base recipe (README, "A mixture base"): spline couplings that start at the
-# identity on a mixture fitted by EM, 12 epochs at batch 512 and a peak rate of 3e-3.
+# The mixture-base recipe (docs/guide/families.md, "A mixture base"): spline couplings
+# that start at the identity on a mixture fitted by EM, 12 epochs at batch 512 and a peak
+# rate of 3e-3.
 _MIXTURE_RECIPE = {"epochs": 12, "batch_size": 512, "lr": 3e-3}
 
 DECLARED = (
@@ -127,7 +128,7 @@ DECLARED = (
         test_size={"layers": 2, "hidden": 8, "bins": 4},
         compare=(
             Entry("nsf", {"coupling": True, "layers": 4, "hidden": 32}),
-            # The README's recipe (0.001 nats on the moons), and a wider one for the toy
+            # The guide's mixture-base recipe, and a wider one for the toy
             # suite's thin rings: four layers of 64 units, 16 bins.
             Entry(
                 "nsf-mixture",

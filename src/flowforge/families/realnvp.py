@@ -66,7 +66,7 @@ DECLARED = (
         "realnvp",
         realnvp,
         POINTS,
-        "the notebook's RealNVP: affine couplings alternated by `Swap` (Dinh et al. 2016)",
+        "the notebook's RealNVP: affine couplings alternated by `Swap` (Dinh et al. 2017)",
         options=(COUPLINGS, HIDDEN, ZERO_INIT, BASE),
         test_size={"hidden": 8},
     ),
