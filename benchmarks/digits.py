@@ -112,8 +112,8 @@ class Model:
     description: str
 
 
-# Each library's best variant by validation bits/dim in 60 s runs of seed 0 (README,
-# "Images: digits", lists the variants tried).
+# Each library's best variant by validation bits/dim in 60 s runs of seed 0 (the guide's
+# comparing page, docs/guide/comparing.md, lists the variants tried).
 MODELS: dict[str, Model] = {
     "flowforge-multiscale": Model(
         None,

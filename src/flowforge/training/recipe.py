@@ -208,7 +208,7 @@ def as_recipe(recipe: Recipe | None, options: dict[str, Any]) -> Recipe:
     return recipe.replace(**options)
 
 
-# Chosen by measurement (benchmarks/speed.py and README "Speed"): on the notebook's
+# Chosen by measurement (benchmarks/speed.py; docs/guide/speed.md): on the notebook's
 # model and data, batches of 1,024 at a peak rate of 1e-2 (after 100 warm-up steps) with
 # a cosine decay over 200 epochs (19,600 steps, about 9 s with hand-written gradients)
 # ended at held-out NLLs of 1.8586, 1.8577, 1.8581, 1.8623 and 1.8622 (model seeds 0-4;

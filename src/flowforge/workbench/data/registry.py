@@ -101,7 +101,7 @@ def _toy(name: str) -> DataSet:
 
 # 1,257 training images: small batches, a lower peak rate than for 2-D points, and few
 # epochs (about 800 steps), which the cosine decay ends before the model overfits. The
-# README's digits table was measured with the final weights, not a weight average.
+# The digits benchmark's table was measured with the final weights, not a weight average.
 DIGITS_RECIPE = {"epochs": 40, "batch_size": 64, "lr": 3e-3, "warmup": 50, "ema": 0.0}
 
 DATASETS: dict[str, DataSet] = {
