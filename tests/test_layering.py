@@ -2,7 +2,8 @@
 
 Levels, from the bottom: the basics (errors, values, devices, threads, the hand-written
 gradients' conventions); transformers and networks; layers and base distributions; the
-flow and what works on flows; the families (builders); the trainer; the workbench. A
+flow and what works on flows; the families (builders); the trainer; the workbench; the
+integrations with other libraries (scikit-learn, sbi), each imported only on its own. A
 module may import its own level and the ones below, never above, anywhere in its body
 (lazy imports included).
 """
@@ -21,6 +22,7 @@ LEVELS = [
     {"families"},
     {"training"},
     {"workbench"},
+    {"integrations"},
 ]
 
 
