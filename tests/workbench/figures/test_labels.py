@@ -15,7 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
 from flowforge.workbench.data import Standardization, two_moons_splits  # noqa: E402
-from flowforge.workbench.figures.plots import plot_learning_curves  # noqa: E402
+from flowforge.workbench.figures.curves import plot_learning_curves  # noqa: E402
 from flowforge.workbench.runs.config import RunConfig  # noqa: E402
 from flowforge.workbench.runs.kinds import build_model, run_kind  # noqa: E402
 from tests.workbench.helpers import tiny_config  # noqa: E402

@@ -15,12 +15,12 @@ from torch.distributions import MultivariateNormal  # noqa: E402
 
 import flowforge  # noqa: E402
 from flowforge import AffineCoupling, Multivariate, realnvp  # noqa: E402
+from flowforge.workbench.figures.curves import plot_learning_curves  # noqa: E402
 from flowforge.workbench.figures.plots import (  # noqa: E402
     log_prob_grid,
     part_model,
     plot_compare_model_steps,
     plot_inverse_samples,
-    plot_learning_curves,
     plot_log_prob,
     plot_log_prob_and_samples,
     plot_model_steps,

@@ -13,9 +13,9 @@ from flowforge.evaluate import NLLEstimate, nll_estimate
 from flowforge.workbench.data import DATASETS, Standardization, two_moons_splits
 from flowforge.workbench.runs.checkpoint import save_weights
 from flowforge.workbench.runs.config import CONFIG, WEIGHTS, RunConfig, RunError, load
+from flowforge.workbench.runs.image_kind import Images
 from flowforge.workbench.runs.kinds import (
     ConditionalPoints,
-    Images,
     Points,
     Scored,
     build_model,

@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + ",".join(FAMILIES),
     )
     parser.add_argument("--seed", type=options.seed, default=0, help="random seed")
+    _add_size_arguments(parser)
+
+
+def _add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data's and the scores' sizes, the noise and the threads."""
     parser.add_argument(
         "--n-train", type=int, default=100_000, help="training points (incl. validation)"
     )

@@ -12,7 +12,8 @@ import torch
 from flowforge.errors import InputError
 from flowforge.evaluate import NLLEstimate, log_likelihood, nll_estimate
 from flowforge.workbench.cli import options
-from flowforge.workbench.runs.kinds import Images, Scored, run_kind
+from flowforge.workbench.runs.image_kind import Images
+from flowforge.workbench.runs.kinds import Scored, run_kind
 
 HELP = (
     "print a run's held-out NLL (nats per point, with standard error; bits/dim on the test "

@@ -14,7 +14,8 @@ from typing import Any
 from flowforge.errors import InputError
 from flowforge.families import FAMILIES, Family, Option
 from flowforge.workbench.cli import options as types
-from flowforge.workbench.runs.kinds import Images, Points
+from flowforge.workbench.runs.image_kind import Images
+from flowforge.workbench.runs.kinds import Points
 
 
 def _families() -> list[Family]:

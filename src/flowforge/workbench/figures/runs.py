@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from flowforge.flow import NormalizingFlow
-from flowforge.workbench.figures import plots
+from flowforge.workbench.figures import curves, plots
 from flowforge.workbench.figures.plots import STEP_LAYERS
 from flowforge.workbench.files import atomic_write_bytes
 
@@ -60,7 +60,7 @@ def _model_steps(model, data, history) -> Figure:
 
 def _learning_curves(model, data, history) -> Figure:
     fig = Figure(figsize=(6, 4))
-    plots.plot_learning_curves(history, ax=fig.add_subplot())
+    curves.plot_learning_curves(history, ax=fig.add_subplot())
     return fig
 
 
@@ -162,7 +162,7 @@ def _image_latents(model, data, history) -> Figure:
 def _image_learning_curves(model, data, history) -> Figure:
     dims = history.get("heldout", {}).get("dims") if isinstance(history, Mapping) else None
     fig = Figure(figsize=(6.5, 4))
-    plots.plot_learning_curves(
+    curves.plot_learning_curves(
         history,
         ax=fig.add_subplot(),
         unit="nats per image",

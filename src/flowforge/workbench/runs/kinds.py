@@ -8,11 +8,11 @@ captions, the report's first rows and the text the command line prints.
 
 ``run_kind(config)`` is the kind of an existing run; ``new_kind(dataset, conditional)``
 that of a run about to be made. Nothing outside this module asks which kind a run is.
+The image kind, ``Images``, has its own module (``runs.image_kind``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +46,7 @@ class Scored:
     estimate: NLLEstimate
 
 
-def _flag(name: str) -> str:
+def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
@@ -267,129 +267,10 @@ class ConditionalPoints(Points):
         return FIGURES[name][0] if name in FIGURES else conditional_caption(name)
 
 
-class Images(Points):
-    """A discrete density over images (a ``DequantizedFlow``), in bits per dimension."""
-
-    data = IMAGES
-    default_model = "multiscale"
-    heldout_name = "test set"
-
-    def __init__(self, image_shape: tuple[int, ...], levels: int) -> None:
-        self.image_shape, self.levels = tuple(int(n) for n in image_shape), int(levels)
-
-    @property
-    def dims(self) -> int:
-        return math.prod(self.image_shape)
-
-    def sizes(self, dataset: DataSet, given: Mapping[str, int | None]) -> dict[str, int]:
-        """None: an image set has a fixed split (``InputError`` if sizes are given)."""
-        flags = [_flag(k) for k in SIZES if given.get(k) is not None]
-        if flags:
-            raise InputError(
-                f"--dataset {dataset.name} has a fixed training/validation/test split; "
-                f"drop {', '.join(flags)}"
-            )
-        return {}
-
-    def check_family(self, family: Family, dataset: DataSet) -> None:
-        if family.data != self.data:
-            models = [name for name, f in FAMILIES.items() if f.data == IMAGES]
-            raise InputError(
-                f"--dataset {dataset.name} holds images of discrete pixels, which need an "
-                f"image model that dequantizes them: --model {' or '.join(models)}"
-            )
-
-    def model_options(self, train: PointData) -> dict[str, Any]:
-        """The images' shape and pixel levels."""
-        return {"image_shape": list(self.image_shape), "levels": self.levels}
-
-    def builder_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The options, without the ``width`` that runs made before run kinds recorded
-        (``RunError`` if it is not the images' pixel count)."""
-        options = dict(options)
-        width = options.pop("width", self.dims)
-        if width != self.dims:
-            raise RunError(
-                f"{CONFIG} gives the model width {width}, but images of shape "
-                f"{self.image_shape} have {self.dims} pixels; the run folder is damaged"
-            )
-        return options
-
-    def scores(
-        self,
-        config: RunConfig,
-        model: torch.nn.Module,
-        scored: Scored,
-        entropy: NLLEstimate | None = None,
-    ) -> dict[str, Any]:
-        """The NLL in bits per dimension, with its standard error."""
-        from flowforge.dequantization import bits_per_dim
-
-        return {
-            "bits_per_dim": bits_per_dim(scored.estimate.mean, self.dims),
-            "bits_per_dim_stderr": bits_per_dim(scored.estimate.stderr, self.dims),
-        }
-
-    def metrics(self, config: RunConfig, model: torch.nn.Module, scored: Scored) -> dict:
-        """Bits per dimension, the pixels per image and their levels."""
-        return {**self.scores(config, model, scored), "dims": self.dims, "levels": self.levels}
-
-    def figures(
-        self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
-    ) -> dict:
-        """Samples beside training images, the latents per scale, the learning curves."""
-        from flowforge.workbench.figures.runs import image_run_figures
-
-        return image_run_figures(model, train_points, metrics, seed=seed)
-
-    def caption(self, name: str) -> str:
-        from flowforge.workbench.figures.runs import IMAGE_FIGURES
-
-        return IMAGE_FIGURES[name][0]
-
-    def report_rows(self, config: RunConfig, metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        """The test set's bits per dimension and NLL per image, each with its standard
-        error, the images, their pixels and levels."""
-        from flowforge.workbench.report import plus_minus
-
-        heldout = metrics.get("heldout", {})
-        return [
-            (
-                "held-out bits per dimension (test set)",
-                plus_minus(heldout, "bits_per_dim", "bits_per_dim_stderr"),
-            ),
-            ("held-out NLL (test set, nats per image)", plus_minus(heldout, "nll", "stderr")),
-            ("test images", heldout.get("n")),
-            ("pixels per image", heldout.get("dims")),
-            ("pixel levels", heldout.get("levels")),
-            (
-                "final training NLL (nats per image, mean over the last epoch)",
-                metrics.get("final_train_nll"),
-            ),
-        ]
-
-    def summary(self, estimate: NLLEstimate, epochs: int, heldout: Mapping) -> list[str]:
-        return [
-            f"test NLL after {epochs} epochs: {estimate.mean:.4f} ± {estimate.stderr:.4f} "
-            f"nats per image (n={estimate.n}, pixel units)",
-            f"  test bits/dim: {heldout['bits_per_dim']:.4f} ± "
-            f"{heldout['bits_per_dim_stderr']:.4f} ({heldout['dims']} pixels, "
-            f"{heldout['levels']} levels, uniform dequantization)",
-        ]
-
-    def eval_text(
-        self, source: str, standardized: NLLEstimate, original: NLLEstimate, scores: Mapping
-    ) -> str:
-        """Bits per dimension first; pixel units are the model's units."""
-        return (
-            f"{source}: {scores['bits_per_dim']:.4f} ± {scores['bits_per_dim_stderr']:.4f} "
-            f"bits/dim (NLL {standardized.mean:.4f} ± {standardized.stderr:.4f} nats per "
-            f"image, n={standardized.n})"
-        )
-
-
 def new_kind(dataset: DataSet, conditional: bool) -> Points:
     """The kind of a new run on ``dataset`` (``conditional``: given the labels)."""
+    from flowforge.workbench.runs.image_kind import Images
+
     if dataset.image is not None:
         return Images(dataset.image.shape, dataset.image.levels)
     return ConditionalPoints() if conditional else Points()
@@ -405,6 +286,8 @@ def family_of(config: RunConfig) -> Family:
 
 def run_kind(config: RunConfig) -> Points:
     """The kind of the run ``config`` describes: its family's data, and its context."""
+    from flowforge.workbench.runs.image_kind import Images
+
     options = config.model_options
     if family_of(config).data == IMAGES:
         try:
