@@ -158,8 +158,8 @@ def run_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tupl
     """How the result was obtained: training, time, size, device, settings, versions."""
     return [
         ("epochs", metrics.get("epochs")),
-        ("training time (s, all epochs)", metrics.get("train_seconds")),
-        ("wall time of the last session (s)", metrics.get("wall_seconds")),
+        ("training time (s, all epochs)", _seconds(metrics.get("train_seconds"))),
+        ("wall time of the last session (s)", _seconds(metrics.get("wall_seconds"))),
         ("parameters", metrics.get("parameters")),
         ("device", metrics.get("device")),
         ("model", f"{config['model']['name']} ({_format(config['model']['options'])})"),
@@ -168,6 +168,11 @@ def run_rows(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[tupl
         ("seed", config.get("seed")),
         ("versions", _format(metrics.get("versions", {}))),
     ]
+
+
+def _seconds(value: Any) -> str | None:
+    """Seconds to a tenth, as the command line prints them (``None`` when absent)."""
+    return None if value is None else f"{float(value):.1f}"
 
 
 def metric_rows(
