@@ -18,7 +18,7 @@ LEVELS = [
     {"errors", "values", "device", "threads", "gradients", "version"},
     {"transformers", "nets"},
     {"layers", "distributions"},
-    {"flow", "check", "evaluate", "conditional", "dequantization", "initialize", "performance"},
+    {"flow", "distribution", "check", "evaluate", "conditional", "dequantization", "initialize", "performance"},
     {"families"},
     {"training"},
     {"workbench"},
