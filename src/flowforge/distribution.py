@@ -125,15 +125,13 @@ class FlowDistribution(Distribution):
     @property
     def mean(self) -> Tensor:
         raise NotImplementedError(
-            "a flow has no closed-form mean: estimate it from samples, "
-            "d.sample((n,)).mean(0)"
+            "a flow has no closed-form mean: estimate it from samples, d.sample((n,)).mean(0)"
         )
 
     @property
     def variance(self) -> Tensor:
         raise NotImplementedError(
-            "a flow has no closed-form variance: estimate it from samples, "
-            "d.sample((n,)).var(0)"
+            "a flow has no closed-form variance: estimate it from samples, d.sample((n,)).var(0)"
         )
 
     def expand(self, batch_shape: Sequence[int], _instance: object = None) -> FlowDistribution:
@@ -204,7 +202,7 @@ class FlowDistribution(Distribution):
         event_shape`` or any shape that broadcasts with ``batch_shape + event_shape``;
         returns ``broadcast(value.shape[:-len(event)], batch_shape)``."""
         self._check_width(value)
-        if self._validate_args:
+        if self._validate_args and value.numel():  # torch's check fails on no values
             self._validate_sample(value)
         return self._log_prob(value)
 
@@ -222,9 +220,7 @@ class FlowDistribution(Distribution):
         k = len(self._event)
         shape = torch.broadcast_shapes(value.shape[: value.dim() - k], self.batch_shape)
         x = value.expand(shape + self._event).reshape(-1, self.width)
-        rows = tuple(
-            c.expand(*shape, c.shape[-1]).reshape(-1, c.shape[-1]) for c in self.context
-        )
+        rows = tuple(c.expand(*shape, c.shape[-1]).reshape(-1, c.shape[-1]) for c in self.context)
         return self.model.log_prob(x, *rows).reshape(shape)
 
     def __repr__(self) -> str:
