@@ -59,7 +59,9 @@ class FlowDistribution(Distribution):
     ``support`` is ``real_vector`` for a base over all of ``R^width`` (normal,
     Laplace, a Gaussian mixture); for a bounded base (``Uniform``) it is the flow's
     image of the base's box, which is not a box: a constraint whose ``check(x)`` says
-    whether ``log_prob(x)`` is finite. ``mean``, ``variance`` and ``entropy`` have no
+    whether ``log_prob(x)`` is finite (with torch's default ``validate_args``, ``log_prob``
+    checks it, a second pass through the flow: pass ``validate_args=False`` to skip it).
+    ``mean``, ``variance`` and ``entropy`` have no
     closed form and raise ``NotImplementedError``; ``kl_divergence`` is not registered.
 
     Args:
