@@ -20,6 +20,7 @@ pytestmark = pytest.mark.cpu_only
 # The modules whose docstrings hold the entry points' examples.
 MODULES = (
     "flowforge.flow",
+    "flowforge.distribution",
     "flowforge.check",
     "flowforge.evaluate",
     "flowforge.conditional",
@@ -51,6 +52,8 @@ ENTRY_POINTS = (
     "flowforge.flow:NormalizingFlow",
     "flowforge.flow:NormalizingFlow.sample",
     "flowforge.flow:NormalizingFlow.log_prob",
+    "flowforge.flow:NormalizingFlow.distribution",
+    "flowforge.distribution:FlowDistribution",
     "flowforge.distributions.multivariate:Multivariate",
     "flowforge.distributions.mixture:GaussianMixture",
     "flowforge.layers.base:FlowLayer",

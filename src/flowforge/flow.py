@@ -202,6 +202,35 @@ class NormalizingFlow(torch.nn.Module):
         x, log_det = self.flow.forward(z, *context)
         return x.reshape(*shape, *x.shape[1:]).contiguous(), (base_lp - log_det).reshape(shape)
 
+    def distribution(
+        self, context: Tensor | tuple[Tensor, ...] | None = None, **options: Any
+    ) -> Distribution:
+        """This flow as a ``torch.distributions.Distribution`` (``FlowDistribution``).
+
+        Args:
+            context: For a conditional flow, a context of shape ``batch_shape + (c,)``
+                (or a tuple of such tensors): ``(c,)`` gives one distribution, ``(B, c)``
+                a batch of ``B``.
+            **options: ``event_shape=`` (e.g. an image shape), ``validate_args=``.
+
+        Returns:
+            A ``FlowDistribution``: ``rsample(sample_shape)`` gives ``sample_shape +
+            batch_shape + event_shape``; ``log_prob`` broadcasts over leading dimensions.
+
+        Example:
+            >>> import torch
+            >>> from flowforge import Multivariate, NormalizingFlow, Translate
+            >>> model = NormalizingFlow(Multivariate(2), Translate([1.0, -1.0]))
+            >>> d = model.distribution()
+            >>> d.rsample((2, 3)).shape, d.batch_shape, d.event_shape
+            (torch.Size([2, 3, 2]), torch.Size([]), torch.Size([2]))
+            >>> d.log_prob(torch.tensor([1.0, -1.0])).round(decimals=4)
+            tensor(-1.8379)
+        """
+        from flowforge.distribution import FlowDistribution
+
+        return FlowDistribution(self, context, **options)
+
     def _draw(
         self, n: int, context: tuple[Tensor, ...]
     ) -> tuple[Tensor, tuple[Tensor, ...], tuple[int, ...]]:
