@@ -186,3 +186,41 @@ def test_npe_recovers_the_linear_gaussian_posterior(tmp_path, monkeypatch) -> No
     gap = exact.log_prob(draws) - posterior.log_prob(draws, x=x_o)
     assert gap.mean().abs() < 0.3
     assert not list(tmp_path.iterdir()), "NoTracker wrote files"
+
+
+def _cnn(condition_shape: tuple[int, ...]) -> torch.nn.Module:
+    from sbi.neural_nets.embedding_nets import CNNEmbedding
+
+    return CNNEmbedding(condition_shape, kernel_size=1)
+
+
+# The grid of sbi's own density-estimator tests (its repository's
+# tests/density_estimator_test.py, not shipped in the wheel): 1-D and 4-D inputs, 1-D and
+# 7-D conditions, 2-D conditions through sbi's CNNEmbedding with "structured" z-scoring.
+@pytest.mark.parametrize("input_width", [1, 4])
+@pytest.mark.parametrize("condition_shape", [(1,), (7,), (2, 7), (7, 2)])
+@pytest.mark.parametrize("batch", [1, 10])
+def test_sbi_estimator_conventions(input_width: int, condition_shape: tuple, batch: int) -> None:
+    torch.manual_seed(5)
+    structured = len(condition_shape) > 1
+    estimator = build_flowforge(
+        torch.randn(1000, input_width),
+        torch.randn(1000, *condition_shape),
+        embedding_net=_cnn(condition_shape) if structured else None,
+        z_score_y="structured" if structured else "independent",
+        **SMALL,
+    )
+    inputs = torch.rand(batch, input_width).unsqueeze(0).expand(2, -1, -1)
+    condition = torch.randn(batch, *condition_shape)
+    assert estimator.loss(inputs[0], condition).shape == (batch,)
+    log_probs = estimator.log_prob(inputs, condition)
+    assert log_probs.shape == (2, batch)
+    # Identical inputs give identical values, and a batch equals its rows one by one.
+    torch.testing.assert_close(log_probs[0], log_probs[1])
+    one_by_one = torch.cat(
+        [estimator.log_prob(inputs[:, i : i + 1], condition[i : i + 1]) for i in range(batch)],
+        dim=1,
+    )
+    torch.testing.assert_close(log_probs, one_by_one, atol=1e-5, rtol=1e-5)
+    for shape in [(), (1,), (2, 3)]:
+        assert estimator.sample(shape, condition).shape == (*shape, batch, input_width)
