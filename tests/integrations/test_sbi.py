@@ -224,3 +224,19 @@ def test_sbi_estimator_conventions(input_width: int, condition_shape: tuple, bat
     torch.testing.assert_close(log_probs, one_by_one, atol=1e-5, rtol=1e-5)
     for shape in [(), (1,), (2, 3)]:
         assert estimator.sample(shape, condition).shape == (*shape, batch, input_width)
+
+
+def test_two_moons_reference_is_the_posterior() -> None:
+    """benchmarks.sbi's exact two-moons sampler against rejection ABC (prior draws whose
+    simulation lands within 0.01 of x_o): a classifier cannot tell them apart."""
+    from benchmarks.sbi import two_moons, two_moons_reference
+    from sbi.utils.metrics import c2st
+
+    torch.manual_seed(0)
+    x_o = torch.zeros(1, 2)
+    theta = torch.rand(2_000_000, 2) * 2 - 1
+    abc = theta[(two_moons(theta) - x_o).norm(dim=1) < 0.01]
+    assert len(abc) > 200
+    reference = two_moons_reference(x_o, len(abc))
+    assert (reference.abs() <= 1).all()
+    assert abs(c2st(reference, abc).item() - 0.5) < 0.06
