@@ -29,6 +29,7 @@ COMMANDS = {
     "distributed": "python -m benchmarks.distributed",
     "memory": "python -m benchmarks.memory",
     "instructions": "python -m benchmarks.instructions",
+    "sbi": "python -m benchmarks.sbi",
 }
 
 
@@ -260,6 +261,13 @@ def instructions(results: dict) -> str:
     return _table(["contender", *(f"batch {b}" for b in batches)], rows)
 
 
+def sbi(results: dict) -> str:
+    """``sbi.table``: NPE's posterior against the exact one, flowforge beside sbi's MAF."""
+    from benchmarks import sbi as script
+
+    return script.table(results)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "families": families,
@@ -269,6 +277,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "distributed": distributed,
     "memory": memory,
     "instructions": instructions,
+    "sbi": sbi,
 }
 
 

@@ -45,7 +45,11 @@ MODULES = (
     "flowforge.training.train",
     "flowforge.training.recipe",
     "flowforge.training.state",
+    "flowforge.integrations.sbi",
 )
+
+# Modules that need an optional extra: skipped where its library is absent.
+OPTIONAL = {"flowforge.integrations.sbi": "sbi"}
 
 # The public entry points, as "module:qualified name": each docstring has an Example.
 ENTRY_POINTS = (
@@ -90,6 +94,8 @@ ENTRY_POINTS = (
     "flowforge.training.recipe:Recipe",
     "flowforge.conditional:Conditioned",
     "flowforge.conditional:label_context",
+    "flowforge.integrations.sbi:build_flowforge",
+    "flowforge.integrations.sbi:flowforge_flow",
 )
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -97,6 +103,8 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def _resolve(spec: str) -> object:
     module, _, name = spec.partition(":")
+    if module in OPTIONAL:
+        pytest.importorskip(OPTIONAL[module])
     value: object = importlib.import_module(module)
     for part in name.split("."):
         value = getattr(value, part)
@@ -118,6 +126,8 @@ def _takes_arguments(value: object) -> bool:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_the_examples_run(name: str) -> None:
+    if name in OPTIONAL:
+        pytest.importorskip(OPTIONAL[name])
     module = importlib.import_module(name)
     dtype, state = torch.get_default_dtype(), torch.random.get_rng_state()
     try:

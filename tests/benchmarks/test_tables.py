@@ -26,6 +26,9 @@ def _value(name: str, results: dict) -> str:
         return f"{results['sample_peak_bytes'] / tables.MIB:,.0f}"
     if name == "instructions":
         return f"{results['batches']['128']['flowforge']:,.0f}"
+    if name == "sbi":
+        kl = results["summary"]["linear_gaussian"]["flowforge"]["kl"]
+        return f"| `flowforge` | {kl['mean']:.3f} ± {kl['stderr']:.3f} |"
     raise AssertionError(f"no check for {name}")
 
 
