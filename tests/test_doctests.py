@@ -44,6 +44,7 @@ MODULES = (
     "flowforge.training.train",
     "flowforge.training.recipe",
     "flowforge.training.state",
+    "flowforge.integrations.sklearn",
 )
 
 # The public entry points, as "module:qualified name": each docstring has an Example.
@@ -87,6 +88,7 @@ ENTRY_POINTS = (
     "flowforge.training.recipe:Recipe",
     "flowforge.conditional:Conditioned",
     "flowforge.conditional:label_context",
+    "flowforge.integrations.sklearn:FlowDensity",
 )
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -87,7 +87,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         >>> density.score_samples(X[:3]).shape, density.n_iter_
         ((3,), 3)
         >>> density.scale_.round(1)
-        array([0.9, 3. ])
+        array([1., 3.])
         >>> density.sample(4, random_state=1).shape
         (4, 2)
         >>> bool(density.score(X) == density.score_samples(X).mean())
