@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from flowforge.errors import InputError  # noqa: E402
 from flowforge.integrations.sklearn import FlowDensity  # noqa: E402
+from flowforge.workbench.data import MoonsDensity  # noqa: E402
 
 # numpy in, numpy out: on the CPU whatever --device says.
 pytestmark = pytest.mark.cpu_only
@@ -76,7 +77,7 @@ def test_a_constant_column_gets_scale_one():
 def moons() -> tuple[np.ndarray, np.ndarray, FlowDensity]:
     train, heldout = _moons(2000, 0), _moons(2000, 1)
     with torch.random.fork_rng():
-        flow = FlowDensity(random_state=0).fit(train)
+        flow = FlowDensity("nsf", {"hidden": 32, "layers": 3}, random_state=0).fit(train)
     return train, heldout, flow
 
 
@@ -86,6 +87,9 @@ def test_on_the_moons_a_flow_beats_a_bad_kernel_and_nears_a_big_mixture(moons):
     mixture = GaussianMixture(16, random_state=0).fit(train)
     assert flow.score(heldout) > bad_kernel.score_samples(heldout).mean() + 0.5
     assert flow.score(heldout) > mixture.score(heldout) - 0.1
+    # the true density is the best there is (its expected log-likelihood is the highest).
+    truth = MoonsDensity(0.1).original_log_prob(torch.as_tensor(heldout)).mean().item()
+    assert truth - 0.1 < flow.score(heldout) < truth + 0.02
     assert flow.history_.stopped_early == (flow.n_iter_ < flow.epochs)
 
 

@@ -63,7 +63,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
             the standardized data before training.
         epochs: The most passes over the training rows (0: the untrained flow).
         batch_size: Rows per optimizer step (at most the training rows).
-        lr: Adam's peak learning rate.
+        lr: Adam's peak learning rate (``DEFAULT_RECIPE``'s).
         validation_fraction: The share of rows held out for early stopping, in (0, 1).
         early_stopping: Hold out rows and stop on their NLL (``False``: train on all).
         patience: Epochs without a better held-out NLL before stopping.
@@ -101,7 +101,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         *,
         epochs: int = 200,
         batch_size: int = 256,
-        lr: float = 5e-3,
+        lr: float = 1e-2,
         validation_fraction: float = 0.1,
         early_stopping: bool = True,
         patience: int = 20,
