@@ -46,6 +46,7 @@ MODULES = (
     "flowforge.training.recipe",
     "flowforge.training.state",
     "flowforge.integrations.sbi",
+    "flowforge.integrations.sklearn",
 )
 
 # Modules that need an optional extra: skipped where its library is absent.
@@ -96,6 +97,7 @@ ENTRY_POINTS = (
     "flowforge.conditional:label_context",
     "flowforge.integrations.sbi:build_flowforge",
     "flowforge.integrations.sbi:flowforge_flow",
+    "flowforge.integrations.sklearn:FlowDensity",
 )
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
