@@ -26,10 +26,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from flowforge.errors import InputError
+from flowforge.evaluate import log_likelihood
 from flowforge.families import FAMILIES, POINTS
 from flowforge.initialize import initialize_from_data
 from flowforge.threads import cpu_threads, training_threads
 from flowforge.training import DEFAULT_RECIPE, History, fit
+from flowforge.workbench.data import Standardization
 
 __all__ = ["FlowDensity"]
 
@@ -147,7 +149,8 @@ class FlowDensity(DensityMixin, BaseEstimator):
         self.mean_ = X.mean(axis=0)
         std = X.std(axis=0)
         self.scale_ = np.where(std > 1e-12 * np.maximum(np.abs(self.mean_), 1.0), std, 1.0)
-        points = torch.as_tensor((X - self.mean_) / self.scale_)
+        self.standardization_ = Standardization(tuple(self.mean_), tuple(self.scale_))
+        points = torch.as_tensor(self.standardization_.transform(X))
         train, validation = self._split(points, rng)
         init_seed, order_seed = (int(s) for s in rng.randint(_SEED_RANGE, size=2))
         with torch.random.fork_rng(devices=[]):
@@ -178,10 +181,10 @@ class FlowDensity(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self, "flow_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        points = torch.as_tensor((X - self.mean_) / self.scale_)
-        with torch.no_grad(), cpu_threads(training_threads(self.flow_, max(len(X), 1))):
-            log_prob = self.flow_.log_prob(points).numpy()
-        return log_prob - float(np.log(self.scale_).sum())
+        points = torch.as_tensor(self.standardization_.transform(X))
+        with cpu_threads(training_threads(self.flow_, max(len(X), 1))):
+            log_prob = log_likelihood(self.flow_, points).double().numpy()
+        return log_prob + self.standardization_.log_abs_det
 
     def score(self, X: Any, y: None = None) -> float:
         """The mean log-likelihood of the rows of ``X`` (nats per row; higher is better).
@@ -218,7 +221,7 @@ class FlowDensity(DensityMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             z = self.flow_.sample(int(n_samples)).numpy()
-        return z * self.scale_ + self.mean_
+        return self.standardization_.inverse_transform(z)
 
     def _builder(self) -> tuple[Any, dict[str, Any]]:
         """The family's builder and its options, or a one-line ``InputError``."""
