@@ -27,6 +27,7 @@ from torch.distributions import Distribution, constraints
 from flowforge.dequantization import DequantizedFlow
 from flowforge.distributions import Multivariate
 from flowforge.flow import NormalizingFlow
+from flowforge.values import as_context
 
 Context = Tensor | Sequence[Tensor] | None
 
@@ -245,9 +246,7 @@ def _check_model(model: object) -> None:
 
 def _contexts(context: Context) -> tuple[Tensor, ...]:
     """The context tensors as a tuple, checked to share their batch shape."""
-    if context is None:
-        return ()
-    context = (context,) if isinstance(context, Tensor) else tuple(context)
+    context = as_context(context)
     if any(not isinstance(c, Tensor) or c.dim() < 1 for c in context):
         raise ValueError("each context must be a tensor of shape batch_shape + (c,)")
     batches = {tuple(c.shape[:-1]) for c in context}

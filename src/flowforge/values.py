@@ -7,11 +7,19 @@ treat both forms alike, so layers and the checker need not branch on the type.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 Value = Tensor | tuple[Tensor, ...]
+
+
+def as_context(context: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
+    """Context tensors as a tuple: ``None`` is none, a tensor is one."""
+    if context is None:
+        return ()
+    return (context,) if isinstance(context, Tensor) else tuple(context)
 
 
 def num_samples(a: Value) -> int:

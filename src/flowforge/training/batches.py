@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from flowforge.errors import InputError
+from flowforge.values import as_context
 
 Batch = tuple[Tensor, tuple[Tensor, ...]]  # points (B, D) and context tensors (B, ...)
 
@@ -117,13 +118,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that orders epoch ``epoch``'s batches: a function of seed and epoch only."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-
-
-def as_context(context: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
-    """Context tensors as a tuple: ``None`` is none, a tensor is one."""
-    if context is None:
-        return ()
-    return (context,) if isinstance(context, Tensor) else tuple(context)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
