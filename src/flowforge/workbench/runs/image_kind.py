@@ -8,11 +8,10 @@ set of images); it differs from ``Points`` in its model options (``image_shape``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from flowforge.errors import InputError, RunError
 from flowforge.evaluate import NLLEstimate
@@ -89,18 +88,12 @@ class Images(Points):
         """Bits per dimension, the pixels per image and their levels."""
         return {**self.scores(config, model, scored), "dims": self.dims, "levels": self.levels}
 
-    def figures(
-        self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
-    ) -> dict:
-        """Samples beside training images, the latents per scale, the learning curves."""
-        from flowforge.workbench.figures.runs import image_run_figures
+    def figure_set(self) -> tuple[Callable[..., dict], Mapping[str, tuple[str, Any]]]:
+        """Samples beside training images, the latents per scale, the learning curves:
+        ``image_run_figures`` and ``IMAGE_FIGURES``."""
+        from flowforge.workbench.figures.runs import IMAGE_FIGURES, image_run_figures
 
-        return image_run_figures(model, train_points, metrics, seed=seed)
-
-    def caption(self, name: str) -> str:
-        from flowforge.workbench.figures.runs import IMAGE_FIGURES
-
-        return IMAGE_FIGURES[name][0]
+        return image_run_figures, IMAGE_FIGURES
 
     def report_rows(self, config: RunConfig, metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """The test set's bits per dimension and NLL per image, each with its standard

@@ -13,7 +13,7 @@ The image kind, ``Images``, has its own module (``runs.image_kind``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,19 +116,24 @@ class Points:
         """What ``metrics.json`` holds under ``heldout`` beyond the NLL: the scores."""
         return self.scores(config, model, scored)
 
+    def figure_set(self) -> tuple[Callable[..., dict], Mapping[str, tuple[str, Any]]]:
+        """The function that draws this kind's figures and its table of them (file name ->
+        caption first): the point runs' ``run_figures`` and ``FIGURES``."""
+        from flowforge.workbench.figures.runs import FIGURES, run_figures
+
+        return run_figures, FIGURES
+
     def figures(
         self, model: torch.nn.Module, train_points: Tensor, metrics: Mapping, seed: int
     ) -> dict:
         """The run's figures, file name -> matplotlib ``Figure``."""
-        from flowforge.workbench.figures.runs import run_figures
-
-        return run_figures(model, train_points, metrics, seed=seed)
+        draw, _ = self.figure_set()
+        return draw(model, train_points, metrics, seed=seed)
 
     def caption(self, name: str) -> str:
         """The caption of the figure in file ``name``."""
-        from flowforge.workbench.figures.runs import FIGURES
-
-        return FIGURES[name][0]
+        _, table = self.figure_set()
+        return table[name][0]
 
     # The report's names of the held-out NLL, its count and the truth's entropy.
     nll_name = "held-out NLL (nats per point, standardized units)"
