@@ -73,3 +73,36 @@ def test_the_workbench_names_are_the_workbench_s_own_objects():
 
     for name in ("plot_log_prob", "plot_samples", "part_model", "plot_model_steps"):
         assert getattr(flowforge, name) is getattr(plots, name)
+
+def test_the_library_trains_with_progress_when_no_workbench_dependency_is_installed():
+    """With matplotlib, scikit-learn, safetensors and tqdm all unimportable (as after
+    ``pip install flowforge`` without extras), ``fit`` and ``train`` still run, and
+    ``progress=True`` prints one text line per epoch instead of tqdm's bar."""
+    code = (
+        "import sys\n"
+        f"for name in {WORKBENCH_DEPENDENCIES!r}:\n"
+        "    sys.modules[name] = None  # 'import name' raises ImportError\n"
+        "import torch\n"
+        "from flowforge import *\n"
+        "torch.manual_seed(0)\n"
+        "x = torch.randn(256, 2)\n"
+        "model = NormalizingFlow(Multivariate(2), Split(), AffineCoupling(block(1, 1, 4)),"
+        " Merge())\n"
+        "loader = torch.utils.data.DataLoader(x, batch_size=64)\n"
+        "losses = train(model, loader, num_epochs=2, progress=True)\n"
+        "history = fit(model, x, validation=x[:64], epochs=3, progress=True)\n"
+        "print(len(losses), len(history.train_nll))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "3"]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == [
+        "epoch 1/2",
+        "epoch 2/2",
+        "epoch 1/3",
+        "epoch 2/3",
+        "epoch 3/3",
+    ]
+    assert all("nll " in line for line in lines)
+    assert all("heldout " in line for line in lines[2:])
