@@ -21,9 +21,11 @@ rate 5e-4, early stopping after 20 epochs without improvement):
   for ``theta``, keep the draws inside the prior's box), which gives the reference
   draws the C2ST compares against.
 
-The contenders: ``flowforge``, ``flowforge_flow()`` (an autoregressive NSF, 5 layers,
-hidden 64, 8 bins); ``sbi (maf)``, ``NPE``'s default ``density_estimator="maf"`` (nflows
-MAF, 5 transforms, hidden 50). Writes ``benchmarks/results/sbi.json``.
+The contenders: ``flowforge``, ``flowforge_flow()`` with its defaults (a flowforge MAF,
+5 layers, hidden 50, tanh, zero-initialized last layers so training starts from the
+z-scored prior; ``flowforge.integrations.sbi.ESTIMATOR_DEFAULTS``); ``sbi (maf)``,
+``NPE``'s default ``density_estimator="maf"`` (nflows MAF, 5 transforms, hidden 50,
+tanh). Both are trained by sbi's own loop with its defaults. Writes ``benchmarks/results/sbi.json``.
 """
 
 from __future__ import annotations

@@ -240,3 +240,24 @@ def test_two_moons_reference_is_the_posterior() -> None:
     reference = two_moons_reference(x_o, len(abc))
     assert (reference.abs() <= 1).all()
     assert abs(c2st(reference, abc).item() - 0.5) < 0.06
+
+
+def test_the_defaults_start_as_the_z_scored_prior_and_can_be_overridden() -> None:
+    """``build_flowforge``'s defaults (``ESTIMATOR_DEFAULTS``): a tanh MAF whose last
+    layers are zero, so before training ``log q(theta | x)`` is the diagonal Gaussian of
+    the batch's mean and standard deviation, whatever ``x``, written out here."""
+    torch.manual_seed(1)
+    theta = torch.randn(300, 3) * torch.tensor([2.0, 0.5, 1.0]) + torch.tensor([1.0, -3, 0])
+    x = torch.randn(300, 2)
+    estimator = build_flowforge(theta, x)
+    assert type(estimator.net.flow[0]).__name__ == "MaskedAutoregressive"
+    assert any(isinstance(m, torch.nn.Tanh) for m in estimator.net.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in estimator.net.modules())
+    mean, std = theta.mean(0), theta.std(0)
+    expected = torch.distributions.Normal(mean, std).log_prob(theta[:7]).sum(-1)
+    got = estimator.log_prob(theta[:7], x[:7]).squeeze(0)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    relu = build_flowforge(theta, x, activation=torch.nn.ReLU, zero_init=False)
+    assert any(isinstance(m, torch.nn.ReLU) for m in relu.net.modules())
+    # a family without one of the defaults' options builds without it (realnvp: no activation)
+    assert build_flowforge(theta, x, "realnvp").log_prob(theta[:2], x[:2]).shape == (1, 2)

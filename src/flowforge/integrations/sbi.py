@@ -1,6 +1,6 @@
 """flowforge flows as sbi density estimators, for neural posterior estimation.
 
-``build_flowforge(batch_x, batch_y, family="nsf", ...)`` follows sbi's build-function
+``build_flowforge(batch_x, batch_y, family="maf", ...)`` follows sbi's build-function
 conventions (sbi's ``build_zuko_nsf`` and friends): it takes a batch of the estimated
 variable (``x``, the parameters in NPE) and of the condition (``y``, the data), z-scores
 both by default, puts the embedding net on the condition and returns a
@@ -12,6 +12,13 @@ flowforge flow. ``flowforge_flow(family, **options)`` is the callable to give NP
     from flowforge.integrations.sbi import flowforge_flow
 
     inference = NPE(prior, density_estimator=flowforge_flow("nsf", hidden=32))
+
+The defaults (``ESTIMATOR_DEFAULTS``: MAF, hidden 50, tanh, the last layers zeroed so
+the flow starts as the z-scored prior) were chosen by measurement under sbi's own
+training loop (``benchmarks/sbi.py``, linear Gaussian, 5,000 simulations, three seeds):
+the mean KL to the exact posterior was 0.60 with an NSF (ReLU), 0.82 with a ReLU MAF,
+0.35 with a tanh MAF (one seed) and 0.20 with these defaults, against 0.27 for sbi's
+own MAF (nflows, hidden 50, tanh).
 
 Needs the ``sbi`` extra (``pip install flowforge[sbi]``); only this module imports sbi.
 """
@@ -33,10 +40,19 @@ except ImportError as error:  # pragma: no cover - exercised only without sbi
         "flowforge.integrations.sbi needs sbi: pip install 'flowforge[sbi]'"
     ) from error
 
-from flowforge.families import FAMILIES, POINTS
+from flowforge.families import FAMILIES, POINTS, Family
 from flowforge.flow import NormalizingFlow
 
-__all__ = ["FlowforgeEstimator", "NoTracker", "build_flowforge", "flowforge_flow"]
+__all__ = [
+    "ESTIMATOR_DEFAULTS",
+    "FlowforgeEstimator",
+    "NoTracker",
+    "build_flowforge",
+    "flowforge_flow",
+]
+
+# The family options ``build_flowforge`` sets unless given (where the family has them).
+ESTIMATOR_DEFAULTS: dict[str, Any] = {"hidden": 50, "activation": nn.Tanh, "zero_init": True}
 
 
 class FlowforgeEstimator(ConditionalDensityEstimator):
@@ -148,18 +164,18 @@ class FlowforgeEstimator(ConditionalDensityEstimator):
         return x, log_prob
 
 
-def _family(name: str) -> Callable[..., NormalizingFlow]:
+def _family(name: str) -> Family:
     family = FAMILIES.get(name)
     points = sorted(n for n, f in FAMILIES.items() if f.data == POINTS)
     if family is None or family.data != POINTS:
         raise ValueError(f"unknown point family {name!r}: choose one of {', '.join(points)}")
-    return family.build
+    return family
 
 
 def build_flowforge(
     batch_x: Tensor,
     batch_y: Tensor,
-    family: str = "nsf",
+    family: str = "maf",
     z_score_x: str | None = "independent",
     z_score_y: str | None = "independent",
     embedding_net: nn.Module | None = None,
@@ -179,7 +195,8 @@ def build_flowforge(
             scale) or ``"none"``/``None``, as in sbi.
         z_score_y: The same for the condition, applied before the embedding net.
         embedding_net: Applied to the (z-scored) condition (default ``nn.Identity()``).
-        **family_options: Options of the family's builder (``layers``, ``hidden``, ...).
+        **family_options: Options of the family's builder (``layers``, ``hidden``, ...);
+            ``ESTIMATOR_DEFAULTS`` fills in those not given that the builder takes.
 
     Returns:
         The estimator, on the CPU (sbi moves it to its training device).
@@ -198,7 +215,7 @@ def build_flowforge(
         >>> estimator.log_prob(theta[:4], x[:4]).shape
         torch.Size([1, 4])
     """
-    build = _family(family)
+    chosen = _family(family)
     if z_score_x == "transform_to_unconstrained" or z_score_y == "transform_to_unconstrained":
         raise ValueError(
             "z-score 'transform_to_unconstrained' is not supported by build_flowforge: "
@@ -219,14 +236,16 @@ def build_flowforge(
         embedding_net = nn.Sequential(standardizing_net(batch_y, structured_y), embedding_net)
     with torch.no_grad():
         context_width = embedding_net(batch_y[:2]).reshape(min(2, len(batch_y)), -1).shape[1]
-    flow = build(batch_x.shape[1], context_width=context_width, **family_options)
+    takes = chosen.parameters()
+    options = {k: v for k, v in ESTIMATOR_DEFAULTS.items() if k in takes} | family_options
+    flow = chosen.build(batch_x.shape[1], context_width=context_width, **options)
     return FlowforgeEstimator(
         flow, embedding_net, batch_x[0].shape, batch_y[0].shape, shift=shift, scale=scale
     )
 
 
 def flowforge_flow(
-    family: str = "nsf",
+    family: str = "maf",
     z_score_theta: str | None = "independent",
     z_score_x: str | None = "independent",
     embedding_net: nn.Module | None = None,
@@ -235,11 +254,12 @@ def flowforge_flow(
     """The density-estimator builder to give sbi's NPE, as sbi's ``posterior_nn``.
 
     Args:
-        family: A flowforge point family (``"nsf"``, ``"maf"``, ``"realnvp"``, ...).
+        family: A flowforge point family (``"maf"``, ``"nsf"``, ``"realnvp"``, ...).
         z_score_theta: The z-score of the parameters (``build_flowforge``'s ``z_score_x``).
         z_score_x: The z-score of the data (``build_flowforge``'s ``z_score_y``).
         embedding_net: Applied to the data before the flow.
-        **family_options: Options of the family's builder.
+        **family_options: Options of the family's builder (``ESTIMATOR_DEFAULTS``
+            for those not given).
 
     Returns:
         ``build(batch_theta, batch_x) -> FlowforgeEstimator``, which NPE calls with the
