@@ -20,7 +20,8 @@ import torch
 
 from benchmarks.speed import environment
 from flowforge import targets
-from flowforge.importance import TargetSampler, diagnose
+from flowforge.importance import diagnose
+from flowforge.targets import TargetSampler
 
 RESULTS = Path(__file__).resolve().parent / "results" / "importance_broad.json"
 BROADS = ("uniform", "gaussian", "defensive")

@@ -13,9 +13,10 @@ import torch
 from flowforge import NormalizingFlow, targets
 from flowforge.distributions import Multivariate
 from flowforge.errors import InputError
-from flowforge.importance import TargetSampler, diagnose, estimate, importance_weights
+from flowforge.importance import diagnose, estimate, importance_weights
 from flowforge.layers import AffineCoupling, Merge, Split, Swap
 from flowforge.nets import block
+from flowforge.targets import TargetSampler
 
 pytestmark = pytest.mark.cpu_only
 GAP = "the flow's log Z-hat"

@@ -74,6 +74,7 @@ def test_the_workbench_names_are_the_workbench_s_own_objects():
     for name in ("plot_log_prob", "plot_samples", "part_model", "plot_model_steps"):
         assert getattr(flowforge, name) is getattr(plots, name)
 
+
 def test_the_library_trains_with_progress_when_no_workbench_dependency_is_installed():
     """With matplotlib, scikit-learn, safetensors and tqdm all unimportable (as after
     ``pip install flowforge`` without extras), ``fit`` and ``train`` still run, and

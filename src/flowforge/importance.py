@@ -22,14 +22,12 @@ from torch import Tensor
 
 from flowforge.errors import InputError
 from flowforge.targets.base import Target
-from flowforge.targets.sampler import TargetSampler
 
 CHUNK = 10_000
 __all__ = [
     "Defensive",
     "Diagnosis",
     "Gaussian",
-    "TargetSampler",
     "Uniform",
     "broad_proposal",
     "diagnose",
@@ -303,7 +301,8 @@ def diagnose(
     Example:
         >>> from flowforge import targets
         >>> moons = targets.get("two-moons")
-        >>> one_moon = TargetSampler(moons, keep=[0], generator=torch.Generator().manual_seed(0))
+        >>> keep_right = torch.Generator().manual_seed(0)
+        >>> one_moon = targets.TargetSampler(moons, keep=[0], generator=keep_right)
         >>> d = diagnose(one_moon, moons, 20_000, generator=torch.Generator().manual_seed(1))
         >>> d.ess > 0.99, d.disagree, round(d.log_z_error, 2)
         (True, True, -0.69)
