@@ -22,7 +22,7 @@ from flowforge.transformers.log_scale import LOG_SCALES
 # Rows per chunk: small enough that a small flow's intermediate tensors stay in the
 # CPU's cache (several times faster than one pass over a million rows), large enough
 # that the per-operation overhead is amortized. Chosen by benchmarks/speed.py.
-DEFAULT_CHUNK = 1 << 14
+DEFAULT_CHUNK = 1 << 15
 
 
 def _model_device(model: torch.nn.Module, default: torch.device) -> torch.device:
@@ -467,7 +467,7 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     widths that do not fit: those go through the layers, which also give the errors).
     """
     flow, width = getattr(model, "flow", None), getattr(model, "width", None)
-    if type(flow) is not SequentialFlow or width is None or has_hooks(flow):
+    if type(flow) is not SequentialFlow or width is None or has_hooks(flow) or _patched(flow):
         return None
     named_scales = tuple(LOG_SCALES.values())
     steps: list[tuple] = []
@@ -475,7 +475,7 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     hidden = out = 0
     context_width: int | None = None
     for layer in flow.layers:
-        if has_hooks(layer):
+        if has_hooks(layer) or _patched(layer):
             return None
         kind = type(layer)
         if kind in (Split, Merge):
@@ -525,6 +525,12 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     if value != width:
         return None
     return ColumnPlan(model, steps, hidden, out, context_width or 0)
+
+
+def _patched(module: torch.nn.Module) -> bool:
+    """Whether ``forward`` or ``inverse`` was replaced on the instance (a spy, a patch):
+    then the plan, which would skip it, is not used."""
+    return "forward" in vars(module) or "inverse" in vars(module)
 
 
 def _alternating(net: torch.nn.Module) -> bool:
