@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -556,6 +557,14 @@ def _ok(flag: bool) -> str:
     return "met" if flag else "NOT met"
 
 
+def _load() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (other processes share the CPUs)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def environment() -> dict:
     versions = {}
     for package in ("torch", "zuko", "nflows", "normflows", "numpy"):
@@ -569,6 +578,7 @@ def environment() -> dict:
         "processor": platform.processor() or platform.machine(),
         "cpus": cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "load_average": _load(),
         "versions": versions,
     }
 
@@ -591,7 +601,14 @@ def main(argv: list[str] | None = None) -> dict:
     results["memory"] = memory(names, plan)
     results["time_to_nll"] = time_to_target(names, plan)
     results["seconds"] = time.perf_counter() - started
+    results["environment"]["load_average_after"] = _load()
     lines = [f"{name:14s} {note}" for name, note in notes.items()]
+    load = results["environment"].get("load_average"), results["environment"]["load_average_after"]
+    if None not in load:
+        lines.append(
+            f"load average (1, 5, 15 min) on {results['environment']['cpus']} CPUs: "
+            f"{load[0]} at the start, {load[1]} at the end"
+        )
     if missing:
         lines.append(f"not installed, skipped: {', '.join(missing)}")
     lines += report_training(results["training"], names)
