@@ -99,6 +99,13 @@ class NormalizingFlow(torch.nn.Module):
     def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:
         """Log-density of each row of ``x`` in nats.
 
+        When no autograd graph is being recorded (under ``torch.no_grad()`` or
+        ``torch.inference_mode()``, or when neither the weights nor the inputs require a
+        gradient), the rows go through the flow in chunks of
+        ``flowforge.evaluate.DEFAULT_CHUNK`` into one preallocated result: the same
+        values, faster for many points, and memory bounded by one chunk whatever their
+        number. When a gradient is needed, one pass, whose graph autograd keeps.
+
         Args:
             x: Points, shape ``(batch, width)``, in the model's dtype and on its device.
             *context: For a conditional flow, the context tensors, one row per point.
@@ -121,19 +128,22 @@ class NormalizingFlow(torch.nn.Module):
         self._check_points(x)
         if self._chunked(x, context):
             plan = evaluate.column_plan(self) if evaluate.COLUMN_PLANS else None
-            out = x.new_empty(len(x))
             try:
                 if plan is not None and plan.accepts(context):
-                    return plan.log_prob(x, context, out)
-                if not self._eval_mode():
-                    return self._log_prob(x, context)
-                for start in range(0, len(x), evaluate.DEFAULT_CHUNK):
-                    rows = slice(start, start + evaluate.DEFAULT_CHUNK)
-                    out[rows] = self._log_prob(x[rows], tuple(c[rows] for c in context))
-                return out
+                    return plan.log_prob(x, context, x.new_empty(len(x)))
+                if self._eval_mode() and len(x) > evaluate.DEFAULT_CHUNK:
+                    return self._log_prob_in_chunks(x, context)
             except (RuntimeError, ValueError, TypeError, IndexError):
                 pass  # the layers in one pass: the same result, or their own error
         return self._log_prob(x, context)
+
+    def _log_prob_in_chunks(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
+        """``log_prob`` through the layers, ``DEFAULT_CHUNK`` rows at a time."""
+        out = x.new_empty(len(x))
+        for start in range(0, len(x), evaluate.DEFAULT_CHUNK):
+            rows = slice(start, start + evaluate.DEFAULT_CHUNK)
+            out[rows] = self._log_prob(x[rows], tuple(c[rows] for c in context))
+        return out
 
     def _log_prob(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
         """``log_prob`` in one pass through the layers."""
@@ -150,7 +160,7 @@ class NormalizingFlow(torch.nn.Module):
         """Whether a call may go in chunks (``flowforge.evaluate``): no autograd graph is
         being recorded, or nothing it would record needs a gradient; the points and the
         context are in the model's dtype and on its device, with one row per point."""
-        if not evaluate.CHUNKED_CALLS or has_hooks(self):
+        if not evaluate.CHUNKED_CALLS or has_hooks(self) or torch.compiler.is_compiling():
             return False
         tensors = (x, *context)
         if torch.is_grad_enabled() and (
@@ -204,6 +214,10 @@ class NormalizingFlow(torch.nn.Module):
 
     def sample(self, n: int = 1, *context: Tensor) -> Tensor:
         """Draw ``n`` samples from the flow.
+
+        The base draws are made at once, then pushed through the flow in chunks when no
+        gradient is needed (as ``log_prob``), so a seed gives the same samples whatever
+        the chunking (to rounding) and memory beyond the result is one chunk's.
 
         Args:
             n: The number of samples (per context row, for a conditional flow).
