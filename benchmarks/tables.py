@@ -130,7 +130,16 @@ def speed_throughput(results: dict) -> str:
             cells.append(f"{s['raw']['median'] / 1e6:.2f}")
             cells.append(f"{s['chunked']['median'] / 1e6:.2f} ({s['best_chunk']:,})")
         rows.append(cells)
-    return _table(header, rows)
+    load = results["environment"].get("load_average")
+    caption = (
+        ""
+        if not load
+        else (
+            f"\nLoad average {load[0]} on {results['environment']['cpus']} CPUs when the run "
+            "began (other processes shared them; ratios are side by side, interleaved).\n"
+        )
+    )
+    return _table(header, rows) + caption
 
 
 def speed(results: dict) -> str:
