@@ -50,6 +50,7 @@ def models():
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", CHUNK)
+    monkeypatch.setattr(evaluate, "CHUNKED_FROM_ROWS", 2)
 
 
 @pytest.mark.parametrize("name", list(models()))
@@ -107,6 +108,7 @@ def test_a_gradient_still_comes_through_the_one_pass(small_chunks):
 def test_seeded_samples_do_not_depend_on_the_chunking(monkeypatch):
     model = models()["realnvp"]
     draws = {}
+    monkeypatch.setattr(evaluate, "CHUNKED_FROM_ROWS", 2)
     for chunk in (CHUNK, 1000, 1 << 15):
         monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", chunk)
         with torch.no_grad():
@@ -178,6 +180,26 @@ def test_a_hook_on_the_model_keeps_one_call(small_chunks):
     # log_prob calls flow.inverse, not forward: no hook runs, but the one pass was kept
     assert seen == []
     assert model._chunked(torch.zeros(3, 2), ()) is False
+
+
+def test_small_calls_go_in_one_pass(monkeypatch):
+    model = models()["realnvp"]
+    seen = []
+    original = model.flow.inverse
+
+    def spy(z, *context):
+        seen.append(len(z))
+        return original(z, *context)
+
+    with torch.no_grad():
+        assert model._chunked(torch.zeros(evaluate.CHUNKED_FROM_ROWS, 2), ())
+        model.flow.inverse = spy  # an instance patch: the plan steps aside for it
+        assert evaluate.column_plan(model) is None
+        model.eval()
+        monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", 4096)
+        model.log_prob(torch.zeros(evaluate.CHUNKED_FROM_ROWS - 1, 2))
+        model.log_prob(torch.zeros(10_000, 2))
+    assert seen == [evaluate.CHUNKED_FROM_ROWS - 1, 4096, 4096, 10_000 - 8192]
 
 
 def test_memory_stays_bounded():

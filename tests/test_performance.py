@@ -34,7 +34,7 @@ SWITCHES = [
 
 @pytest.mark.parametrize("module, name, off", SWITCHES, ids=[s[1] for s in SWITCHES])
 def test_each_forward_switch_off_gives_the_same_log_prob(model, monkeypatch, module, name, off):
-    x = torch.randn(3000, 2, dtype=torch.float64)  # past every row threshold
+    x = torch.randn(10_000, 2, dtype=torch.float64)  # past every row threshold
     if module is not evaluate:  # through the layers, where these switches act
         monkeypatch.setattr(evaluate, "COLUMN_PLANS", False)
     with torch.no_grad():

@@ -288,6 +288,9 @@ def mean_nll(
 # layers), ``flowforge.evaluate.COLUMN_PLANS = False`` (chunks through the layers).
 CHUNKED_CALLS = True
 COLUMN_PLANS = True
+# Calls of fewer rows go in one pass: there a chunk is the whole call, and preparing a
+# plan costs more than it saves (measured by benchmarks/speed.py's small calls).
+CHUNKED_FROM_ROWS = 8192
 
 FeatureMajor = Tensor | tuple[Tensor, ...]
 

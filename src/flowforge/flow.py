@@ -158,9 +158,12 @@ class NormalizingFlow(torch.nn.Module):
 
     def _chunked(self, x: Tensor, context: tuple[Tensor, ...]) -> bool:
         """Whether a call may go in chunks (``flowforge.evaluate``): no autograd graph is
-        being recorded, or nothing it would record needs a gradient; the points and the
-        context are in the model's dtype and on its device, with one row per point."""
-        if not evaluate.CHUNKED_CALLS or has_hooks(self) or torch.compiler.is_compiling():
+        being recorded, or nothing it would record needs a gradient; there are at least
+        ``CHUNKED_FROM_ROWS`` points, in the model's dtype and on its device, and one
+        context row per point."""
+        if len(x) < evaluate.CHUNKED_FROM_ROWS or not evaluate.CHUNKED_CALLS:
+            return False
+        if has_hooks(self) or torch.compiler.is_compiling():
             return False
         tensors = (x, *context)
         if torch.is_grad_enabled() and (
