@@ -21,7 +21,9 @@ from flowforge.transformers.log_scale import LOG_SCALES
 
 # Rows per chunk: small enough that a small flow's intermediate tensors stay in the
 # CPU's cache (several times faster than one pass over a million rows), large enough
-# that the per-operation overhead is amortized. Chosen by benchmarks/speed.py.
+# that the per-operation overhead is amortized: 32,768 was the fastest for the
+# notebook's RealNVP on one thread in a sweep from 4,096 to 131,072 (benchmarks/speed.py
+# sweeps every library's chunk size the same way).
 DEFAULT_CHUNK = 1 << 15
 
 
