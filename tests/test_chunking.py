@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import flowforge
-from flowforge import evaluate
+from flowforge import columns, evaluate
 from flowforge.layers import BatchNormFlow, Merge, Split, Swap
 
 CHUNK = 37  # small and odd, so that a few hundred points make several ragged chunks
@@ -57,7 +57,7 @@ def small_chunks(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_log_prob_in_chunks_is_the_layers_one_pass(name, dtype, small_chunks):
     model = models()[name].to(dtype)
-    assert evaluate.column_plan(model) is not None
+    assert columns.column_plan(model) is not None
     x = 2 * torch.randn(300, model.width, dtype=dtype)
     with torch.no_grad():
         fast = model.log_prob(x)
@@ -70,7 +70,7 @@ def test_conditional_log_prob_and_sample_in_chunks(small_chunks):
     torch.manual_seed(1)
     model = flowforge.realnvp(2, couplings=2, hidden=8, context_width=3)
     x, c = torch.randn(200, 2), torch.randn(200, 3)
-    assert evaluate.column_plan(model).accepts((c,))
+    assert columns.column_plan(model).accepts((c,))
     with torch.no_grad():
         torch.testing.assert_close(model.log_prob(x, c), layer_by_layer(model, x, c))
         torch.manual_seed(5)
@@ -131,7 +131,7 @@ def test_seeded_samples_do_not_depend_on_the_chunking(monkeypatch):
 def test_flows_without_a_plan_chunk_through_their_layers_in_eval_mode(small_chunks):
     torch.manual_seed(2)
     model = flowforge.nsf(2, layers=2, hidden=8)
-    assert evaluate.column_plan(model) is None
+    assert columns.column_plan(model) is None
     x = torch.randn(150, 2)
     calls = []
     model.flow.layers[0].register_forward_hook(lambda *args: calls.append(1))
@@ -150,7 +150,7 @@ def test_batch_statistics_in_training_mode_see_the_whole_batch(small_chunks):
         flowforge.AffineCoupling(flowforge.block(1, 1, 8)),
         Merge(),
     )
-    assert evaluate.column_plan(model) is None
+    assert columns.column_plan(model) is None
     x = 3 * torch.randn(200, 2) + 1
     with torch.no_grad():
         lp = model.log_prob(x)  # training mode: one pass, with the whole batch's statistics
@@ -194,7 +194,7 @@ def test_small_calls_go_in_one_pass(monkeypatch):
     with torch.no_grad():
         assert model._chunked(torch.zeros(evaluate.CHUNKED_FROM_ROWS, 2), ())
         model.flow.inverse = spy  # an instance patch: the plan steps aside for it
-        assert evaluate.column_plan(model) is None
+        assert columns.column_plan(model) is None
         model.eval()
         monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", 4096)
         model.log_prob(torch.zeros(evaluate.CHUNKED_FROM_ROWS - 1, 2))

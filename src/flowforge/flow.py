@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from flowforge import evaluate
+import flowforge.columns as columns
+import flowforge.evaluate as evaluate
 from flowforge.distributions import Multivariate
 from flowforge.errors import InputError
 from flowforge.gradients import HandwrittenLayer, has_hooks, owns_handwritten
@@ -127,7 +128,7 @@ class NormalizingFlow(torch.nn.Module):
         """
         self._check_points(x)
         if self._chunked(x, context):
-            plan = evaluate.column_plan(self) if evaluate.COLUMN_PLANS else None
+            plan = columns.column_plan(self) if evaluate.COLUMN_PLANS else None
             try:
                 if plan is not None and plan.accepts(context):
                     return plan.log_prob(x, context, x.new_empty(len(x)))
@@ -265,7 +266,7 @@ class NormalizingFlow(torch.nn.Module):
         chunks when no gradient is needed (``flowforge.evaluate``; the draws are made
         before, all at once, so a seed gives the same points whatever the chunking)."""
         if self._chunked(z, context):
-            plan = evaluate.column_plan(self) if evaluate.COLUMN_PLANS else None
+            plan = columns.column_plan(self) if evaluate.COLUMN_PLANS else None
             if plan is not None and plan.accepts(context):
                 lp = z.new_empty(len(z)) if with_log_prob else None
                 return plan.transform(z, context, lp), lp
