@@ -23,6 +23,7 @@ MODULES = (
     "flowforge.distribution",
     "flowforge.check",
     "flowforge.evaluate",
+    "flowforge.columns",
     "flowforge.conditional",
     "flowforge.distributions.multivariate",
     "flowforge.distributions.mixture",
