@@ -12,8 +12,9 @@ base. What differs is each library's own choice, stated in ``note``:
 - nflows: ``AffineCouplingTransform``, scale ``sigmoid(s + 2) + 1e-3`` (bounded).
 - normflows: ``AffineCouplingBlock`` with ``scale_map="exp"``, scale ``exp(s)``.
 
-Each contender exposes the differentiable ``log_prob`` its users train with, and the
-fastest no-gradient ``score``/``sample`` its public API offers for many points.
+Each contender exposes the differentiable ``log_prob`` its users train with, and its
+plain no-gradient ``score``/``sample`` calls (``log_prob`` and ``sample`` under
+``torch.no_grad``); ``speed.py`` also cuts those calls into chunks, every library alike.
 """
 
 from __future__ import annotations
@@ -83,13 +84,18 @@ def flowforge_flow(model: torch.nn.Module, name: str, note: str) -> Contender:
 
 
 def flowforge_model(log_scale: str = "soft_clamp") -> Contender:
+    """The notebook's model in flowforge, scored and sampled by its plain calls,
+    ``model.log_prob(x)`` and ``model.sample(n)`` (which chunk by themselves when no
+    gradient is needed)."""
     model = flowforge.realnvp(2, couplings=COUPLINGS, hidden=HIDDEN, log_scale=log_scale)
     name = "flowforge" if log_scale == "soft_clamp" else f"flowforge-{log_scale}"
     note = {
         "soft_clamp": "realnvp(); scale exp(5 tanh(s/5)) (default soft clamp)",
         "exp": "realnvp(log_scale='exp'); scale exp(s), the notebook's",
     }[log_scale]
-    return flowforge_flow(model, name, note)
+    return Contender(
+        name, model, model.log_prob, _no_grad(model.log_prob), _no_grad(model.sample), note
+    )
 
 
 def zuko_flow(flow: torch.nn.Module, note: str, name: str = "zuko") -> Contender:

@@ -111,8 +111,40 @@ def speed_headline(results: dict) -> str:
     return _table(header, rows)
 
 
+def speed_throughput(results: dict) -> str:
+    """``log_prob`` and ``sample`` on many points: every library's plain call and the
+    same call in chunks of its own best size, million points per CPU-second (median)."""
+    result = results["throughput"]
+    names = list(result["score"])
+    header = [
+        "contender",
+        "`log_prob(x)` plain",
+        "`log_prob` chunked (best chunk)",
+        "`sample(n)` plain",
+        "`sample` chunked (best chunk)",
+    ]
+    rows = []
+    for name in names:
+        cells = [f"`{name}`"]
+        for operation in ("score", "sample"):
+            s = result[operation][name]
+            cells.append(f"{s['raw']['median'] / 1e6:.2f}")
+            cells.append(f"{s['chunked']['median'] / 1e6:.2f} ({s['best_chunk']:,})")
+        rows.append(cells)
+    load = results["environment"].get("load_average")
+    caption = (
+        ""
+        if not load
+        else (
+            f"\nLoad average {load[0]} on {results['environment']['cpus']} CPUs when the run "
+            "began (other processes shared them; ratios are side by side, interleaved).\n"
+        )
+    )
+    return _table(header, rows) + caption
+
+
 def speed(results: dict) -> str:
-    """The speed benchmark: a headline table, then ``speed.py``'s own report."""
+    """The speed benchmark: headline tables, then ``speed.py``'s own report."""
     from benchmarks import speed as script
 
     names = list(results["notes"])
@@ -123,7 +155,8 @@ def speed(results: dict) -> str:
     lines += script.report_throughput(results["throughput"], results["memory"], names)
     lines += script.report_time(results["time_to_nll"])
     lines += script.targets(results, names)
-    return notes + "\n" + speed_headline(results) + "\n" + _text(lines)
+    tables = speed_headline(results) + "\n" + speed_throughput(results)
+    return notes + "\n" + tables + "\n" + _text(lines)
 
 
 def families(results: dict) -> str:
@@ -278,6 +311,7 @@ def importance_broad(results: dict) -> str:
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
+    "speed_throughput": speed_throughput,
     "families": families,
     "toy_suite": toy_suite,
     "headline": headline,
@@ -291,11 +325,16 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
 
 
 # The results file each renderer reads, where it is not the renderer's own name.
-SOURCES = {"headline": "toy_suite"}
+SOURCES = {"headline": "toy_suite", "speed_throughput": "speed"}
 
 # The README's generated block: its first and last lines.
 README_START = "<!-- headline table: python -m benchmarks.tables --readme README.md -->"
 README_END = "<!-- end of the headline table -->"
+
+
+# The README's generated speed block (``speed_throughput``): its first and last lines.
+SPEED_START = "<!-- speed table: python -m benchmarks.tables --readme README.md -->"
+SPEED_END = "<!-- end of the speed table -->"
 
 
 def render(name: str, results: Path = RESULTS) -> str:
@@ -330,10 +369,21 @@ def readme_with_headline(text: str, results: Path = RESULTS) -> str:
     return f"{before}{README_START}\n{render('headline', results)}{README_END}{after}"
 
 
+def readme_with_speed(text: str, results: Path = RESULTS) -> str:
+    """``text`` (the README) with its speed block rendered anew from ``speed.json``
+    (unchanged when it has no such block)."""
+    if SPEED_START not in text or SPEED_END not in text:
+        return text
+    before, rest = text.split(SPEED_START, 1)
+    _, after = rest.split(SPEED_END, 1)
+    return f"{before}{SPEED_START}\n{render('speed_throughput', results)}{SPEED_END}{after}"
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--readme"]:
         path = Path(sys.argv[2])
-        path.write_text(readme_with_headline(path.read_text(encoding="utf-8")), encoding="utf-8")
+        text = readme_with_headline(path.read_text(encoding="utf-8"))
+        path.write_text(readme_with_speed(text), encoding="utf-8")
     else:
         for arg in sys.argv[1:] or list(RENDERERS):
             print(render(arg))

@@ -23,6 +23,7 @@ MODULES = (
     "flowforge.distribution",
     "flowforge.check",
     "flowforge.evaluate",
+    "flowforge.columns",
     "flowforge.conditional",
     "flowforge.importance",
     "flowforge.targets",

@@ -28,6 +28,7 @@ LEVELS = [
         "initialize",
         "performance",
         "importance",
+        "columns",
     },
     {"families"},
     {"training"},

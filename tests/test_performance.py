@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from flowforge import fit, realnvp, values
+from flowforge import evaluate, fit, realnvp, values
 from flowforge.distributions import multivariate
 from flowforge.nets import mlp
 from flowforge.performance import switches
@@ -27,12 +27,16 @@ SWITCHES = [
     (mlp, "TRANSPOSED_ROWS", float("inf")),
     (values, "TRANSPOSED_CONCAT_ROWS", float("inf")),
     (multivariate, "CLOSED_FORM_NORMAL", False),
+    (evaluate, "CHUNKED_CALLS", False),
+    (evaluate, "COLUMN_PLANS", False),
 ]
 
 
 @pytest.mark.parametrize("module, name, off", SWITCHES, ids=[s[1] for s in SWITCHES])
 def test_each_forward_switch_off_gives_the_same_log_prob(model, monkeypatch, module, name, off):
-    x = torch.randn(3000, 2, dtype=torch.float64)  # past every row threshold
+    x = torch.randn(10_000, 2, dtype=torch.float64)  # past every row threshold
+    if module is not evaluate:  # through the layers, where these switches act
+        monkeypatch.setattr(evaluate, "COLUMN_PLANS", False)
     with torch.no_grad():
         tricks = model.log_prob(x)
         monkeypatch.setattr(module, name, off)

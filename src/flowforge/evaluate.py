@@ -16,8 +16,10 @@ from flowforge.errors import InputError
 
 # Rows per chunk: small enough that a small flow's intermediate tensors stay in the
 # CPU's cache (several times faster than one pass over a million rows), large enough
-# that the per-operation overhead is amortized. Chosen by benchmarks/speed.py.
-DEFAULT_CHUNK = 1 << 14
+# that the per-operation overhead is amortized: 32,768 was the fastest for the
+# notebook's RealNVP on one thread in a sweep from 4,096 to 131,072 (benchmarks/speed.py
+# sweeps every library's chunk size the same way).
+DEFAULT_CHUNK = 1 << 15
 
 
 def _model_device(model: torch.nn.Module, default: torch.device) -> torch.device:
@@ -260,3 +262,31 @@ def mean_nll(
         return NLLEstimate(math.inf, math.nan, n, outside)
     stderr = math.sqrt(m2 / (n - 1)) / math.sqrt(n) if n > 1 else math.nan
     return NLLEstimate(-mean, stderr, n, 0)
+
+
+# --- the no-gradient path of NormalizingFlow.log_prob and sample -------------------
+#
+# ``NormalizingFlow.log_prob`` (and ``sample``, ``sample_and_log_prob``) take this path
+# whenever no autograd graph is being recorded: the points go through the flow in chunks
+# of ``DEFAULT_CHUNK`` rows into a preallocated result, so memory beyond the result is
+# one chunk's whatever the number of points, and a chunk's intermediates stay in the
+# CPU's cache. A flow made of ``Split``, ``Merge``, ``Swap`` and affine or additive
+# couplings conditioned by plain ``MLP``s (the notebook's RealNVP, the ``realnvp`` and
+# ``nice``-style stacks) runs through a ``ColumnPlan`` (``flowforge.columns``): every
+# value feature-major (a ``(features, rows)`` tensor, each feature one contiguous row,
+# as the hand-written gradients carry them), every network layer one ``addmm`` into a
+# buffer reused chunk after chunk, activations in place. The transformers' own
+# ``forward``/``inverse`` do the elementwise mathematics (elementwise, the layout is
+# nothing to them). Any other flow goes through its own layers, chunk by chunk, in eval
+# mode (in training mode, layers with batch statistics must see the whole batch).
+
+# Whether ``NormalizingFlow`` evaluates in chunks when no gradient is needed, and
+# whether it uses a ``ColumnPlan`` when the model has one. Switches:
+# ``flowforge.evaluate.CHUNKED_CALLS = False`` (every call in one pass through the
+# layers), ``flowforge.evaluate.COLUMN_PLANS = False`` (chunks through the layers).
+CHUNKED_CALLS = True
+COLUMN_PLANS = True
+# Calls of fewer rows go in one pass: there a chunk is the whole call, and preparing a
+# plan costs more than it saves (measured side by side: below about 8,192 rows the one
+# pass was as fast or faster).
+CHUNKED_FROM_ROWS = 8192

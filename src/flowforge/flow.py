@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+import flowforge.columns as columns
+import flowforge.evaluate as evaluate
 from flowforge.distributions import Multivariate
 from flowforge.errors import InputError
 from flowforge.gradients import HandwrittenLayer, has_hooks, owns_handwritten
@@ -98,6 +100,13 @@ class NormalizingFlow(torch.nn.Module):
     def log_prob(self, x: Tensor, *context: Tensor) -> Tensor:
         """Log-density of each row of ``x`` in nats.
 
+        When no autograd graph is being recorded (under ``torch.no_grad()`` or
+        ``torch.inference_mode()``, or when neither the weights nor the inputs require a
+        gradient), the rows go through the flow in chunks of
+        ``flowforge.evaluate.DEFAULT_CHUNK`` into one preallocated result: the same
+        values, faster for many points, and memory bounded by one chunk whatever their
+        number. When a gradient is needed, one pass, whose graph autograd keeps.
+
         Args:
             x: Points, shape ``(batch, width)``, in the model's dtype and on its device.
             *context: For a conditional flow, the context tensors, one row per point.
@@ -118,6 +127,27 @@ class NormalizingFlow(torch.nn.Module):
             tensor([-3.2242, -3.2242, -3.2242, -3.2242])
         """
         self._check_points(x)
+        if self._chunked(x, context):
+            plan = columns.column_plan(self) if evaluate.COLUMN_PLANS else None
+            try:
+                if plan is not None and plan.accepts(context):
+                    return plan.log_prob(x, context, x.new_empty(len(x)))
+                if self._eval_mode() and len(x) > evaluate.DEFAULT_CHUNK:
+                    return self._log_prob_in_chunks(x, context)
+            except (RuntimeError, ValueError, TypeError, IndexError):
+                pass  # the layers in one pass: the same result, or their own error
+        return self._log_prob(x, context)
+
+    def _log_prob_in_chunks(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
+        """``log_prob`` through the layers, ``DEFAULT_CHUNK`` rows at a time."""
+        out = x.new_empty(len(x))
+        for start in range(0, len(x), evaluate.DEFAULT_CHUNK):
+            rows = slice(start, start + evaluate.DEFAULT_CHUNK)
+            out[rows] = self._log_prob(x[rows], tuple(c[rows] for c in context))
+        return out
+
+    def _log_prob(self, x: Tensor, context: tuple[Tensor, ...]) -> Tensor:
+        """``log_prob`` in one pass through the layers."""
         try:
             z, log_det = self.flow.inverse(x, *context)
         except RuntimeError as error:
@@ -126,6 +156,30 @@ class NormalizingFlow(torch.nn.Module):
                 raise
             raise ValueError(mismatch) from error
         return self.base_distribution.log_prob(z) + log_det
+
+    def _chunked(self, x: Tensor, context: tuple[Tensor, ...]) -> bool:
+        """Whether a call may go in chunks (``flowforge.evaluate``): no autograd graph is
+        being recorded, or nothing it would record needs a gradient; there are at least
+        ``CHUNKED_FROM_ROWS`` points, in the model's dtype and on its device, and one
+        context row per point."""
+        if len(x) < evaluate.CHUNKED_FROM_ROWS or not evaluate.CHUNKED_CALLS:
+            return False
+        if has_hooks(self) or torch.compiler.is_compiling():
+            return False
+        tensors = (x, *context)
+        if torch.is_grad_enabled() and (
+            any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+            or any(p.requires_grad for p in self.parameters())
+        ):
+            return False
+        if not all(isinstance(c, Tensor) and c.dim() >= 1 and len(c) == len(x) for c in context):
+            return False
+        return self._mismatch(x, *(c for c in context if c.is_floating_point())) is None
+
+    def _eval_mode(self) -> bool:
+        """Whether every module is in eval mode (layers with batch statistics see the
+        whole batch in training mode, so only then are they given chunks)."""
+        return not any(m.training for m in self.modules())
 
     def _mismatch(self, *tensors: Tensor) -> str | None:
         """What is wrong when input tensors and the model's weights differ in dtype or
@@ -165,6 +219,10 @@ class NormalizingFlow(torch.nn.Module):
     def sample(self, n: int = 1, *context: Tensor) -> Tensor:
         """Draw ``n`` samples from the flow.
 
+        The base draws are made at once, then pushed through the flow in chunks when no
+        gradient is needed (as ``log_prob``), so a seed gives the same samples whatever
+        the chunking (to rounding) and memory beyond the result is one chunk's.
+
         Args:
             n: The number of samples (per context row, for a conditional flow).
             *context: For a conditional flow, context tensors of ``m`` rows; a single
@@ -186,7 +244,7 @@ class NormalizingFlow(torch.nn.Module):
             tensor([ 10., -10.])
         """
         z, context, shape = self._draw(n, context)
-        x, _ = self.flow.forward(z, *context)
+        x, _ = self._transform(z, context, with_log_prob=False)
         return x.reshape(*shape, *x.shape[1:]).contiguous()
 
     def sample_and_log_prob(self, n: int = 1, *context: Tensor) -> tuple[Tensor, Tensor]:
@@ -198,9 +256,40 @@ class NormalizingFlow(torch.nn.Module):
         ``(c,)``) gives unbatched shapes.
         """
         z, context, shape = self._draw(n, context)
-        base_lp = self.base_distribution.log_prob(z)
+        x, lp = self._transform(z, context, with_log_prob=True)
+        return x.reshape(*shape, *x.shape[1:]).contiguous(), lp.reshape(shape)
+
+    def _transform(
+        self, z: Tensor, context: tuple[Tensor, ...], with_log_prob: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """The base draws ``z`` through the flow, and their log-densities if asked: in
+        chunks when no gradient is needed (``flowforge.evaluate``; the draws are made
+        before, all at once, so a seed gives the same points whatever the chunking)."""
+        if self._chunked(z, context):
+            plan = columns.column_plan(self) if evaluate.COLUMN_PLANS else None
+            if plan is not None and plan.accepts(context):
+                lp = z.new_empty(len(z)) if with_log_prob else None
+                return plan.transform(z, context, lp), lp
+            if self._eval_mode() and len(z) > evaluate.DEFAULT_CHUNK:
+                return self._transform_in_chunks(z, context, with_log_prob)
+        base_lp = self.base_distribution.log_prob(z) if with_log_prob else None
         x, log_det = self.flow.forward(z, *context)
-        return x.reshape(*shape, *x.shape[1:]).contiguous(), (base_lp - log_det).reshape(shape)
+        return x, None if base_lp is None else base_lp - log_det
+
+    def _transform_in_chunks(
+        self, z: Tensor, context: tuple[Tensor, ...], with_log_prob: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """``_transform`` through the layers, ``DEFAULT_CHUNK`` rows at a time."""
+        out, lp = None, z.new_empty(len(z)) if with_log_prob else None
+        for start in range(0, len(z), evaluate.DEFAULT_CHUNK):
+            rows = slice(start, start + evaluate.DEFAULT_CHUNK)
+            x, log_det = self.flow.forward(z[rows], *(c[rows] for c in context))
+            if lp is not None:
+                lp[rows] = self.base_distribution.log_prob(z[rows]) - log_det
+            if out is None:
+                out = x.new_empty((len(z), *x.shape[1:]))
+            out[rows] = x
+        return out, lp
 
     def distribution(
         self, context: Tensor | tuple[Tensor, ...] | None = None, **options: Any

@@ -45,9 +45,21 @@ Every forward pass (training with autograd, ``log_prob``, ``sample``):
 10. The normal base's ``log_prob`` in closed form with cached constants (rebuilt when
     its buffers change) and a matrix-vector row sum. Switch:
     ``flowforge.distributions.multivariate.CLOSED_FORM_NORMAL = False``.
-11. Chunked evaluation: ``flowforge.evaluate.log_likelihood`` and ``sample_points`` work
-    in chunks of ``DEFAULT_CHUNK`` rows, which keeps a small flow's intermediates in the
-    CPU's cache and bounds memory. Switch: their ``chunk_size`` argument.
+11. Chunked evaluation: ``NormalizingFlow.log_prob``, ``sample`` and
+    ``sample_and_log_prob`` run in chunks of ``flowforge.evaluate.DEFAULT_CHUNK`` rows
+    into a preallocated result whenever no autograd graph is being recorded (grad mode
+    off, or nothing that would be recorded requires a gradient), which keeps a small
+    flow's intermediates in the CPU's cache and bounds memory by one chunk; a call that
+    needs a gradient is one pass, as before. Flows of other layers are chunked through
+    their own layers in eval mode only (batch statistics in training mode must see the
+    whole batch). ``log_likelihood``, ``mean_nll`` and ``sample_points`` chunk too.
+    Switch: ``flowforge.evaluate.CHUNKED_CALLS = False``; their ``chunk_size`` argument.
+12. Column plans (``flowforge.evaluate.ColumnPlan``): in those chunks, a flow of
+    ``Split``, ``Merge``, ``Swap`` and affine or additive couplings with plain ``MLP``
+    conditioners is run feature-major, each network layer one ``addmm`` into a buffer
+    reused from chunk to chunk, activations in place; the transformers' own
+    ``forward``/``inverse`` do the elementwise part. Switch:
+    ``flowforge.evaluate.COLUMN_PLANS = False``.
 """
 
 from __future__ import annotations
@@ -56,7 +68,7 @@ from __future__ import annotations
 def switches() -> dict[str, object]:
     """The current value of every module-level switch above (for a benchmark's record)."""
     from flowforge.distributions import multivariate
-    from flowforge.evaluate import DEFAULT_CHUNK
+    from flowforge.evaluate import CHUNKED_CALLS, COLUMN_PLANS, DEFAULT_CHUNK
     from flowforge.nets import mlp
     from flowforge.threads import SMALL_STEP_FLOPS
     from flowforge.values import TRANSPOSED_CONCAT_ROWS
@@ -67,5 +79,7 @@ def switches() -> dict[str, object]:
         "TRANSPOSED_CONCAT_ROWS": TRANSPOSED_CONCAT_ROWS,
         "CLOSED_FORM_NORMAL": multivariate.CLOSED_FORM_NORMAL,
         "DEFAULT_CHUNK": DEFAULT_CHUNK,
+        "CHUNKED_CALLS": CHUNKED_CALLS,
+        "COLUMN_PLANS": COLUMN_PLANS,
         "SMALL_STEP_FLOPS": SMALL_STEP_FLOPS,
     }

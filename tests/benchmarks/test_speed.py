@@ -29,7 +29,10 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert saved.keys() == results.keys()
     for batch in ("128", "1024", "8192"):
         assert {"seed", "flowforge"} <= saved["training"][batch]["steps_per_second"].keys()
-    assert saved["throughput"]["score"]["flowforge"]["median"] > 0
+    for operation in ("score", "sample"):
+        entry = saved["throughput"][operation]["flowforge"]
+        assert entry["raw"]["median"] > 0 and entry["chunked"]["median"] > 0
+        assert str(entry["best_chunk"]) in entry["sweep"]
     probe = saved["memory"]["score_20000"]["flowforge"]
     assert probe["peak_extra_bytes"] >= 0 and probe["points"] == 20_000
     assert saved["time_to_nll"]["default_run"][0]["final_heldout_nll"] < 3.0

@@ -12,6 +12,9 @@ def _value(name: str, results: dict) -> str:
     if name == "speed":
         median = results["training"]["128"]["steps_per_second"]["flowforge"]["median"]
         return f"| `flowforge` | {median:,.0f} |"
+    if name == "speed_throughput":
+        median = results["throughput"]["score"]["flowforge"]["raw"]["median"]
+        return f"| `flowforge` | {median / 1e6:.2f} |"
     if name == "families":
         return f"{results['families']['nice']['parameters']['flowforge']:,}"
     if name in ("toy_suite", "headline"):

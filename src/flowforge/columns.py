@@ -1,0 +1,282 @@
+"""Column plans: a ``NormalizingFlow`` of plumbing and MLP couplings evaluated on
+feature-major chunks without autograd (the no-gradient path of ``log_prob`` and
+``sample``; ``flowforge.evaluate`` explains when it is taken)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+import flowforge.evaluate as evaluate
+from flowforge.gradients import has_hooks
+from flowforge.layers import Coupling, Merge, SequentialFlow, Split, Swap
+from flowforge.nets.mlp import _DIRECT, MLP
+from flowforge.transformers import AdditiveTransformer, AffineTransformer
+from flowforge.transformers.log_scale import LOG_SCALES
+
+FeatureMajor = Tensor | tuple[Tensor, ...]
+
+
+class _Net:
+    """A plain ``MLP``'s layers on feature-major activations, written into buffers."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        modules = list(net)
+        linears = modules[0::2]
+        activations = [(m, _DIRECT[type(m)][1]) for m in modules[1::2]] + [None]
+        self.layers = [
+            (m.weight, None if m.bias is None else m.bias.unsqueeze(1), act)
+            for m, act in zip(linears, activations)
+        ]
+        self.widths = [m.out_features for m in linears]
+        self.in_width = linears[0].in_features
+
+    def bind(self, k: int, hidden: tuple[Tensor, Tensor], out: Tensor) -> list[tuple]:
+        """The layers with their targets for ``k`` columns: views of the flat buffers,
+        the hidden layers alternating between the two ``hidden``, the last in ``out``."""
+        last = len(self.layers) - 1
+        bound = []
+        for i, (weight, bias, activation) in enumerate(self.layers):
+            flat = out if i == last else hidden[i % 2]
+            bound.append((weight, bias, flat[: self.widths[i] * k].view(-1, k), activation))
+        return bound
+
+
+def _run(bound: list[tuple], h: Tensor) -> Tensor:
+    """A bound ``_Net`` on feature-major ``h``: one ``addmm`` per layer, activations in
+    place."""
+    for weight, bias, target, activation in bound:
+        if bias is None:
+            h = torch.mm(weight, h, out=target)
+        else:
+            h = torch.addmm(bias, weight, h, out=target)
+        if activation is not None:
+            h = activation[1](activation[0], h)
+    return h
+
+
+class ColumnPlan:
+    """A ``NormalizingFlow``'s layers as steps on feature-major chunks, for evaluation
+    without autograd (see the comment above this class). ``column_plan(model)`` makes
+    one, or gives ``None`` for a model with a part the plan does not know.
+
+    Example:
+        >>> import torch
+        >>> from flowforge import realnvp
+        >>> from flowforge.columns import column_plan
+        >>> _ = torch.manual_seed(0)
+        >>> model = realnvp(2, couplings=2, hidden=8)
+        >>> x = torch.randn(5, 2)
+        >>> with torch.no_grad():
+        ...     fast = column_plan(model).log_prob(x, (), torch.empty(5))
+        ...     z, log_det = model.flow.inverse(x)
+        >>> torch.allclose(fast, model.base_distribution.log_prob(z) + log_det)
+        True
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, steps: list[tuple], hidden: int, out: int, context: int
+    ) -> None:
+        self.context_width = context
+        self.base = model.base_distribution
+        self.width = model.width
+        self.steps = steps
+        self.hidden_rows, self.out_rows = hidden, out
+
+    def accepts(self, context: tuple[Tensor, ...]) -> bool:
+        """Whether ``context`` has the columns the conditioners read (none: none)."""
+        return sum(math.prod(c.shape[1:]) for c in context) == self.context_width
+
+    def _scratch(self, k: int, like: Tensor) -> Callable[[int], tuple[Tensor, dict]]:
+        """Flat buffers for chunks of up to ``k`` rows (the chunk's columns, two hidden
+        activations, a network output), and a function giving, for a chunk of ``m``
+        rows, the columns' view and every network bound to its targets."""
+        sizes = [self.width * k, self.hidden_rows * k, self.hidden_rows * k, self.out_rows * k]
+        columns, a, b, out = like.new_empty(sum(sizes)).split(sizes)
+        nets = [step[2] for step in self.steps if step[0] == "coupling"]
+        bound: dict[int, tuple[Tensor, dict]] = {}
+
+        def views(m: int) -> tuple[Tensor, dict]:
+            if m not in bound:
+                bound[m] = (
+                    columns[: self.width * m].view(self.width, m),
+                    {id(net): net.bind(m, (a, b), out) for net in nets},
+                )
+            return bound[m]
+
+        return views
+
+    def _step(
+        self,
+        step: tuple,
+        value: FeatureMajor,
+        ctx: Tensor | None,
+        log_det: Tensor,
+        nets: dict,
+        inverse: bool,
+    ) -> FeatureMajor:
+        kind = step[0]
+        if kind == "swap":
+            return (value[1], value[0])
+        if kind != "coupling":  # split or merge: join the parts, or cut them
+            if (kind == "split") == inverse:
+                return torch.cat(value)
+            sizes = step[1]
+            return value.chunk(2) if sizes is None else value.split_with_sizes(list(sizes))
+        _, transformer, net, n = step
+        zA, zB = value
+        out = _run(nets[id(net)], zA if ctx is None else torch.cat([zA, ctx]))
+        params = out.chunk(n) if n > 1 else (out,)
+        zB, ld = (transformer.inverse if inverse else transformer.forward)(zB, params)
+        if ld is not None:
+            log_det.add_(ld[0] if len(ld) == 1 else ld.sum(0))
+        return (zA, zB)
+
+    def log_prob(self, x: Tensor, context: tuple[Tensor, ...], out: Tensor) -> Tensor:
+        """``model.log_prob(x, *context)``, written into ``out`` ``(n,)`` chunk by chunk."""
+        n = len(x)
+        k = min(evaluate.DEFAULT_CHUNK, n)
+        if k == 0:
+            return out
+        views = self._scratch(k, x)
+        for start in range(0, n, k):
+            rows = slice(start, start + k)
+            chunk = x[rows]
+            value, nets = views(len(chunk))
+            value.copy_(chunk.t())
+            ctx = _context_columns(context, rows, x.dtype)
+            log_det = out[rows].zero_()
+            for step in reversed(self.steps):
+                value = self._step(step, value, ctx, log_det, nets, inverse=True)
+            log_det.add_(self.base.log_prob(value.t()))
+        return out
+
+    def transform(self, z: Tensor, context: tuple[Tensor, ...], lp: Tensor | None) -> Tensor:
+        """``flow.forward`` of the base draws ``z`` ``(n, width)``, in place, chunk by
+        chunk; with ``lp`` ``(n,)``, also the samples' log-densities written there."""
+        n = len(z)
+        k = min(evaluate.DEFAULT_CHUNK, n)
+        if k == 0:
+            return z
+        views = self._scratch(k, z)
+        log_det = z.new_empty(k)
+        for start in range(0, n, k):
+            rows = slice(start, start + k)
+            chunk = z[rows]
+            value, nets = views(len(chunk))
+            value.copy_(chunk.t())
+            ctx = _context_columns(context, rows, z.dtype)
+            ld = log_det[: len(chunk)].zero_()
+            if lp is not None:
+                lp[rows] = self.base.log_prob(chunk)
+            for step in self.steps:
+                value = self._step(step, value, ctx, ld, nets, inverse=False)
+            chunk.copy_(value.t())
+            if lp is not None:
+                lp[rows] -= ld
+        return z
+
+
+def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtype) -> Tensor | None:
+    """The context rows of a chunk as feature-major columns ``(c, k)`` (a transposed view)."""
+    if not context:
+        return None
+    parts = [c[rows].reshape(len(c[rows]), -1).to(dtype) for c in context]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, 1)).t()
+
+
+def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
+    """The ``ColumnPlan`` of a ``NormalizingFlow``, or ``None`` when one of its parts is
+    not a plain ``Split``, ``Merge``, ``Swap`` or affine/additive coupling with an
+    ``MLP`` conditioner (a subclass that redefines a computation, a module with hooks,
+    widths that do not fit: those go through the layers, which also give the errors).
+    """
+    flow, width = getattr(model, "flow", None), getattr(model, "width", None)
+    if type(flow) is not SequentialFlow or width is None or has_hooks(flow) or _patched(flow):
+        return None
+    named_scales = tuple(LOG_SCALES.values())
+    steps: list[tuple] = []
+    value: int | tuple[int, ...] = width  # the widths of the value, checked layer by layer
+    hidden = out = 0
+    context_width: int | None = None
+    for layer in flow.layers:
+        if has_hooks(layer) or _patched(layer):
+            return None
+        kind = type(layer)
+        if kind in (Split, Merge):
+            if layer.dim != 1 or isinstance(value, int) != (kind is Split):
+                return None
+            if kind is Split:
+                sizes = layer.sizes or (value - value // 2, value // 2)
+                if sum(sizes) != value or min(sizes) < 1:
+                    return None
+                value = tuple(sizes)
+            else:
+                expected = layer.sizes or (sum(value) - sum(value) // 2, sum(value) // 2)
+                if tuple(value) != tuple(expected):
+                    return None
+                value = sum(value)
+            steps.append(("split" if kind is Split else "merge", layer.sizes))
+        elif kind is Swap:
+            if not (isinstance(value, tuple) and len(value) == 2):
+                return None
+            value = (value[1], value[0])
+            steps.append(("swap",))
+        elif isinstance(layer, Coupling) and _plain_coupling(layer):
+            transformer, block = layer.transformer, layer.block
+            if type(transformer) is AffineTransformer:
+                if type(transformer.log_scale) not in named_scales:
+                    return None
+            elif type(transformer) is not AdditiveTransformer:
+                return None
+            if type(block) is not MLP or type(block).forward is not MLP.forward:
+                return None
+            if has_hooks(block) or not _alternating(block) or not isinstance(value, tuple):
+                return None
+            if len(value) != 2:
+                return None
+            net, n = _Net(block), transformer.params_per_element
+            extra = net.in_width - value[0]
+            if extra < 0 or (context_width is not None and extra != context_width):
+                return None
+            context_width = extra
+            if net.widths[-1] != n * value[1]:
+                return None
+            hidden = max([hidden, *net.widths[:-1]])
+            out = max(out, net.widths[-1])
+            steps.append(("coupling", transformer, net, n))
+        else:
+            return None
+    if value != width:
+        return None
+    return ColumnPlan(model, steps, hidden, out, context_width or 0)
+
+
+def _patched(module: torch.nn.Module) -> bool:
+    """Whether ``forward`` or ``inverse`` was replaced on the instance (a spy, a patch):
+    then the plan, which would skip it, is not used."""
+    return "forward" in vars(module) or "inverse" in vars(module)
+
+
+def _alternating(net: torch.nn.Module) -> bool:
+    """``Linear, activation, ..., Linear``, every activation one the ``MLP`` calls
+    directly, nothing with hooks."""
+    modules = list(net)
+    return (
+        len(modules) % 2 == 1
+        and all(type(m) is torch.nn.Linear for m in modules[0::2])
+        and all(type(m) in _DIRECT for m in modules[1::2])
+        and not any(has_hooks(m) for m in modules)
+    )
+
+
+def _plain_coupling(layer: torch.nn.Module) -> bool:
+    """A coupling whose computation is ``Coupling``'s own."""
+    kind = type(layer)
+    return all(
+        getattr(kind, name) is getattr(Coupling, name)
+        for name in ("forward", "inverse", "parameters_for")
+    )

@@ -1,0 +1,217 @@
+"""``NormalizingFlow.log_prob``/``sample``/``sample_and_log_prob`` in chunks when no
+gradient is needed (``flowforge.evaluate``): the values of one pass through the layers,
+bounded memory, the single pass kept whenever a gradient is needed."""
+
+import pytest
+import torch
+
+import flowforge
+from flowforge import columns, evaluate
+from flowforge.layers import BatchNormFlow, Merge, Split, Swap
+
+CHUNK = 37  # small and odd, so that a few hundred points make several ragged chunks
+
+
+def layer_by_layer(model, x, *context):
+    """``log_prob`` composed by hand from the layers' own ``inverse`` and the base."""
+    value, total = x, torch.zeros(len(x), dtype=x.dtype)
+    for layer in reversed(model.flow.layers):
+        value, log_det = layer.inverse(value, *context)
+        total = total + log_det
+    return model.base_distribution.log_prob(value) + total
+
+
+def models():
+    torch.manual_seed(0)
+    return {
+        "realnvp": flowforge.realnvp(2, couplings=4, hidden=16),
+        "realnvp-exp": flowforge.realnvp(3, couplings=3, hidden=8, log_scale="exp"),
+        "realnvp-sigmoid": flowforge.realnvp(4, couplings=2, hidden=8, log_scale="sigmoid"),
+        "nice-couplings": flowforge.NormalizingFlow(
+            flowforge.Multivariate(5),
+            Split([2, 3]),
+            flowforge.AdditiveCoupling(flowforge.block(2, 3, 8, outputs_per_dim=1)),
+            Swap(),
+            flowforge.AdditiveCoupling(flowforge.block(3, 2, 8, outputs_per_dim=1)),
+            Swap(),
+            Merge([2, 3]),
+        ),
+        "tanh-deep": flowforge.NormalizingFlow(
+            flowforge.Multivariate(2),
+            Split(),
+            flowforge.AffineCoupling(
+                flowforge.block(1, 1, 12, num_hidden_layers=3, activation=torch.nn.Tanh)
+            ),
+            Merge(),
+        ),
+    }
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", CHUNK)
+    monkeypatch.setattr(evaluate, "CHUNKED_FROM_ROWS", 2)
+
+
+@pytest.mark.parametrize("name", list(models()))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_prob_in_chunks_is_the_layers_one_pass(name, dtype, small_chunks):
+    model = models()[name].to(dtype)
+    assert columns.column_plan(model) is not None
+    x = 2 * torch.randn(300, model.width, dtype=dtype)
+    with torch.no_grad():
+        fast = model.log_prob(x)
+        reference = layer_by_layer(model, x)
+    torch.testing.assert_close(fast, reference)
+    assert fast.dtype == dtype and fast.shape == (300,)
+
+
+def test_conditional_log_prob_and_sample_in_chunks(small_chunks):
+    torch.manual_seed(1)
+    model = flowforge.realnvp(2, couplings=2, hidden=8, context_width=3)
+    x, c = torch.randn(200, 2), torch.randn(200, 3)
+    assert columns.column_plan(model).accepts((c,))
+    with torch.no_grad():
+        torch.testing.assert_close(model.log_prob(x, c), layer_by_layer(model, x, c))
+        torch.manual_seed(5)
+        xs, lp = model.sample_and_log_prob(60, c[:4])
+        assert xs.shape == (4, 60, 2) and lp.shape == (4, 60)
+        rows = c[:4].repeat_interleave(60, dim=0)
+        torch.testing.assert_close(lp.flatten(), layer_by_layer(model, xs.reshape(-1, 2), rows))
+    with pytest.raises(ValueError, match="context"):  # a context of the wrong width
+        with torch.no_grad():
+            model.log_prob(x, torch.randn(200, 2))
+
+
+def test_a_gradient_still_comes_through_the_one_pass(small_chunks):
+    model = models()["realnvp"]
+    x = torch.randn(100, 2)
+    lp = model.log_prob(x)  # parameters require grad: a graph, as before
+    assert lp.grad_fn is not None
+    lp.sum().backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    layer_by_layer(model, x).sum().backward()
+    for a, b in zip(got, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b)
+    # Frozen weights but points that require grad: the gradient by the points.
+    model.requires_grad_(False)
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.log_prob(xg).sum(), xg)
+    xr = x.clone().requires_grad_(True)
+    (r,) = torch.autograd.grad(layer_by_layer(model, xr).sum(), xr)
+    torch.testing.assert_close(g, r)
+    # Frozen weights, plain points: nothing to record, so the chunked path, no graph.
+    assert model.log_prob(x).grad_fn is None
+
+
+def test_seeded_samples_do_not_depend_on_the_chunking(monkeypatch):
+    model = models()["realnvp"]
+    draws = {}
+    monkeypatch.setattr(evaluate, "CHUNKED_FROM_ROWS", 2)
+    for chunk in (CHUNK, 1000, 1 << 15):
+        monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", chunk)
+        with torch.no_grad():
+            torch.manual_seed(3)
+            draws[chunk] = model.sample(500)
+            torch.manual_seed(3)
+            draws[chunk, "lp"] = model.sample_and_log_prob(500)
+    monkeypatch.setattr(evaluate, "CHUNKED_CALLS", False)
+    torch.manual_seed(3)
+    one_pass = model.sample(500)  # the layers' forward of base draws, with a graph
+    assert one_pass.grad_fn is not None
+    for chunk in (CHUNK, 1000, 1 << 15):
+        torch.testing.assert_close(draws[chunk], one_pass.detach())
+        x, lp = draws[chunk, "lp"]
+        torch.testing.assert_close(x, one_pass.detach())
+        with torch.no_grad():
+            torch.testing.assert_close(lp, layer_by_layer(model, x), rtol=1e-4, atol=1e-4)
+
+
+def test_flows_without_a_plan_chunk_through_their_layers_in_eval_mode(small_chunks):
+    torch.manual_seed(2)
+    model = flowforge.nsf(2, layers=2, hidden=8)
+    assert columns.column_plan(model) is None
+    x = torch.randn(150, 2)
+    calls = []
+    model.flow.layers[0].register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(model.log_prob(x), layer_by_layer(model, x))
+    assert calls == []  # layer_by_layer calls inverse, and log_prob honoured the hooks
+
+
+def test_batch_statistics_in_training_mode_see_the_whole_batch(small_chunks):
+    torch.manual_seed(4)
+    model = flowforge.NormalizingFlow(
+        flowforge.Multivariate(2),
+        BatchNormFlow(2),
+        Split(),
+        flowforge.AffineCoupling(flowforge.block(1, 1, 8)),
+        Merge(),
+    )
+    assert columns.column_plan(model) is None
+    x = 3 * torch.randn(200, 2) + 1
+    with torch.no_grad():
+        lp = model.log_prob(x)  # training mode: one pass, with the whole batch's statistics
+        whole = layer_by_layer(model, x)
+        chunk = layer_by_layer(model, x[:CHUNK])
+    torch.testing.assert_close(lp, whole)
+    assert not torch.allclose(lp[:CHUNK], chunk, atol=1e-3)  # chunks would change it
+
+
+def test_bad_points_get_the_same_errors(small_chunks):
+    model = models()["realnvp"]
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="float64 but the model.s weights are torch.float32"):
+            model.log_prob(torch.randn(100, 2, dtype=torch.float64))
+        with pytest.raises(ValueError, match="shape"):
+            model.log_prob(torch.randn(100, 3))
+        with pytest.raises(flowforge.errors.InputError, match="convert the input"):
+            model.log_prob(torch.ones(100, 2, dtype=torch.long))
+
+
+def test_a_hook_on_the_model_keeps_one_call(small_chunks):
+    model = models()["realnvp"]
+    seen = []
+    model.flow.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    with torch.no_grad():
+        model.log_prob(torch.randn(100, 2))
+    # log_prob calls flow.inverse, not forward: no hook runs, but the one pass was kept
+    assert seen == []
+    assert model._chunked(torch.zeros(3, 2), ()) is False
+
+
+def test_small_calls_go_in_one_pass(monkeypatch):
+    model = models()["realnvp"]
+    seen = []
+    original = model.flow.inverse
+
+    def spy(z, *context):
+        seen.append(len(z))
+        return original(z, *context)
+
+    with torch.no_grad():
+        assert model._chunked(torch.zeros(evaluate.CHUNKED_FROM_ROWS, 2), ())
+        model.flow.inverse = spy  # an instance patch: the plan steps aside for it
+        assert columns.column_plan(model) is None
+        model.eval()
+        monkeypatch.setattr(evaluate, "DEFAULT_CHUNK", 4096)
+        model.log_prob(torch.zeros(evaluate.CHUNKED_FROM_ROWS - 1, 2))
+        model.log_prob(torch.zeros(10_000, 2))
+    assert seen == [evaluate.CHUNKED_FROM_ROWS - 1, 4096, 4096, 10_000 - 8192]
+
+
+def test_memory_stays_bounded():
+    from benchmarks.measure import peak_extra_bytes, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    model = models()["realnvp"]
+    x = torch.randn(2_000_000, 2)
+    with torch.no_grad():
+        model.log_prob(x[:1000])
+        extra = peak_extra_bytes(lambda: model.log_prob(x))
+    # The result is 8 MB; one pass through the layers would hold ~16 floats per point
+    # per activation (over 100 MB); the chunks' scratch is a few MB.
+    assert extra < 40 * 2**20, extra
