@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from flowforge.gradients import Batch, has_hooks, owns_handwritten
+from flowforge.gradients import Value as FeatureMajor
 from flowforge.layers.base import FlowLayer, require_matrix
 from flowforge.layers.coupling import total_log_det
 from flowforge.nets.made import MADE
-from flowforge.transformers import Transformer, resolve_transformer
+from flowforge.transformers import HandwrittenTransformer, Transformer, resolve_transformer
 from flowforge.values import Value
 
 
@@ -87,3 +90,41 @@ class MaskedAutoregressive(FlowLayer):
 
     def extra_repr(self) -> str:
         return f"width={self.width}"
+
+    def handwritten(self) -> AutoregressiveGradients | None:
+        """The hand-written form: when the ``MADE`` and the transformer have one."""
+        made = self.made.handwritten()
+        transformer = self.transformer.handwritten()
+        if has_hooks(self) or not owns_handwritten(self, "inverse") or None in (made, transformer):
+            return None
+        return AutoregressiveGradients(made, transformer, self.transformer.params_per_element)
+
+
+class AutoregressiveGradients:
+    """A ``MaskedAutoregressive`` layer's inverse (one ``MADE`` pass) and its hand-written
+    backward (``flowforge.gradients``): the ``MADE``'s hand-written form, then the
+    transformer's, on feature-major ``(width, n)`` values."""
+
+    def __init__(self, made: Any, transformer: HandwrittenTransformer, n: int) -> None:
+        self.made, self.transformer, self.n = made, transformer, n
+
+    def refresh(self) -> None:
+        self.made.refresh()
+
+    def inverse(self, x: FeatureMajor, batch: Batch) -> tuple[FeatureMajor, Tensor | None, Any]:
+        h = x if batch.context is None else torch.cat([x, batch.context])
+        out, kept_made = self.made.forward(h)
+        # The MADE's rows are element-major (element i's parameters together): a view
+        # with the parameters first, as the transformers take them.
+        params = out.view(len(x), self.n, -1).transpose(0, 1)
+        z, log_det, kept = self.transformer.inverse_saving(x, params)
+        return z, None if log_det is None else log_det.sum(), (kept_made, len(x), kept)
+
+    def backward(self, saved: Any, g: FeatureMajor, batch: Batch) -> FeatureMajor:
+        kept_made, width, kept = saved
+        g_in, minus_g = self.transformer.inverse_backward(kept, g, batch.log_det_grad)
+        if not isinstance(minus_g, Tensor):
+            minus_g = torch.stack(minus_g)
+        g_out = minus_g.transpose(0, 1).reshape(width * self.n, -1)
+        # The network gets minus its output's gradient (sign -1), as the transformer gives it.
+        return self.made.backward(kept_made, g_out, batch, g_in, width, -1.0)

@@ -136,7 +136,7 @@ class CouplingGradients:
         zA, zB = z
         h = zA if batch.context is None else torch.cat([zA, batch.context])
         out, inputs = self.net.forward(h)
-        params = out.chunk(self.n) if self.n > 1 else (out,)
+        params = out.unflatten(0, (self.n, -1))  # parameter-first: (n, width of z_B, batch)
         zB, log_det, kept = self.transformer.inverse_saving(zB, params)
         return (zA, zB), None if log_det is None else log_det.sum(), (inputs, len(zA), kept)
 
@@ -144,7 +144,10 @@ class CouplingGradients:
         gA, gB = g
         inputs, rows, kept = saved
         g_in, minus_g = self.transformer.inverse_backward(kept, gB, batch.log_det_grad)
-        g_out = minus_g[0] if len(minus_g) == 1 else torch.cat(minus_g)
+        if isinstance(minus_g, Tensor):  # parameter-first, as the spline gives it
+            g_out = minus_g.flatten(0, 1)
+        else:
+            g_out = minus_g[0] if len(minus_g) == 1 else torch.cat(minus_g)
         # The network gets minus its output's gradient (sign -1), as the transformer gives it.
         return self.net.backward(inputs, g_out, batch, gA, rows, -1.0), g_in
 
