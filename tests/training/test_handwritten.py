@@ -140,6 +140,22 @@ def test_spline_and_autoregressive_flows_match_autograd_over_random_shapes(famil
     assert_same_gradients(model, x, *context, tol=TOL[dtype] * 10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trial", range(3))
+def test_a_gaussian_mixture_base_matches_autograd(dtype, trial):
+    """Every mixture parameter (logits, means, Cholesky factors) moved off its start."""
+    g = torch.Generator().manual_seed(trial)
+    width = int(torch.randint(1, 4, (1,), generator=g))
+    torch.manual_seed(trial)
+    model = nsf(max(width, 2), layers=2, hidden=8, bins=4, coupling=True, base="mixture")
+    with torch.no_grad():
+        for p in model.base_distribution.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    model = model.to(dtype)
+    x = torch.randn(int(torch.randint(1, 50, (1,), generator=g)), max(width, 2), generator=g)
+    assert_same_gradients(model, x.to(dtype), tol=TOL[dtype] * 10)
+
+
 def test_several_context_tensors_of_any_shape_are_flattened_as_the_layers_do():
     torch.manual_seed(0)
     model = realnvp(3, couplings=2, hidden=6, context_width=5).double()
