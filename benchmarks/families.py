@@ -36,6 +36,7 @@ import torch
 from benchmarks.contenders import Contender, flowforge_flow, zuko_flow
 from benchmarks.measure import interleaved, report_and_save, summary
 from benchmarks.speed import _cell, environment, fit_steps, notebook_steps
+from flowforge.evaluate import DEFAULT_CHUNK
 from flowforge.families import FAMILIES as FLOW_FAMILIES
 
 RESULTS = Path(__file__).parent / "results" / "families.json"
@@ -56,13 +57,23 @@ COUNTERPARTS: dict[str, tuple[dict, Callable[[], torch.nn.Module]]] = {
         {"layers": 5, "hidden": 64, "bins": 8},
         lambda: _zuko().flows.NSF(2, transforms=5, bins=8, hidden_features=(64, 64)),
     ),
+    # zuko's coupling NSF (passes=2) on two columns: a masked network over both columns,
+    # the first column's spline constant (so, on 2-D data, zuko's autoregressive NSF);
+    # flowforge's couples through Split/Swap, one column per layer, its network reading
+    # the other column only: fewer parameters for the same widths (both counts printed).
+    "nsf-coupling": (
+        {"layers": 5, "hidden": 64, "bins": 8, "coupling": True},
+        lambda: _zuko().flows.NSF(2, transforms=5, bins=8, hidden_features=(64, 64), passes=2),
+    ),
 }
-FAMILIES = [name for name in FLOW_FAMILIES if name in COUNTERPARTS]
+FAMILIES = [name for name in COUNTERPARTS if name.split("-")[0] in FLOW_FAMILIES]
+# Chunk sizes tried for every contender's log_prob on many points (the best is kept).
+CHUNKS = (4096, DEFAULT_CHUNK)
 
 
 def flowforge_model(family: str) -> torch.nn.Module:
     """The family's flowforge flow on 2-D data, as its zuko counterpart is built."""
-    return FLOW_FAMILIES[family].build(2, **COUNTERPARTS[family][0])
+    return FLOW_FAMILIES[family.split("-")[0]].build(2, **COUNTERPARTS[family][0])
 
 
 # Families built from the same MADE networks in both libraries: equal parameter counts.
@@ -124,7 +135,13 @@ def measure_family(family: str, plan: Plan, with_zuko: bool) -> dict:
     train = {"flowforge": fit_steps(built["flowforge"].model, points, BATCH)[0]}
     if with_zuko:
         train["zuko"] = notebook_steps(built["zuko"], points, BATCH)
-    score = {name: _rate(lambda c=c: c.score(x), plan.points) for name, c in built.items()}
+    scorers = {name: _scorers(c) for name, c in built.items()}
+    score = {
+        f"{name} {how}": _rate(lambda f=f: f(x), plan.points)
+        for name, ways in scorers.items()
+        for how, f in ways.items()
+    }
+    scored = _summaries(interleaved(score, plan.throughput_reps))
     sample = {
         name: _rate(lambda c=c: c.sample(plan.points), plan.points) for name, c in built.items()
     }
@@ -132,34 +149,74 @@ def measure_family(family: str, plan: Plan, with_zuko: bool) -> dict:
         "parameters": {name: c.parameters for name, c in built.items()},
         "notes": {name: c.note for name, c in built.items()},
         "steps_per_second": _summaries(interleaved(train, plan.reps)),
-        "score_points_per_second": _summaries(interleaved(score, plan.throughput_reps)),
+        "score_points_per_second": _best_chunked(scored, built),
+        "score_all": scored,
         "sample_points_per_second": _summaries(interleaved(sample, plan.throughput_reps)),
     }
+
+
+def _scorers(contender: Contender) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """A contender's ``log_prob`` of many points without gradients: in one call (``raw``)
+    and in chunks of each size of ``CHUNKS``, the same loop for every library."""
+    log_prob = contender.log_prob  # the library's own call, here without gradients
+
+    def chunked(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return torch.cat([log_prob(part) for part in x.split(size)])
+
+        return run
+
+    def raw(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return log_prob(x)
+
+    return {"raw": raw, **{f"chunk {size}": chunked(size) for size in CHUNKS}}
+
+
+def _best_chunked(scored: dict, built: dict) -> dict:
+    """Each contender's fastest chunked ``log_prob`` (its best-tried chunk size)."""
+    best = {}
+    for name in built:
+        ways = {k: v for k, v in scored.items() if k.startswith(f"{name} chunk")}
+        key = max(ways, key=lambda k: ways[k]["median"])
+        best[name] = {**ways[key], "chunk": int(key.rsplit(" ", 1)[1])}
+    return best
 
 
 def _summaries(results: dict[str, list[float]]) -> dict:
     return {name: summary(values) for name, values in results.items()}
 
 
+def _ratio(stats: dict) -> str:
+    if "zuko" not in stats or "flowforge" not in stats:
+        return ""
+    return f"  x{stats['flowforge']['median'] / stats['zuko']['median']:.2f}"
+
+
 def report(results: dict) -> list[str]:
     lines = [
         "",
-        f"Training steps/s (batch {BATCH}), log_prob and sample points/s: median [min-max]",
+        f"Training steps/s (batch {BATCH}), log_prob and sample points/s: median [min-max];",
+        "log_prob chunked: each library's best chunk size of "
+        f"{', '.join(map(str, results.get('chunks', CHUNKS)))} (the same loop for both)",
     ]
     for family, entry in results["families"].items():
         params = ", ".join(f"{n} {p:,}" for n, p in entry["parameters"].items())
         lines.append(f"  {family} (parameters: {params})")
-        for key, label, digits in (
-            ("steps_per_second", "train steps/s", 0),
-            ("score_points_per_second", "log_prob pts/s", 0),
-            ("sample_points_per_second", "sample pts/s", 0),
+        for key, label in (
+            ("steps_per_second", "train steps/s"),
+            ("score_points_per_second", "log_prob chunked"),
+            ("sample_points_per_second", "sample pts/s"),
         ):
             stats = entry[key]
-            cells = "  ".join(f"{n} {_cell(s, digits)}" for n, s in stats.items())
-            ratio = ""
-            if "zuko" in stats:
-                ratio = f"  x{stats['flowforge']['median'] / stats['zuko']['median']:.2f}"
-            lines.append(f"    {label:15s} {cells}{ratio}")
+            cells = "  ".join(f"{n} {_cell(s, 0)}" for n, s in stats.items())
+            lines.append(f"    {label:16s} {cells}{_ratio(stats)}")
+        every = entry.get("score_all", {})
+        raw = {k.split(" ")[0]: v for k, v in every.items() if k.endswith(" raw")}
+        if raw:
+            cells = "  ".join(f"{n} {_cell(s, 0)}" for n, s in raw.items())
+            lines.append(f"    {'log_prob raw':16s} {cells}{_ratio(raw)}")
     return lines
 
 
@@ -173,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     with_zuko = importlib.util.find_spec("zuko") is not None
     started = time.perf_counter()
     results: dict = {"environment": environment(), "plan": plan.__dict__, "batch": BATCH}
+    results["chunks"] = list(CHUNKS)
     results["families"] = {f: measure_family(f, plan, with_zuko) for f in FAMILIES}
     results["seconds"] = time.perf_counter() - started
     lines = report(results)

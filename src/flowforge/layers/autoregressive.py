@@ -14,7 +14,7 @@ from flowforge.layers.base import FlowLayer, require_matrix
 from flowforge.layers.coupling import total_log_det
 from flowforge.nets.made import MADE
 from flowforge.transformers import HandwrittenTransformer, Transformer, resolve_transformer
-from flowforge.values import Value
+from flowforge.values import Value, per_sample
 
 
 class MaskedAutoregressive(FlowLayer):
@@ -85,8 +85,29 @@ class MaskedAutoregressive(FlowLayer):
 
     def inverse(self, x: Value, *context: Tensor) -> tuple[Tensor, Tensor]:
         x = require_matrix(self, x, self.width)
+        if not torch.is_grad_enabled():
+            fast = self._inverse_feature_major(x, context)
+            if fast is not None:
+                return fast
         z, log_det = self.transformer.inverse(x, self.made(x, *context).unbind(-1))
         return z, total_log_det(log_det, z)
+
+    def _inverse_feature_major(self, x: Tensor, context: tuple[Tensor, ...]) -> tuple | None:
+        """``inverse`` without gradients, through the hand-written forms' feature-major
+        pieces (``(width, n)`` values; the parameters, parameter-first, are views of the
+        ``MADE``'s output, not copies): the same numbers, faster on many points. ``None``
+        where a piece has no such form (or the context is not what the MADE expects)."""
+        made = self.made.handwritten()
+        columns = sum(per_sample(c).shape[1] for c in context)
+        if made is None or has_hooks(self) or columns != self.made.context_width:
+            return None
+        h = x.t()
+        if context:
+            h = torch.cat([h, *(per_sample(c).to(x.dtype).t() for c in context)])
+        out, _ = made.forward(h)
+        n = self.transformer.params_per_element
+        z, log_det = self.transformer.inverse(x.t(), out.view(self.width, n, -1).transpose(0, 1))
+        return z.t(), total_log_det(None if log_det is None else log_det.t(), z.t())
 
     def extra_repr(self) -> str:
         return f"width={self.width}"

@@ -75,21 +75,22 @@ class Coupling(FlowLayer):
         self, zA: Tensor, zB: Tensor, context: tuple[Tensor, ...]
     ) -> tuple[Tensor, ...]:
         """The block's output for ``z_A`` (and context) as the transformer's ``params``:
-        ``params_per_element`` tensors shaped like ``z_B``."""
+        ``params_per_element`` tensors shaped like ``z_B``, as one parameter-first view
+        ``(params_per_element, *z_B.shape)``."""
         n = self.transformer.params_per_element
         h = conditioner_input(zA, context)
         try:
             out = self.block(h)
         except RuntimeError as error:
             raise self._explain(h, zA, error) from error
-        parts = torch.chunk(out, n, dim=1)
-        if len(parts) != n or parts[0].shape != zB.shape:
+        if out.dim() != 2 or out.shape[0] != zB.shape[0] or out.shape[1] != n * zB.shape[1]:
             raise ValueError(
                 f"{type(self).__name__}'s block outputs width {out.shape[1]}, but z_B has "
                 f"shape {tuple(zB.shape)}: the block must output {n} × (width of z_B) = "
                 f"{n * zB.shape[1]} columns, e.g. block(dim_A, dim_B={zB.shape[1]}, ...)"
             )
-        return parts
+        # Parameter-first views of the output, not copies (a spline takes them as one).
+        return out.unflatten(1, (n, zB.shape[1])).movedim(1, 0)
 
     def _explain(self, h: Tensor, zA: Tensor, error: RuntimeError) -> Exception:
         expected = input_width(self.block)

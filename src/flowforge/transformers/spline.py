@@ -59,12 +59,15 @@ def _bins_of(count: int) -> int:
 
 
 class Table(NamedTuple):
-    """An element's spline as rows ``(5 * bins + 1, ...)``: bin widths, bin heights,
-    left edges in x and in y (measured from ``-bound``), then the ``bins + 1`` knot
-    derivatives; with the softmax of the raw widths and heights ``(2, bins, ...)`` and
-    the shifted raw interior derivatives, which the hand-written backward needs."""
+    """An element's spline: the bin ``sizes`` ``(2, bins, ...)`` (widths, then heights),
+    their cumulative sums ``right`` (each bin's right edge, measured from ``-bound``),
+    the ``bins + 1`` knot ``derivatives`` (1 at both ends); with the softmax of the raw
+    widths and heights and the shifted raw interior derivatives, which the hand-written
+    backward needs."""
 
-    rows: Tensor
+    sizes: Tensor
+    right: Tensor
+    derivatives: Tensor
     soft: Tensor
     shifted: Tensor
 
@@ -78,21 +81,17 @@ def table(raw: Tensor, bound: float) -> Table:
     sizes = sizes.mul_(span * (1 - MIN_BIN_SIZE * bins))
     shifted = raw[2 * bins :] + _SHIFT
     ones = raw.new_ones((1, *raw.shape[1:]))
-    derivatives = F.softplus(shifted).add_(MIN_DERIVATIVE)
-    edges = sizes[:, :-1].cumsum(1)  # the interior knots
-    zero = raw.new_zeros((1, *raw.shape[1:]))
-    rows = [sizes.flatten(0, 1), zero, edges[0], zero, edges[1], ones, derivatives, ones]
-    return Table(torch.cat(rows), soft, shifted)
+    derivatives = torch.cat([ones, F.softplus(shifted).add_(MIN_DERIVATIVE), ones])
+    return Table(sizes, sizes.cumsum(1), derivatives, soft, shifted)
 
 
 def knots(raw: Tensor, bound: float) -> Knots:
     """Knot positions and derivatives of the splines of ``raw`` ``(..., 3 * bins - 1)``."""
-    rows = table(raw.movedim(-1, 0), bound).rows
-    bins = _bins_of(raw.shape[-1])
-    end = rows.new_full((1, *rows.shape[1:]), bound)
-    xs = torch.cat([rows[2 * bins : 3 * bins] - bound, end])
-    ys = torch.cat([rows[3 * bins : 4 * bins] - bound, end])
-    return Knots(xs.movedim(0, -1), ys.movedim(0, -1), rows[4 * bins :].movedim(0, -1))
+    t = table(raw.movedim(-1, 0), bound)
+    start = t.right.new_full((2, 1, *t.right.shape[2:]), -bound)
+    edges = torch.cat([start, t.right - bound], dim=1)
+    edges[:, -1] = bound
+    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), t.derivatives.movedim(0, -1))
 
 
 @dataclass(frozen=True)
@@ -104,23 +103,18 @@ class Knots:
     ds: Tensor
 
 
-_OFFSETS: dict[tuple[int, torch.device], Tensor] = {}
-
-
-def _select(rows: Tensor, shifted: Tensor, in_y: bool) -> tuple[Tensor, Tensor]:
-    """Each element's bin, found from ``shifted`` (its input plus ``bound``, clamped into
-    ``[0, 2 bound]``) on the x or y grid: the row indices ``(6, ...)`` and the rows
-    ``(w, h, left x, left y, d0, d1)`` they pick."""
-    bins = (rows.shape[0] - 1) // 5
-    grid = rows[(3 if in_y else 2) * bins + 1 :][: bins - 1]  # the interior knots
+def _select(t: Table, shifted: Tensor, in_y: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Each element's bin ``(1, ...)``, found from ``shifted`` (its input plus ``bound``,
+    clamped into ``[0, 2 bound]``) on the x or y grid, and that bin's ``(w, h, left x,
+    left y, d0, d1)``."""
+    bins = t.sizes.shape[1]
+    grid = t.right[int(in_y), : bins - 1]  # the interior knots
     index = (shifted.unsqueeze(0) >= grid).sum(0, keepdim=True)
-    key = (bins, rows.device)
-    offsets = _OFFSETS.get(key)
-    if offsets is None:
-        offsets = torch.tensor([0, bins, 2 * bins, 3 * bins, 4 * bins, 4 * bins + 1])
-        offsets = _OFFSETS.setdefault(key, offsets.to(rows.device))
-    index = index + offsets.view(6, *(1,) * shifted.dim())
-    return index, rows.gather(0, index)
+    pair = index.unsqueeze(0).expand(2, *index.shape)
+    w, h = t.sizes.gather(1, pair).squeeze(1)
+    right_x, right_y = t.right.gather(1, pair).squeeze(1)
+    d0, d1 = t.derivatives.gather(0, torch.cat([index, index + 1]))
+    return index, (w, h, right_x - w, right_y - h, d0, d1)
 
 
 def _slope_terms(xi: Tensor, s: Tensor, d0: Tensor, d1: Tensor, delta: Tensor) -> tuple:
@@ -152,7 +146,7 @@ def _forward(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """Latent to data on parameter-first ``raw``: ``(y, log dy/dx)``, identity outside."""
     inside = x.abs() <= bound
     shifted = x.clamp(-bound, bound) + bound
-    _, (w, h, lx, ly, d0, d1) = _select(table(raw, bound).rows, shifted, in_y=False)
+    _, (w, h, lx, ly, d0, d1) = _select(table(raw, bound), shifted, in_y=False)
     s = h / w
     xi = (shifted - lx) / w
     # Into [0, 1], where rounding may put it, without zeroing the slope at the top knot.
@@ -180,7 +174,7 @@ def _inverse(y: Tensor, raw: Tensor, bound: float, save: bool = False) -> tuple:
     inside = y.abs() <= bound
     shifted = y.clamp(-bound, bound) + bound
     t = table(raw, bound)
-    index, picked = _select(t.rows, shifted, in_y=True)
+    index, picked = _select(t, shifted, in_y=True)
     w, h, lx, ly, d0, d1 = picked
     s = h / w
     r = shifted - ly
@@ -208,7 +202,7 @@ def _coefficients(
     s: Tensor,
     r: Tensor,
     delta: Tensor,
-    picked: Tensor,
+    picked: tuple[Tensor, ...],
     terms: tuple,
     e: Tensor,
     k: Tensor,
@@ -375,7 +369,7 @@ class SplineGradients:
         soft = saved.table.soft
         bins = soft.shape[1]
         ranks = _ranks(bins, soft.dtype, soft.device, g_z.dim())
-        k = saved.index[:1]  # each element's bin
+        k = saved.index  # each element's bin
         one_hot = (k == ranks).to(g_z.dtype)  # (bins, ...)
         before = (k > ranks[:-1]).to(g_z.dtype)
         g_sizes = one_hot * grads[:2].unsqueeze(1)
