@@ -4,6 +4,7 @@ both libraries, measured side by side in one process on one CPU thread.
     pip install torch==2.13.0 -e '.[bench]'
     python -m benchmarks.families            # about 3 minutes
     python -m benchmarks.families --quick    # a smoke run (seconds)
+    python -m benchmarks.families --preset   # the quality preset on three seeds (a minute)
 
 Prints, per family (NICE, MAF, autoregressive NSF), training steps per second at
 batch 1,024 (flowforge through ``fit``, the path ``flowforge train`` uses; zuko through
@@ -220,13 +221,120 @@ def report(results: dict) -> list[str]:
     return lines
 
 
+PRESET_RESULTS = RESULTS.with_name("families_preset.json")
+PRESET_SEEDS = (0, 1, 2)
+FRESH_POINTS = 100_000  # scored per seed, drawn apart from the training and held-out sets
+KL_TARGET = 1e-3
+SECONDS_TARGET = 10.0
+
+
+def preset_trial(seed: int, preset: str = "quality", fresh: int = FRESH_POINTS) -> dict:
+    """``flowforge train --preset PRESET --seed SEED`` as the command line trains it
+    (its data, model, EM fit of the mixture, ``fit`` with per-epoch validation), timed in
+    CPU seconds (``time.process_time``, one thread) and wall seconds, then scored by the
+    paired KL to the exact moons density on ``fresh`` new points."""
+    from flowforge.evaluate import log_likelihood
+    from flowforge.initialize import initialize_from_data
+    from flowforge.training import fit
+    from flowforge.workbench.cli.main import build_parser
+    from flowforge.workbench.cli.train import new_run
+    from flowforge.workbench.runs.kinds import build_model
+    from flowforge.workbench.scoring.metrics import paired_kl
+    from flowforge.workbench.scoring.truth import true_density
+
+    args = build_parser().parse_args(["train", "--preset", preset, "--seed", str(seed)])
+    prepared = new_run(args)
+    config = prepared.config
+    cpu, wall = time.process_time(), time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = build_model(config)
+    initialize_from_data(model, prepared.train.points, seed=config.seed)
+    history = fit(
+        model,
+        prepared.train.points,
+        validation=prepared.heldout.points,
+        **config.recipe,
+        seed=config.seed,
+        restore_best=False,
+        progress=False,
+    )
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    truth = true_density(config.data, config.standardization)
+    points = truth.sample(fresh, seed=1_000_003 + seed)
+    model_lp = log_likelihood(model, points.to(torch.float32)).double()
+    kl = paired_kl(truth.log_prob(points), model_lp)
+    heldout = log_likelihood(model, prepared.heldout.points).double()
+    kl_heldout = paired_kl(truth.log_prob(prepared.heldout.points), heldout)
+    return {
+        "seed": seed,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "train_seconds": sum(history.train_seconds),
+        "kl_fresh": kl.mean,
+        "kl_fresh_stderr": kl.stderr,
+        "kl_heldout": kl_heldout.mean,
+        "kl_heldout_stderr": kl_heldout.stderr,
+        "fresh_points": fresh,
+    }
+
+
+def measure_preset(seeds: tuple[int, ...] = PRESET_SEEDS) -> dict:
+    """``preset_trial`` for every seed, with the preset's command and targets."""
+    from flowforge.workbench.cli.model_options import preset_text
+
+    trials = [preset_trial(seed) for seed in seeds]
+    return {
+        "command": "flowforge train --preset quality",
+        "expands_to": "flowforge train " + preset_text("quality"),
+        "targets": {"kl": KL_TARGET, "cpu_seconds": SECONDS_TARGET},
+        "trials": trials,
+        "met": all(
+            t["kl_fresh"] <= KL_TARGET and t["cpu_seconds"] <= SECONDS_TARGET for t in trials
+        ),
+    }
+
+
+def preset_report(results: dict) -> list[str]:
+    p = results["preset"]
+    lines = [
+        "",
+        f"{p['command']}  (= {p['expands_to']})",
+        "seconds: fit and the mixture's EM fit, CPU (one thread) and wall; KL(truth || model)"
+        " in nats, paired, on fresh points and on the run's held-out set",
+    ]
+    for t in p["trials"]:
+        lines.append(
+            f"  seed {t['seed']}: CPU {t['cpu_seconds']:.1f} s, wall {t['wall_seconds']:.1f} s;"
+            f" KL fresh {t['kl_fresh']:.5f} ± {t['kl_fresh_stderr']:.5f}"
+            f" (n={t['fresh_points']:,}), held-out {t['kl_heldout']:.5f}"
+        )
+    verdict = "met" if p["met"] else "NOT met"
+    lines.append(
+        f"  target KL <= {p['targets']['kl']} in <= {p['targets']['cpu_seconds']:.0f} s on every"
+        f" seed: {verdict}"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON")
+    parser.add_argument(
+        "--preset",
+        action="store_true",
+        help="instead: train `flowforge train --preset quality` on three seeds and score it",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     torch.set_num_threads(1)  # both libraries alike
+    if args.preset:
+        started = time.perf_counter()
+        seeds = PRESET_SEEDS[:1] if args.quick else PRESET_SEEDS
+        results = {"environment": environment(), "preset": measure_preset(seeds)}
+        results["seconds"] = time.perf_counter() - started
+        return report_and_save(preset_report(results), results, args.out or PRESET_RESULTS)
+    args.out = args.out or RESULTS
     with_zuko = importlib.util.find_spec("zuko") is not None
     started = time.perf_counter()
     results: dict = {"environment": environment(), "plan": plan.__dict__, "batch": BATCH}

@@ -162,3 +162,17 @@ def test_handwritten_inverse_takes_parameters_as_a_sequence_or_one_tensor():
     torch.testing.assert_close(
         z_tensor, inverse_rational_quadratic_spline(x, raw.movedim(0, -1), BOUND)[0]
     )
+
+
+def test_a_spline_first_used_in_inference_mode_still_trains_through_autograd():
+    spline = SplineTransformer(7, BOUND)  # a bin count no other test caches constants for
+    raw, x = torch.randn(parameter_count(7), 4, 3), torch.randn(4, 3)
+    with torch.inference_mode():
+        spline.inverse(x, raw)
+        spline.handwritten().inverse_backward(
+            spline.handwritten().inverse_saving(x, raw)[2], x, torch.tensor(-0.5)
+        )
+    raw.requires_grad_(True)
+    z, log_det = spline.inverse(x, raw)
+    (z.sum() + log_det.sum()).backward()
+    assert torch.isfinite(raw.grad).all()

@@ -148,12 +148,16 @@ class MADEGradients:
     """A ``MADE``'s forward on feature-major activations and its hand-written backward
     (``flowforge.gradients``): each layer is ``(W * mask) @ h + b[:, None]``, and the
     weight gradient is masked as autograd's is. The masked weights are made once per
-    step (the weights change between steps), kept with the activations."""
+    step (the weights change between steps), kept with the activations. Output rows
+    whose mask row is all zero (the first element's, which read nothing but the bias in
+    an unconditional MADE) are the bias: the last product skips them."""
 
     def __init__(self, made: MADE) -> None:
         modules = list(made.net)
         self.layers = [(m.weight, m.bias, m.mask) for m in modules[0::2]]
         self.tanh = [type(m) is torch.nn.Tanh for m in modules[1::2]]
+        live = self.layers[-1][2].any(dim=1)
+        self.dead = int(live.long().argmax()) if bool(live.any()) else 0  # leading zero rows
 
     def refresh(self) -> None:
         """Nothing cached across steps."""
@@ -163,14 +167,21 @@ class MADEGradients:
         element-major as ``MADE.forward``'s last dimension, and what ``backward`` needs."""
         inputs, weights = [], []
         last = len(self.layers) - 1
-        for i, (weight, bias, mask) in enumerate(self.layers):
+        for i, (weight, bias, mask) in enumerate(self.layers[:-1]):
             inputs.append(h)
             w = weight.detach() * mask
             weights.append(w)
             h = torch.addmm(bias.detach().unsqueeze(1), w, h)
-            if i < last:
-                h = h.tanh_() if self.tanh[i] else h.relu_()
-        return h, (inputs, weights)
+            h = h.tanh_() if self.tanh[i] else h.relu_()
+        inputs.append(h)
+        weight, bias, mask = self.layers[last]
+        dead, column = self.dead, bias.detach().unsqueeze(1)
+        w = weight.detach()[dead:] * mask[dead:]
+        weights.append(w)
+        out = h.new_empty(weight.shape[0], h.shape[1])
+        out[:dead] = column[:dead]
+        torch.addmm(column[dead:], w, h, out=out[dead:])
+        return out, (inputs, weights)
 
     def backward(
         self, saved: tuple, g: Tensor, batch: Batch, grad_input: Tensor, rows: int, sign: float
@@ -179,16 +190,18 @@ class MADEGradients:
         ``grad_input`` plus the gradient of the first ``rows`` input rows (the rest is
         context)."""
         inputs, weights = saved
-        for i in range(len(self.layers) - 1, -1, -1):
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
             weight, bias, mask = self.layers[i]
             h = inputs[i]
-            if weight.requires_grad:
-                g_weight = torch.mm(g, h.t()).mul_(mask)
-                if weight.grad is None:
-                    weight.grad = g_weight.mul_(sign)
-                else:
-                    weight.grad.add_(g_weight, alpha=sign)
             add_row_sums(bias, g, batch.ones, sign)
+            dead = self.dead if i == last else 0
+            g = g[dead:]  # the rows that read anything (the others are the bias)
+            if weight.requires_grad:
+                g_weight = torch.mm(g, h.t()).mul_(mask[dead:])
+                if weight.grad is None:
+                    weight.grad = torch.zeros_like(weight)
+                weight.grad[dead:].add_(g_weight, alpha=sign)
             if i == 0:
                 return torch.addmm(grad_input, weights[0][:, :rows].t(), g, alpha=sign)
             g = torch.mm(weights[i].t(), g)

@@ -82,7 +82,24 @@ def table(raw: Tensor, bound: float) -> Table:
     shifted = raw[2 * bins :] + _SHIFT
     ones = raw.new_ones((1, *raw.shape[1:]))
     derivatives = torch.cat([ones, F.softplus(shifted).add_(MIN_DERIVATIVE), ones])
-    return Table(sizes, sizes.cumsum(1), derivatives, soft, shifted)
+    return Table(sizes, _cumulative(sizes), derivatives, soft, shifted)
+
+
+_LOWER: dict[tuple, Tensor] = {}
+
+
+def _cumulative(sizes: Tensor) -> Tensor:
+    """``sizes.cumsum(1)`` for ``(2, bins, ...)``, as one product with a lower-triangular
+    matrix of ones: for so few bins, much faster than a cumulative sum along a middle
+    dimension."""
+    bins = sizes.shape[1]
+    key = (bins, sizes.dtype, sizes.device)
+    lower = _LOWER.get(key)
+    if lower is None:
+        with torch.inference_mode(False):  # a constant that autograd may save later
+            lower = torch.ones(bins, bins, dtype=sizes.dtype, device=sizes.device).tril()
+        lower = _LOWER.setdefault(key, lower)
+    return torch.matmul(lower, sizes.reshape(2, bins, -1)).view(sizes.shape)
 
 
 def knots(raw: Tensor, bound: float) -> Knots:
@@ -338,7 +355,8 @@ def _ranks(bins: int, dtype: torch.dtype, device: torch.device, dims: int) -> Te
     key = (bins, dtype, device, dims)
     ranks = _RANKS.get(key)
     if ranks is None:
-        ranks = torch.arange(bins, device=device).view(bins, *(1,) * dims)
+        with torch.inference_mode(False):
+            ranks = torch.arange(bins, device=device).view(bins, *(1,) * dims)
         ranks = _RANKS.setdefault(key, ranks)
     return ranks
 
