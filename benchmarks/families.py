@@ -6,12 +6,18 @@ both libraries, measured side by side in one process on one CPU thread.
     python -m benchmarks.families --quick    # a smoke run (seconds)
     python -m benchmarks.families --preset   # the quality preset on three seeds (a minute)
 
-Prints, per family (NICE, MAF, autoregressive NSF), training steps per second at
-batch 1,024 (flowforge through ``fit``, the path ``flowforge train`` uses; zuko through
+Prints, per family (NICE, MAF, autoregressive NSF, coupling NSF), training steps per
+second at batch 1,024 (flowforge through ``fit``, the path ``flowforge train`` uses: with
+hand-written gradients wherever every piece has them, NSF and MAF included; zuko through
 the notebook's ``train`` loop, as in ``speed.py``), and ``log_prob`` and ``sample``
 throughput on many points, as medians [min-max] of interleaved repetitions with the
-ratio flowforge / zuko; writes ``benchmarks/results/families.json``. zuko is skipped
-(with a note) where it is not installed.
+ratio flowforge / zuko; writes ``benchmarks/results/families.json``. ``log_prob`` is
+measured for both libraries the same way: one call on all the points (``raw``) and in
+chunks of each size of ``CHUNKS`` under the same loop, the best chunk size of each
+library kept for the ratio. zuko is skipped (with a note) where it is not installed.
+``--preset`` measures ``flowforge train --preset quality`` instead (three seeds: CPU
+seconds, KL to the exact moons density on fresh points), into
+``benchmarks/results/families_preset.json``.
 
 The pairs, on two-dimensional data with a standard normal base:
 
@@ -20,7 +26,14 @@ The pairs, on two-dimensional data with a standard normal base:
 - MAF: 5 affine MADE layers with hidden layers ``(32, 32)``, columns reversed between
   them (``maf()``; zuko ``MAF(transforms=5, hidden_features=(32, 32))``).
 - NSF: 5 MADE layers with a rational-quadratic spline of 8 bins, hidden ``(64, 64)``
-  (``nsf()``: bound 4; zuko ``NSF(transforms=5, bins=8)``: bound 5).
+  (``nsf()``: bound 4; zuko ``NSF(transforms=5, bins=8)``: bound 5). The same parameter
+  count (checked). zuko's spline maps data to latent in its forward direction, so its
+  ``log_prob`` evaluates the spline and its sampling solves the quadratic; flowforge's
+  maps latent to data, so ``log_prob`` solves the quadratic.
+- NSF coupling: 5 spline couplings (``nsf(coupling=True)``, Split/Swap, each network
+  ``1 -> 64 -> 64 -> 23``) beside zuko ``NSF(..., passes=2)``, whose masked networks
+  read both columns (on two columns, the same as its autoregressive NSF): flowforge has
+  fewer parameters for the same widths (both counts printed).
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ class Saved(NamedTuple):
 
     inside: Tensor
     index: Tensor
-    coefficients: Tensor  # (2, 7, ...): rows w, h, left x, left y, d0, d1 (negated), then y
+    coefficients: Tensor  # (2, 8, ...): rows w, h, left x, left y, s, d0, d1 (negated), y
     table: Table
 
 
@@ -244,38 +244,36 @@ def _coefficients(
     big_r = r / h  # R(xi) at the root
     rc = big_r * cross
     t = xi2 + om2  # 1 - 2 xi (1 - xi)
-    # By s, d0 and d1: c alpha - A e beta (beta's last row negated).
-    beta = torch.stack([torch.addcmul(xi2, big_r, t, value=-1), cross - rc, -rc]).mul_(e)
-    alpha = torch.stack([t, cross, cross]).mul_(two_inv_d)
-    alpha = torch.addcmul(alpha, torch.stack([2 * cross, om2, xi2]), inv_m, value=-1)
-    alpha[0] -= 2 / s
-    u3 = beta * -w  # the g_z coefficients
-    v3 = torch.addcmul(alpha, beta, sigma, value=-1)  # the c coefficients
+    # Rows: w, h, left x, left y, s, d0, d1 (the picked rows' and s's), then y; the
+    # g_z coefficients in both[0], the c coefficients in both[1], each written in place.
+    both = xi.new_empty((2, 8, *xi.shape))
+    u, v = both[0], both[1]
+    # By s, d0 and d1: c alpha - A e beta, beta's last row negated.
+    beta = xi.new_empty((3, *xi.shape))
+    torch.addcmul(xi2, big_r, t, value=-1, out=beta[0])
+    torch.sub(cross, rc, out=beta[1])
+    torch.neg(rc, out=beta[2])
+    beta.mul_(e)
+    alpha = v[4:7]
+    torch.mul(t, two_inv_d, out=alpha[0])
+    torch.mul(cross, two_inv_d, out=alpha[1])
+    alpha[2].copy_(alpha[1])
+    alpha[0].addcmul_(cross, inv_m, value=-2).add_(s.reciprocal(), alpha=-2)
+    alpha[1].addcmul_(om2, inv_m, value=-1)
+    alpha[2].addcmul_(xi2, inv_m, value=-1)
+    alpha.addcmul_(beta, sigma, value=-1)  # the c coefficients
+    torch.mul(beta, w, out=u[4:7]).neg_()  # the g_z coefficients
     kappa = k / h
-    a_u, a_v = w * kappa, sigma * kappa
-    inv_w, s_w = w.reciprocal(), s / w
-    zero = xi.new_zeros(()).expand_as(xi)
+    torch.mul(w, kappa, out=u[7])  # by y: a = A k / h
+    torch.mul(sigma, kappa, out=v[7])
+    torch.neg(both[:, 7], out=both[:, 3])  # by the left y knot: -a
     mask = inside.to(xi.dtype)
-    u = [
-        torch.addcmul(xi, u3[0], s_w, value=-1),  # by w: g_z xi - g_s s / w
-        torch.addcmul(u3[0] * inv_w, a_u, big_r, value=-1),  # by h: g_s / w - a R
-        mask,  # by the left x knot: g_z
-        -a_u,  # by the left y knot: -a
-        u3[1],
-        u3[2],
-        a_u,  # by y
-    ]
-    v = [
-        -v3[0] * s_w,
-        torch.addcmul(v3[0] * inv_w, a_v, big_r, value=-1),
-        zero,
-        -a_v,
-        v3[1],
-        v3[2],
-        a_v,
-    ]
-    both = torch.stack(u + v).unflatten(0, (2, 7))
-    both[:, :6] *= -mask  # negated, and zero outside the bound
+    u[2].copy_(mask)  # by the left x knot: g_z
+    v[2].zero_()
+    torch.mul(both[:, 4], w.reciprocal(), out=both[:, 1]).addcmul_(both[:, 7], big_r, value=-1)
+    torch.mul(both[:, 4], s / w, out=both[:, 0]).neg_()  # by w: g_z xi - g_s s / w
+    u[0].add_(xi)
+    both[:, :7] *= -mask  # negated, and zero outside the bound
     return both
 
 
@@ -380,7 +378,7 @@ class SplineGradients:
     ) -> tuple[Tensor, Tensor]:
         coefficients = saved.coefficients
         grads = torch.addcmul(coefficients[1] * log_det_grad, coefficients[0], g_z)
-        g_x = torch.where(saved.inside, grads[6], g_z)
+        g_x = torch.where(saved.inside, grads[7], g_z)
         # The picked rows' gradients spread back over the bins: a bin's width and height
         # get their own; its left edges, the sum of the sizes before it; the derivatives,
         # those at both of its knots.
@@ -395,6 +393,6 @@ class SplineGradients:
         g_sizes = g_sizes.mul_(2 * self.bound * (1 - MIN_BIN_SIZE * bins))
         soft = saved.table.soft
         g_soft = torch.ops.aten._softmax_backward_data(g_sizes, soft, 1, soft.dtype)
-        g_derivatives = torch.addcmul(one_hot[1:] * grads[4], one_hot[:-1], grads[5])
+        g_derivatives = torch.addcmul(one_hot[1:] * grads[5], one_hot[:-1], grads[6])
         g_derivatives = g_derivatives.mul_(saved.table.shifted.sigmoid())
         return g_x, torch.cat([g_soft.flatten(0, 1), g_derivatives])
