@@ -24,6 +24,7 @@ MIB = 1024**2
 COMMANDS = {
     "speed": "python -m benchmarks.speed",
     "families": "python -m benchmarks.families",
+    "families_preset": "python -m benchmarks.families --preset",
     "toy_suite": "python -m benchmarks.toy_suite",
     "digits": "python -m benchmarks.digits",
     "distributed": "python -m benchmarks.distributed",
@@ -181,10 +182,36 @@ def families(results: dict) -> str:
         "library",
         "parameters",
         f"train steps/s (batch {results['batch']})",
-        "log_prob M points/s",
+        "log_prob M points/s (chunked)",
         "sample M points/s",
     ]
     return _table(header, rows) + "\n" + _text(script.report(results))
+
+
+def families_preset(results: dict) -> str:
+    """``flowforge train --preset quality`` on three seeds: seconds and KL to the truth."""
+    from benchmarks import families as script
+
+    preset = results["preset"]
+    rows = [
+        [
+            str(t["seed"]),
+            f"{t['cpu_seconds']:.1f}",
+            f"{t['wall_seconds']:.1f}",
+            f"{t['kl_fresh']:.5f} ± {t['kl_fresh_stderr']:.5f}",
+            f"{t['kl_heldout']:.5f} ± {t['kl_heldout_stderr']:.5f}",
+        ]
+        for t in preset["trials"]
+    ]
+    n = preset["trials"][0]["fresh_points"]
+    header = [
+        "seed",
+        "CPU s (EM + fit)",
+        "wall s",
+        f"KL, {n:,} fresh points",
+        "KL, the run's held-out set",
+    ]
+    return _table(header, rows) + "\n" + _text(script.preset_report(results))
 
 
 def toy_suite(results: dict) -> str:
@@ -313,6 +340,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "speed_throughput": speed_throughput,
     "families": families,
+    "families_preset": families_preset,
     "toy_suite": toy_suite,
     "headline": headline,
     "digits": digits,

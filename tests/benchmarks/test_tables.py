@@ -17,6 +17,8 @@ def _value(name: str, results: dict) -> str:
         return f"| `flowforge` | {median / 1e6:.2f} |"
     if name == "families":
         return f"{results['families']['nice']['parameters']['flowforge']:,}"
+    if name == "families_preset":
+        return f"{results['preset']['trials'][0]['kl_fresh']:.5f}"
     if name in ("toy_suite", "headline"):
         nll = results["sets"]["eight_gaussians"]["rows"][1]["heldout_nll"]
         return f"{nll['mean']:.4f} ± {nll['stderr']:.4f}"

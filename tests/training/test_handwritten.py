@@ -15,6 +15,8 @@ from flowforge import (
     Swap,
     block,
     fit,
+    maf,
+    nsf,
     realnvp,
 )
 from flowforge.layers import ActNorm
@@ -110,6 +112,48 @@ def test_additive_and_tanh_couplings_under_a_shifted_base_match_autograd(dtype, 
     model = coupling_flow(width, 3, make, base).to(dtype)
     x = torch.randn(23, width, dtype=dtype, generator=g)
     assert_same_gradients(model, x, tol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("family", ["nsf-coupling", "nsf", "maf"])
+def test_spline_and_autoregressive_flows_match_autograd_over_random_shapes(family, trial, dtype):
+    """Spline couplings, autoregressive splines (MADE, Reverse) and MAF, with and without
+    context, points in the spline's tails included (scale 3 on a bound of 2)."""
+    g = torch.Generator().manual_seed(trial)
+    width = int(torch.randint(2, 5, (1,), generator=g))
+    batch = int(torch.randint(1, 60, (1,), generator=g))
+    context_width = (0, 3, 1)[trial]
+    torch.manual_seed(trial)
+    options = {"layers": 3, "hidden": 8, "context_width": context_width}
+    if family == "maf":
+        model = maf(width, **options)
+    else:
+        options.update(bins=int(torch.randint(2, 9, (1,), generator=g)), bound=2.0)
+        model = nsf(width, coupling=family == "nsf-coupling", **options)
+    with torch.no_grad():  # bent layers, not the near-identity of fresh networks
+        for p in model.parameters():
+            p.mul_(3.0)
+    model = model.to(dtype)
+    x = torch.randn(batch, width, generator=g).to(dtype) * 3
+    context = (torch.randn(batch, context_width, generator=g).to(dtype),) if context_width else ()
+    assert_same_gradients(model, x, *context, tol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trial", range(3))
+def test_a_gaussian_mixture_base_matches_autograd(dtype, trial):
+    """Every mixture parameter (logits, means, Cholesky factors) moved off its start."""
+    g = torch.Generator().manual_seed(trial)
+    width = int(torch.randint(1, 4, (1,), generator=g))
+    torch.manual_seed(trial)
+    model = nsf(max(width, 2), layers=2, hidden=8, bins=4, coupling=True, base="mixture")
+    with torch.no_grad():
+        for p in model.base_distribution.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    model = model.to(dtype)
+    x = torch.randn(int(torch.randint(1, 50, (1,), generator=g)), max(width, 2), generator=g)
+    assert_same_gradients(model, x.to(dtype), tol=TOL[dtype] * 10)
 
 
 def test_several_context_tensors_of_any_shape_are_flattened_as_the_layers_do():

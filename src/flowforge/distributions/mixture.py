@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from flowforge.gradients import has_hooks, owns_handwritten
+
 
 def _kmeans(x: Tensor, k: int, iterations: int, generator: torch.Generator) -> Tensor:
     """``k`` centres by Lloyd's algorithm from ``k`` distinct random points: ``(k, width)``."""
@@ -167,8 +169,72 @@ class GaussianMixture(torch.nn.Module):
         noise = torch.randn(n, self.width, 1, dtype=self.means.dtype, device=self.means.device)
         return self.means[which] + (self.scale_tril()[which] @ noise).squeeze(-1)
 
+    def handwritten(self) -> MixtureGradients | None:
+        """The mean NLL of feature-major points and its gradient, written out
+        (``flowforge.gradients``), unless hooks or a subclass's own ``log_prob`` forbid."""
+        return (
+            None
+            if has_hooks(self) or not owns_handwritten(self, "log_prob")
+            else MixtureGradients(self)
+        )
+
     def extra_repr(self) -> str:
         return f"width={self.width}, components={self.components}"
+
+
+class MixtureGradients:
+    """A ``GaussianMixture``'s mean NLL of feature-major points ``(width, n)``, with its
+    gradient by them and by the mixture's parameters, for the hand-written gradients.
+
+    With ``u_k = L_k^{-1} (z - mu_k)`` and responsibilities ``g_k`` (the posterior of
+    component ``k``), ``-log q`` has derivative ``sum_k g_k L_k^{-T} u_k`` by ``z``, minus
+    that component's share by ``mu_k``, ``w_k - g_k`` by the logits, and
+    ``g_k (diag(1 / L_jj) - L_k^{-T} u_k u_k^T)`` by the Cholesky factor ``L_k``.
+    """
+
+    def __init__(self, base: GaussianMixture) -> None:
+        self.base = base
+
+    def nll(self, z: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """``(mean NLL, d mean NLL / dz)`` of the ``n`` columns of ``z``; adds the
+        parameters' gradients to their ``.grad``."""
+        base = self.base
+        tril = base.scale_tril().detach().to(z.dtype)  # (k, d, d)
+        inverse = torch.linalg.solve_triangular(
+            tril, torch.eye(base.width, dtype=z.dtype, device=z.device), upper=False
+        )
+        diff = z.unsqueeze(0) - base.means.detach().to(z.dtype).unsqueeze(-1)  # (k, d, n)
+        u = torch.bmm(inverse, diff)
+        log_diagonal = base.log_diagonal.detach().to(z.dtype)
+        log_weights = torch.log_softmax(base.logits.detach().to(z.dtype), dim=0)
+        constant = log_weights - log_diagonal.sum(-1) - 0.5 * base.width * math.log(2 * math.pi)
+        joint = constant.unsqueeze(-1) - 0.5 * (u * u).sum(1)  # (k, n)
+        log_q = torch.logsumexp(joint, dim=0)
+        resp = torch.exp(joint - log_q)  # (k, n), each column sums to 1
+        v = torch.bmm(inverse.transpose(1, 2), u * resp.unsqueeze(1))  # g_k L_k^{-T} u_k
+        alpha = 1.0 / n
+        totals = resp.sum(1)  # (k,)
+        if base.logits.requires_grad:
+            _add(base.logits, (log_weights.exp() * n - totals) * alpha)
+        if base.means.requires_grad:
+            _add(base.means, v.sum(-1) * -alpha)
+        if base.lower.requires_grad or base.log_diagonal.requires_grad:
+            g_tril = torch.diag_embed(totals.unsqueeze(-1) * (-log_diagonal).exp())
+            g_tril = (g_tril - torch.bmm(v, u.transpose(1, 2))).mul_(alpha)
+            if base.lower.requires_grad:
+                _add(base.lower, g_tril.tril(-1))
+            if base.log_diagonal.requires_grad:
+                _add(base.log_diagonal, g_tril.diagonal(dim1=-2, dim2=-1) * log_diagonal.exp())
+        return -log_q.sum() * alpha, v.sum(0).mul_(alpha)
+
+
+def _add(p: torch.nn.Parameter, g: Tensor) -> None:
+    """``p.grad += g`` (made if ``p.grad`` is ``None``)."""
+    g = g.to(p.dtype)
+    if p.grad is None:
+        p.grad = g.contiguous()
+    else:
+        p.grad.add_(g)
 
 
 @torch.no_grad()

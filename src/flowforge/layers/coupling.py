@@ -75,21 +75,22 @@ class Coupling(FlowLayer):
         self, zA: Tensor, zB: Tensor, context: tuple[Tensor, ...]
     ) -> tuple[Tensor, ...]:
         """The block's output for ``z_A`` (and context) as the transformer's ``params``:
-        ``params_per_element`` tensors shaped like ``z_B``."""
+        ``params_per_element`` tensors shaped like ``z_B``, as one parameter-first view
+        ``(params_per_element, *z_B.shape)``."""
         n = self.transformer.params_per_element
         h = conditioner_input(zA, context)
         try:
             out = self.block(h)
         except RuntimeError as error:
             raise self._explain(h, zA, error) from error
-        parts = torch.chunk(out, n, dim=1)
-        if len(parts) != n or parts[0].shape != zB.shape:
+        if out.dim() != 2 or out.shape[0] != zB.shape[0] or out.shape[1] != n * zB.shape[1]:
             raise ValueError(
                 f"{type(self).__name__}'s block outputs width {out.shape[1]}, but z_B has "
                 f"shape {tuple(zB.shape)}: the block must output {n} × (width of z_B) = "
                 f"{n * zB.shape[1]} columns, e.g. block(dim_A, dim_B={zB.shape[1]}, ...)"
             )
-        return parts
+        # Parameter-first views of the output, not copies (a spline takes them as one).
+        return out.unflatten(1, (n, zB.shape[1])).movedim(1, 0)
 
     def _explain(self, h: Tensor, zA: Tensor, error: RuntimeError) -> Exception:
         expected = input_width(self.block)
@@ -136,7 +137,7 @@ class CouplingGradients:
         zA, zB = z
         h = zA if batch.context is None else torch.cat([zA, batch.context])
         out, inputs = self.net.forward(h)
-        params = out.chunk(self.n) if self.n > 1 else (out,)
+        params = out.unflatten(0, (self.n, -1))  # parameter-first: (n, width of z_B, batch)
         zB, log_det, kept = self.transformer.inverse_saving(zB, params)
         return (zA, zB), None if log_det is None else log_det.sum(), (inputs, len(zA), kept)
 
@@ -144,7 +145,10 @@ class CouplingGradients:
         gA, gB = g
         inputs, rows, kept = saved
         g_in, minus_g = self.transformer.inverse_backward(kept, gB, batch.log_det_grad)
-        g_out = minus_g[0] if len(minus_g) == 1 else torch.cat(minus_g)
+        if isinstance(minus_g, Tensor):  # parameter-first, as the spline gives it
+            g_out = minus_g.flatten(0, 1)
+        else:
+            g_out = minus_g[0] if len(minus_g) == 1 else torch.cat(minus_g)
         # The network gets minus its output's gradient (sign -1), as the transformer gives it.
         return self.net.backward(inputs, g_out, batch, gA, rows, -1.0), g_in
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from flowforge.gradients import Batch, Plumbing, has_hooks, owns_handwritten
 from flowforge.layers.base import FlowLayer, require_matrix
 from flowforge.values import Value
 
@@ -71,6 +72,21 @@ class Reverse(FlowLayer):
         return z.flip(1), z.new_zeros(z.shape[0])
 
     inverse = forward
+
+    def handwritten(self) -> ReverseGradients | None:
+        """The hand-written form: the feature-major rows reversed, and the gradient likewise."""
+        supported = not has_hooks(self) and owns_handwritten(self, "forward", "inverse")
+        return ReverseGradients() if supported else None
+
+
+class ReverseGradients(Plumbing):
+    """The hand-written inverse of ``Reverse`` on feature-major rows, and its backward."""
+
+    def inverse(self, z: Tensor, batch: Batch) -> tuple[Tensor, None, None]:
+        return z.flip(0), None, None
+
+    def backward(self, saved: None, g: Tensor, batch: Batch) -> Tensor:
+        return g.flip(0)
 
 
 class LULinear(FlowLayer):

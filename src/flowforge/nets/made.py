@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from flowforge.gradients import Batch, add_row_sums, has_hooks, owns_handwritten
+from flowforge.nets.mlp import MLPGradients
 from flowforge.values import per_sample
 
 
@@ -127,3 +129,84 @@ class MADE(torch.nn.Module):
             )
         out = self.net(x)
         return out.reshape(x.shape[0], self.features, self.params_per_element)
+
+    def handwritten(self) -> MADEGradients | None:
+        """The hand-written form (``MADEGradients``) when the layers are plain
+        ``MaskedLinear`` with ReLU/Tanh between and nothing has hooks; else ``None``."""
+        modules = list(self.net)
+        plain = (
+            owns_handwritten(self, "forward")
+            and not has_hooks(self)
+            and not has_hooks(self.net)
+            and all(type(m) is MaskedLinear and not has_hooks(m) for m in modules[0::2])
+            and all(type(m) in MLPGradients.ACTIVATIONS and not has_hooks(m) for m in modules[1::2])
+        )
+        return MADEGradients(self) if plain else None
+
+
+class MADEGradients:
+    """A ``MADE``'s forward on feature-major activations and its hand-written backward
+    (``flowforge.gradients``): each layer is ``(W * mask) @ h + b[:, None]``, and the
+    weight gradient is masked as autograd's is. The masked weights are made once per
+    step (the weights change between steps), kept with the activations. Output rows
+    whose mask row is all zero (the first element's, which read nothing but the bias in
+    an unconditional MADE) are the bias: the last product skips them."""
+
+    def __init__(self, made: MADE) -> None:
+        modules = list(made.net)
+        self.layers = [(m.weight, m.bias, m.mask) for m in modules[0::2]]
+        self.tanh = [type(m) is torch.nn.Tanh for m in modules[1::2]]
+        live = self.layers[-1][2].any(dim=1)
+        self.dead = int(live.long().argmax()) if bool(live.any()) else 0  # leading zero rows
+
+    def refresh(self) -> None:
+        """Nothing cached across steps."""
+
+    def forward(self, h: Tensor) -> tuple[Tensor, tuple[list[Tensor], list[Tensor]]]:
+        """``(out, saved)``: the output ``(features * params_per_element, n)``, its rows
+        element-major as ``MADE.forward``'s last dimension, and what ``backward`` needs."""
+        inputs, weights = [], []
+        last = len(self.layers) - 1
+        for i, (weight, bias, mask) in enumerate(self.layers[:-1]):
+            inputs.append(h)
+            w = weight.detach() * mask
+            weights.append(w)
+            h = torch.addmm(bias.detach().unsqueeze(1), w, h)
+            h = h.tanh_() if self.tanh[i] else h.relu_()
+        inputs.append(h)
+        weight, bias, mask = self.layers[last]
+        dead, column = self.dead, bias.detach().unsqueeze(1)
+        w = weight.detach()[dead:] * mask[dead:]
+        weights.append(w)
+        out = h.new_empty(weight.shape[0], h.shape[1])
+        out[:dead] = column[:dead]
+        torch.addmm(column[dead:], w, h, out=out[dead:])
+        return out, (inputs, weights)
+
+    def backward(
+        self, saved: tuple, g: Tensor, batch: Batch, grad_input: Tensor, rows: int, sign: float
+    ) -> Tensor:
+        """Add the parameter gradients for output gradient ``sign * g``; return
+        ``grad_input`` plus the gradient of the first ``rows`` input rows (the rest is
+        context)."""
+        inputs, weights = saved
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            weight, bias, mask = self.layers[i]
+            h = inputs[i]
+            add_row_sums(bias, g, batch.ones, sign)
+            dead = self.dead if i == last else 0
+            g = g[dead:]  # the rows that read anything (the others are the bias)
+            if weight.requires_grad:
+                g_weight = torch.mm(g, h.t()).mul_(mask[dead:])
+                if weight.grad is None:
+                    weight.grad = torch.zeros_like(weight)
+                weight.grad[dead:].add_(g_weight, alpha=sign)
+            if i == 0:
+                return torch.addmm(grad_input, weights[0][:, :rows].t(), g, alpha=sign)
+            g = torch.mm(weights[i].t(), g)
+            if self.tanh[i - 1]:  # h = tanh(a): da = dh * (1 - h^2)
+                g = torch.addcmul(g, g * h, h, value=-1.0)
+            else:  # h = relu(a): da = dh where h > 0
+                g = torch.ops.aten.threshold_backward(g, h, 0)
+        raise AssertionError("a MADE has at least one layer")

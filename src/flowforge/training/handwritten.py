@@ -10,11 +10,14 @@ floating-point rounding (``tests/training/test_handwritten.py`` compares them ov
 random shapes), in about half the time. This module only composes those pieces: it holds
 no mathematics of any layer.
 
-Supported today: a ``NormalizingFlow`` on a ``Multivariate`` normal base whose layers are
-``Split``, ``Merge``, ``Swap`` and couplings (affine with a named log-scale, additive)
-conditioned by ``MLP``s of ``Linear`` layers and ReLU/Tanh, with or without context, and
-no hooks: the notebook's RealNVP and the ``realnvp`` family. (The ``nice`` family ends
-in a learned ``Scale``, which has no hand-written form, so it trains through autograd.)
+Supported today: a ``NormalizingFlow`` on a ``Multivariate`` normal or a
+``GaussianMixture`` base whose layers are ``Split``, ``Merge``, ``Swap``, ``Reverse``,
+couplings (affine with a named log-scale, additive, rational-quadratic spline)
+conditioned by ``MLP``s of ``Linear`` layers and ReLU/Tanh, and ``MaskedAutoregressive``
+layers (affine or spline) on a ``MADE``, with or without context, and no hooks: the
+notebook's RealNVP and the ``realnvp``, ``maf`` and ``nsf`` families (coupling or
+autoregressive, normal or mixture base). (The ``nice`` family ends in a learned
+``Scale``, which has no hand-written form, so it trains through autograd.)
 ``handwritten_nll`` returns ``None`` for anything else (``unsupported_part`` says which
 part), and ``fit`` then uses autograd.
 """

@@ -4,29 +4,41 @@ On ``[-bound, bound]`` the map is a monotone rational-quadratic spline through
 ``bins + 1`` knots (Gregory and Delbourgo, 1982); outside it is the identity. The
 derivative at both end knots is 1, so value and slope are continuous at the bound.
 
-Unconstrained parameters, one set per element, are laid out along the last dimension:
-``bins`` widths, ``bins`` heights, then ``bins - 1`` interior derivatives, so
-``3 * bins - 1`` numbers in all. All zeros give the identity.
+Unconstrained parameters, one set per element: ``bins`` widths, ``bins`` heights, then
+``bins - 1`` interior derivatives, so ``3 * bins - 1`` numbers in all. All zeros give
+the identity. The public functions take them along the last dimension; inside, they
+are laid out parameter-first, ``(3 * bins - 1, ...)``, so that every per-bin quantity
+is a contiguous slab and one ``gather`` picks an element's bin.
 
 Every element is evaluated on its input clamped into the bound and then replaced by the
 identity where it lies outside, so values on or beyond the bound, and their gradients,
 stay finite in float32 as well as float64.
+
+The inverse (data to latent, the direction ``log_prob`` and training use) also comes
+with its gradient written out (``SplineGradients``, ``flowforge.gradients``): the root
+``xi`` of the bin's quadratic is differentiated implicitly, through
+``y = y_k + h_k R(xi)``, so the backward pass never differentiates the root formula.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from flowforge.gradients import owns_handwritten
 from flowforge.transformers.base import Params, Transformer
 
 # The one default bound of every spline in flowforge: standardized data lie well inside
 # [-4, 4], and a pixel's logit (alpha 0.05) lies within +-2.95.
 DEFAULT_BOUND = 4.0
+MIN_BIN_SIZE = 1e-3  # each bin at least this fraction of the interval, in x and in y
+MIN_DERIVATIVE = 1e-3
+_SHIFT = math.log(math.expm1(1 - MIN_DERIVATIVE))  # softplus(0 + shift) + min = 1
 
 
 def parameter_count(bins: int) -> int:
@@ -34,133 +46,235 @@ def parameter_count(bins: int) -> int:
     return 3 * bins - 1
 
 
+def _bins_of(count: int) -> int:
+    bins = (count + 1) // 3
+    if count != parameter_count(bins) or bins < 1:
+        raise ValueError(
+            f"a rational-quadratic spline takes 3 * bins - 1 parameters per element; "
+            f"got {count}, which fits no number of bins"
+        )
+    if not MIN_BIN_SIZE * bins < 1:
+        raise ValueError(f"{bins} bins is too many: each is at least {MIN_BIN_SIZE} wide")
+    return bins
+
+
+class Table(NamedTuple):
+    """An element's spline: the bin ``sizes`` ``(2, bins, ...)`` (widths, then heights),
+    their cumulative sums ``right`` (each bin's right edge, measured from ``-bound``),
+    the ``bins + 1`` knot ``derivatives`` (1 at both ends); with the softmax of the raw
+    widths and heights and the shifted raw interior derivatives, which the hand-written
+    backward needs."""
+
+    sizes: Tensor
+    right: Tensor
+    derivatives: Tensor
+    soft: Tensor
+    shifted: Tensor
+
+
+def table(raw: Tensor, bound: float) -> Table:
+    """The spline's ``Table`` from parameter-first raw parameters ``(3 * bins - 1, ...)``."""
+    bins = _bins_of(raw.shape[0])
+    soft = torch.softmax(raw[: 2 * bins].unflatten(0, (2, bins)), dim=1)
+    span = 2 * bound
+    sizes = torch.add(soft, MIN_BIN_SIZE / (1 - MIN_BIN_SIZE * bins))
+    sizes = sizes.mul_(span * (1 - MIN_BIN_SIZE * bins))
+    shifted = raw[2 * bins :] + _SHIFT
+    ones = raw.new_ones((1, *raw.shape[1:]))
+    derivatives = torch.cat([ones, F.softplus(shifted).add_(MIN_DERIVATIVE), ones])
+    return Table(sizes, _cumulative(sizes), derivatives, soft, shifted)
+
+
+_LOWER: dict[tuple, Tensor] = {}
+
+
+def _cumulative(sizes: Tensor) -> Tensor:
+    """``sizes.cumsum(1)`` for ``(2, bins, ...)``, as one product with a lower-triangular
+    matrix of ones: for so few bins, much faster than a cumulative sum along a middle
+    dimension."""
+    bins = sizes.shape[1]
+    key = (bins, sizes.dtype, sizes.device)
+    lower = _LOWER.get(key)
+    if lower is None:
+        with torch.inference_mode(False):  # a constant that autograd may save later
+            lower = torch.ones(bins, bins, dtype=sizes.dtype, device=sizes.device).tril()
+        lower = _LOWER.setdefault(key, lower)
+    return torch.matmul(lower, sizes.reshape(2, bins, -1)).view(sizes.shape)
+
+
+def knots(raw: Tensor, bound: float) -> Knots:
+    """Knot positions and derivatives of the splines of ``raw`` ``(..., 3 * bins - 1)``."""
+    t = table(raw.movedim(-1, 0), bound)
+    start = t.right.new_full((2, 1, *t.right.shape[2:]), -bound)
+    edges = torch.cat([start, t.right - bound], dim=1)
+    edges[:, -1] = bound
+    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), t.derivatives.movedim(0, -1))
+
+
 @dataclass(frozen=True)
 class Knots:
-    """Knot positions and derivatives: ``xs`` and ``ys`` ``(..., bins + 1)``, ``ds`` too."""
+    """Knot positions and derivatives: ``xs``, ``ys`` and ``ds``, each ``(..., bins + 1)``."""
 
     xs: Tensor
     ys: Tensor
     ds: Tensor
 
 
-def _positions(raw: Tensor, bound: float, min_size: float) -> Tensor:
-    """Knot positions from ``-bound`` to ``bound`` with every gap at least ``min_size`` wide."""
-    bins = raw.shape[-1]
-    sizes = min_size + (1 - min_size * bins) * torch.softmax(raw, dim=-1)
-    inner = (2 * bound) * torch.cumsum(sizes[..., :-1], dim=-1) - bound
-    ends = raw.new_full((*raw.shape[:-1], 1), bound)
-    return torch.cat([-ends, inner, ends], dim=-1)
+def _select(t: Table, shifted: Tensor, in_y: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Each element's bin ``(1, ...)``, found from ``shifted`` (its input plus ``bound``,
+    clamped into ``[0, 2 bound]``) on the x or y grid, and that bin's ``(w, h, left x,
+    left y, d0, d1)``."""
+    bins = t.sizes.shape[1]
+    grid = t.right[int(in_y), : bins - 1]  # the interior knots
+    index = (shifted.unsqueeze(0) >= grid).sum(0, keepdim=True)
+    pair = index.unsqueeze(0).expand(2, *index.shape)
+    w, h = t.sizes.gather(1, pair).squeeze(1)
+    right_x, right_y = t.right.gather(1, pair).squeeze(1)
+    d0, d1 = t.derivatives.gather(0, torch.cat([index, index + 1]))
+    return index, (w, h, right_x - w, right_y - h, d0, d1)
 
 
-def _derivatives(raw: Tensor, min_derivative: float) -> Tensor:
-    """Positive knot derivatives: 1 at both ends, 1 inside when ``raw`` is 0."""
-    shift = math.log(math.expm1(1 - min_derivative))
-    inner = min_derivative + F.softplus(raw + shift)
-    ones = raw.new_ones((*raw.shape[:-1], 1))
-    return torch.cat([ones, inner, ones], dim=-1)
+def _slope_terms(xi: Tensor, s: Tensor, d0: Tensor, d1: Tensor, delta: Tensor) -> tuple:
+    """``1 - xi``, ``xi (1 - xi)``, their squares' ``xi^2`` and ``(1 - xi)^2``, and the
+    slope ``s^2 M / D^2``'s ``M = d1 xi^2 + 2 s xi (1 - xi) + d0 (1 - xi)^2`` and
+    ``D = s + delta xi (1 - xi)`` (``delta = d0 + d1 - 2 s``)."""
+    om = 1 - xi
+    cross = xi * om
+    xi2, om2 = xi * xi, om * om
+    m = torch.addcmul(torch.addcmul(d1 * xi2, d0, om2), s, cross, value=2)
+    return om, cross, xi2, om2, m, torch.addcmul(s, delta, cross)
 
 
-def knots(
-    raw: Tensor,
-    bound: float,
-    min_bin_size: float = 1e-3,
-    min_derivative: float = 1e-3,
-) -> Knots:
-    """Turn unconstrained parameters ``(..., 3 * bins - 1)`` into the spline's knots."""
-    bins = (raw.shape[-1] + 1) // 3
-    if raw.shape[-1] != parameter_count(bins) or bins < 1:
-        raise ValueError(
-            f"a rational-quadratic spline takes 3 * bins - 1 parameters per element; "
-            f"got {raw.shape[-1]}, which fits no number of bins"
-        )
-    if not min_bin_size * bins < 1:
-        raise ValueError(f"min_bin_size {min_bin_size} is too large for {bins} bins")
-    widths, heights, slopes = raw.split([bins, bins, bins - 1], dim=-1)
-    return Knots(
-        _positions(widths, bound, min_bin_size),
-        _positions(heights, bound, min_bin_size),
-        _derivatives(slopes, min_derivative),
-    )
-
-
-def _bin_index(positions: Tensor, values: Tensor) -> Tensor:
-    """The bin of each value, in ``[0, bins - 1]`` (values are already inside the bound)."""
-    interior = positions[..., 1:-1]
-    return (values.unsqueeze(-1) >= interior).sum(dim=-1, keepdim=True)
-
-
-def _gather(t: Tensor, index: Tensor) -> Tensor:
-    return t.gather(-1, index).squeeze(-1)
-
-
-@dataclass(frozen=True)
-class Bin:
-    """One bin per element: left knot ``(x0, y0)``, size ``(w, h)``, end slopes ``d0, d1``."""
-
-    x0: Tensor
-    y0: Tensor
-    w: Tensor
-    h: Tensor
-    d0: Tensor
-    d1: Tensor
-
-    @classmethod
-    def select(cls, k: Knots, index: Tensor) -> Bin:
-        x0, x1 = _gather(k.xs, index), _gather(k.xs, index + 1)
-        y0, y1 = _gather(k.ys, index), _gather(k.ys, index + 1)
-        return cls(x0, y0, x1 - x0, y1 - y0, _gather(k.ds, index), _gather(k.ds, index + 1))
-
-    @property
-    def slope(self) -> Tensor:
-        return self.h / self.w
-
-
-def _log_derivative(b: Bin, xi: Tensor) -> Tensor:
-    """``log dy/dx`` at relative position ``xi`` in the bin."""
-    s, one_minus = b.slope, 1 - xi
-    numerator = s**2 * (b.d1 * xi**2 + 2 * s * xi * one_minus + b.d0 * one_minus**2)
-    denominator = s + (b.d0 + b.d1 - 2 * s) * xi * one_minus
-    return torch.log(numerator) - 2 * torch.log(denominator)
-
-
-def _spline_forward(x: Tensor, k: Knots) -> tuple[Tensor, Tensor]:
-    b = Bin.select(k, _bin_index(k.xs, x))
-    xi = ((x - b.x0) / b.w).clamp(0, 1)
-    s, cross = b.slope, xi * (1 - xi)
-    y = b.y0 + b.h * (s * xi**2 + b.d0 * cross) / (s + (b.d0 + b.d1 - 2 * s) * cross)
-    return y, _log_derivative(b, xi)
-
-
-def _spline_inverse(y: Tensor, k: Knots) -> tuple[Tensor, Tensor]:
-    b = Bin.select(k, _bin_index(k.ys, y))
-    r, s, delta = y - b.y0, b.slope, b.d0 + b.d1 - 2 * b.slope
-    qa = b.h * (s - b.d0) + r * delta
-    qb = b.h * b.d0 - r * delta
-    qc = -s * r
-    xi = _root_in_unit_interval(qa, qb, qc)
-    return b.x0 + xi * b.w, -_log_derivative(b, xi)
-
-
-def _root_in_unit_interval(qa: Tensor, qb: Tensor, qc: Tensor) -> Tensor:
+def _root_in_unit_interval(qa: Tensor, minus_qb: Tensor, minus_qc: Tensor) -> Tensor:
     """The root in ``[0, 1]`` of ``qa xi^2 + qb xi + qc`` (``qc <= 0``), without cancellation.
 
     ``2 qc / (-qb - sqrt(D))`` and ``(sqrt(D) - qb) / (2 qa)`` are the same root; each
-    is used where it subtracts nothing. Both denominators are kept away from zero so
-    the branch not taken cannot put NaN into the gradient.
+    is used where it subtracts nothing. The denominator is chosen before dividing and
+    kept away from zero, so the branch not taken cannot put NaN into the gradient.
     """
-    root = torch.sqrt((qb**2 - 4 * qa * qc).clamp(min=0))
-    tiny = torch.finfo(qb.dtype).tiny
-    positive = qb >= 0
-    from_qc = 2 * qc / torch.where(positive, -qb - root, -qb.new_ones(())).clamp(max=-tiny)
-    from_qa = (root - qb) / torch.where(positive, qa.new_ones(()), 2 * qa).clamp(min=tiny)
-    return torch.where(positive, from_qc, from_qa).clamp(0, 1)
+    root = torch.sqrt(torch.addcmul(minus_qb * minus_qb, qa, minus_qc, value=4).clamp(min=0))
+    positive = minus_qb <= 0
+    numerator = torch.where(positive, 2 * minus_qc, root + minus_qb)
+    denominator = torch.where(positive, root - minus_qb, 2 * qa)
+    return (numerator / denominator.clamp(min=torch.finfo(qa.dtype).tiny)).clamp(0, 1)
 
 
-def _with_identity_tails(v: Tensor, raw: Tensor, bound: float, spline) -> tuple[Tensor, Tensor]:
-    inside = (v >= -bound) & (v <= bound)
-    k = knots(raw, bound)
-    out, log_det = spline(v.clamp(-bound, bound), k)
-    return torch.where(inside, out, v), torch.where(inside, log_det, torch.zeros_like(log_det))
+def _forward(x: Tensor, raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """Latent to data on parameter-first ``raw``: ``(y, log dy/dx)``, identity outside."""
+    inside = x.abs() <= bound
+    shifted = x.clamp(-bound, bound) + bound
+    _, (w, h, lx, ly, d0, d1) = _select(table(raw, bound), shifted, in_y=False)
+    s = h / w
+    xi = (shifted - lx) / w
+    # Into [0, 1], where rounding may put it, without zeroing the slope at the top knot.
+    xi = xi + (xi.clamp(0, 1) - xi).detach() if xi.requires_grad else xi.clamp_(0, 1)
+    _, cross, xi2, _, m, d = _slope_terms(xi, s, d0, d1, d0 + d1 - 2 * s)
+    y = torch.addcmul(ly, h, torch.addcmul(s * xi2, d0, cross) / d) - bound
+    s_d = s / d
+    log_slope = torch.log(s_d * (s_d * m))  # s^2 M / D^2, grouped so that it cannot overflow
+    return torch.where(inside, y, x), torch.where(inside, log_slope, log_slope.new_zeros(()))
+
+
+class Saved(NamedTuple):
+    """What the inverse keeps for its hand-written backward: the loss gradient by the
+    picked rows and the input is ``coefficients[0] * g_z + coefficients[1] * c`` (``c``
+    the loss's derivative by each log-derivative)."""
+
+    inside: Tensor
+    index: Tensor
+    coefficients: Tensor  # (2, 8, ...): rows w, h, left x, left y, s, d0, d1 (negated), y
+    table: Table
+
+
+def _inverse(y: Tensor, raw: Tensor, bound: float, save: bool = False) -> tuple:
+    """Data to latent on parameter-first ``raw``: ``(x, log dx/dy, saved or None)``."""
+    inside = y.abs() <= bound
+    shifted = y.clamp(-bound, bound) + bound
+    t = table(raw, bound)
+    index, picked = _select(t, shifted, in_y=True)
+    w, h, lx, ly, d0, d1 = picked
+    s = h / w
+    r = shifted - ly
+    s_d0 = s - d0
+    delta = d1 - s - s_d0
+    r_delta = r * delta
+    qa = torch.addcmul(r_delta, h, s_d0)
+    minus_qb = torch.addcmul(r_delta, h, d0, value=-1)
+    s_r = s * r
+    xi = _root_in_unit_interval(qa, minus_qb, s_r)
+    terms = _slope_terms(xi, s, d0, d1, delta)
+    e = terms[5] / (s * terms[4])  # D / (s M)
+    k = terms[5] * e  # D^2 / (s M): dx/dy = k / s
+    log_slope = torch.log(k / s)
+    log_slope = torch.where(inside, log_slope, log_slope.new_zeros(()))
+    x = torch.where(inside, torch.addcmul(lx, xi, w) - bound, y)
+    if not save:
+        return x, log_slope, None
+    coefficients = _coefficients(xi, s, r, delta, picked, terms, e, k, inside)
+    return x, log_slope, Saved(inside, index, coefficients, t)
+
+
+def _coefficients(
+    xi: Tensor,
+    s: Tensor,
+    r: Tensor,
+    delta: Tensor,
+    picked: tuple[Tensor, ...],
+    terms: tuple,
+    e: Tensor,
+    k: Tensor,
+    inside: Tensor,
+) -> Tensor:
+    """The inverse's derivatives, as the coefficients of ``g_z`` and ``c`` in the loss
+    gradient by each picked row and by the input (``Saved``).
+
+    In the bin, ``y = y0 + h R(xi)`` with ``R = N / D`` (``N = s xi^2 + d0 xi (1 - xi)``),
+    ``x = x0 + w xi`` and ``log dx/dy = log(D^2 / (s^2 M))``. The root ``xi`` moves with
+    ``y`` and the bin's numbers as ``G = y0 + h R(xi) - y = 0`` dictates: ``dxi = -dG /
+    (h R')`` with ``R' = s M / D^2``. The loss's derivative by ``xi`` is ``A = g_z w + c
+    sigma`` (``sigma = d log dx/dy / d xi``), so ``a = A / (h R') = A k / h`` is its
+    derivative by ``y``; ``s = h / w`` is then resolved into ``h`` and ``w``.
+    """
+    w, h, _, _, d0, d1 = picked
+    om, cross, xi2, om2, m, d = terms
+    inv_m, two_inv_d = m.reciprocal(), 2 / d
+    centre = om - xi
+    q = torch.addcmul(torch.addcmul(d1 * xi, s, centre), d0, om, value=-1)
+    sigma = torch.addcmul(delta * centre * two_inv_d, q, inv_m, value=-2)
+    big_r = r / h  # R(xi) at the root
+    rc = big_r * cross
+    t = xi2 + om2  # 1 - 2 xi (1 - xi)
+    # Rows: w, h, left x, left y, s, d0, d1 (the picked rows' and s's), then y; the
+    # g_z coefficients in both[0], the c coefficients in both[1], each written in place.
+    both = xi.new_empty((2, 8, *xi.shape))
+    u, v = both[0], both[1]
+    # By s, d0 and d1: c alpha - A e beta, beta's last row negated.
+    beta = xi.new_empty((3, *xi.shape))
+    torch.addcmul(xi2, big_r, t, value=-1, out=beta[0])
+    torch.sub(cross, rc, out=beta[1])
+    torch.neg(rc, out=beta[2])
+    beta.mul_(e)
+    alpha = v[4:7]
+    torch.mul(t, two_inv_d, out=alpha[0])
+    torch.mul(cross, two_inv_d, out=alpha[1])
+    alpha[2].copy_(alpha[1])
+    alpha[0].addcmul_(cross, inv_m, value=-2).add_(s.reciprocal(), alpha=-2)
+    alpha[1].addcmul_(om2, inv_m, value=-1)
+    alpha[2].addcmul_(xi2, inv_m, value=-1)
+    alpha.addcmul_(beta, sigma, value=-1)  # the c coefficients
+    torch.mul(beta, w, out=u[4:7]).neg_()  # the g_z coefficients
+    kappa = k / h
+    torch.mul(w, kappa, out=u[7])  # by y: a = A k / h
+    torch.mul(sigma, kappa, out=v[7])
+    torch.neg(both[:, 7], out=both[:, 3])  # by the left y knot: -a
+    mask = inside.to(xi.dtype)
+    u[2].copy_(mask)  # by the left x knot: g_z
+    v[2].zero_()
+    torch.mul(both[:, 4], w.reciprocal(), out=both[:, 1]).addcmul_(both[:, 7], big_r, value=-1)
+    torch.mul(both[:, 4], s / w, out=both[:, 0]).neg_()  # by w: g_z xi - g_s s / w
+    u[0].add_(xi)
+    both[:, :7] *= -mask  # negated, and zero outside the bound
+    return both
 
 
 def rational_quadratic_spline(
@@ -170,36 +284,115 @@ def rational_quadratic_spline(
 
     Returns ``(y, log dy/dx)``, both shaped like ``x``; the identity (log-derivative 0)
     outside ``[-bound, bound]``.
+
+    Example:
+        >>> import torch
+        >>> y, log_slope = rational_quadratic_spline(torch.tensor([0.5, 9.0]), torch.zeros(2, 23))
+        >>> y, log_slope  # all-zero parameters: the identity
+        (tensor([0.5000, 9.0000]), tensor([0., 0.]))
     """
-    return _with_identity_tails(x, raw, bound, _spline_forward)
+    return _forward(x, raw.movedim(-1, 0), bound)
 
 
 def inverse_rational_quadratic_spline(
     y: Tensor, raw: Tensor, bound: float = DEFAULT_BOUND
 ) -> tuple[Tensor, Tensor]:
     """Undo ``rational_quadratic_spline``; returns ``(x, log dx/dy)`` shaped like ``y``."""
-    return _with_identity_tails(y, raw, bound, _spline_inverse)
+    return _inverse(y, raw.movedim(-1, 0), bound)[:2]
+
+
+def _stacked(params: Params) -> Tensor:
+    """The transformer's ``params`` as one parameter-first tensor."""
+    return params if isinstance(params, Tensor) else torch.stack(tuple(params))
 
 
 class SplineTransformer(Transformer):
     """A monotone rational-quadratic spline with ``bins`` bins on ``[-bound, bound]``, the
     identity outside (Durkan et al. 2019): ``3 * bins - 1`` parameters per element, all
-    zeros giving the identity."""
+    zeros giving the identity. Hand-written gradients for its inverse (``SplineGradients``).
+
+    Example:
+        >>> import torch
+        >>> spline = SplineTransformer(bins=4, bound=2.0)
+        >>> params = torch.randn(spline.params_per_element, 5, 2)
+        >>> x = torch.randn(5, 2)
+        >>> y, log_slope = spline(x, params)
+        >>> back, log_slope_back = spline.inverse(y, params)
+        >>> torch.allclose(back, x, atol=1e-5), torch.allclose(log_slope_back, -log_slope)
+        (True, True)
+    """
 
     def __init__(self, bins: int = 8, bound: float = DEFAULT_BOUND) -> None:
         super().__init__()
         if bins < 2 or not bound > 0:
             # One bin with unit slopes at both ends is always the identity.
             raise ValueError(f"need bins >= 2 and bound > 0, got bins={bins}, bound={bound}")
+        if not MIN_BIN_SIZE * bins < 1:
+            raise ValueError(f"{bins} bins is too many: each is at least {MIN_BIN_SIZE} wide")
         self.bins, self.bound = int(bins), float(bound)
         self.params_per_element = parameter_count(self.bins)
 
     def forward(self, z: Tensor, params: Params) -> tuple[Tensor, Tensor]:
-        return rational_quadratic_spline(z, torch.stack(tuple(params), dim=-1), self.bound)
+        return _forward(z, _stacked(params), self.bound)
 
     def inverse(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor]:
-        raw = torch.stack(tuple(params), dim=-1)
-        return inverse_rational_quadratic_spline(x, raw, self.bound)
+        return _inverse(x, _stacked(params), self.bound)[:2]
+
+    def handwritten(self) -> SplineGradients | None:
+        return SplineGradients(self.bound) if owns_handwritten(self, "inverse") else None
 
     def extra_repr(self) -> str:
         return f"bins={self.bins}, bound={self.bound}"
+
+
+_RANKS: dict[tuple, Tensor] = {}
+
+
+def _ranks(bins: int, dtype: torch.dtype, device: torch.device, dims: int) -> Tensor:
+    """``0, 1, ..., bins - 1`` along the first of ``dims + 1`` dimensions (cached)."""
+    key = (bins, dtype, device, dims)
+    ranks = _RANKS.get(key)
+    if ranks is None:
+        with torch.inference_mode(False):
+            ranks = torch.arange(bins, device=device).view(bins, *(1,) * dims)
+        ranks = _RANKS.setdefault(key, ranks)
+    return ranks
+
+
+class SplineGradients:
+    """``SplineTransformer``'s inverse with its hand-written backward (``flowforge.gradients``).
+
+    ``params`` may be a parameter-first tensor ``(3 * bins - 1, ...)`` (the layers pass
+    a view of their network's output) or a sequence of tensors; the negated parameter
+    gradient comes back parameter-first ``(3 * bins - 1, ...)``.
+    """
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+
+    def inverse_saving(self, x: Tensor, params: Params) -> tuple[Tensor, Tensor, Saved]:
+        return _inverse(x, _stacked(params), self.bound, save=True)
+
+    def inverse_backward(
+        self, saved: Saved, g_z: Tensor, log_det_grad: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        coefficients = saved.coefficients
+        grads = torch.addcmul(coefficients[1] * log_det_grad, coefficients[0], g_z)
+        g_x = torch.where(saved.inside, grads[7], g_z)
+        # The picked rows' gradients spread back over the bins: a bin's width and height
+        # get their own; its left edges, the sum of the sizes before it; the derivatives,
+        # those at both of its knots.
+        soft = saved.table.soft
+        bins = soft.shape[1]
+        ranks = _ranks(bins, soft.dtype, soft.device, g_z.dim())
+        k = saved.index  # each element's bin
+        one_hot = (k == ranks).to(g_z.dtype)  # (bins, ...)
+        before = (k > ranks[:-1]).to(g_z.dtype)
+        g_sizes = one_hot * grads[:2].unsqueeze(1)
+        g_sizes[:, :-1].addcmul_(before, grads[2:4].unsqueeze(1))
+        g_sizes = g_sizes.mul_(2 * self.bound * (1 - MIN_BIN_SIZE * bins))
+        soft = saved.table.soft
+        g_soft = torch.ops.aten._softmax_backward_data(g_sizes, soft, 1, soft.dtype)
+        g_derivatives = torch.addcmul(one_hot[1:] * grads[5], one_hot[:-1], grads[6])
+        g_derivatives = g_derivatives.mul_(saved.table.shifted.sigmoid())
+        return g_x, torch.cat([g_soft.flatten(0, 1), g_derivatives])

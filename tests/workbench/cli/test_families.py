@@ -92,3 +92,32 @@ def test_label_needs_a_conditional_run(tiny_run, tmp_path, capsys):
     code = main(["sample", str(tiny_run), "--label", "0", "-o", str(tmp_path / "s.npy")])
     assert code == 2
     assert "train with --conditional" in capsys.readouterr().err
+
+
+def _new_run_config(*flags):
+    from flowforge.workbench.cli.main import build_parser
+    from flowforge.workbench.cli.train import new_run
+
+    args = build_parser().parse_args(["train", "--n-samples", "50", "--n-heldout", "20", *flags])
+    return new_run(args).config
+
+
+def test_the_quality_preset_fills_in_its_model_and_recipe_and_given_options_win():
+    from flowforge.families.nsf import QUALITY_PRESET
+
+    config = _new_run_config("--preset", "quality")
+    assert config.model == "nsf"
+    options = {k: config.model_options[k] for k in ("coupling", "layers", "hidden", "bins")}
+    assert options == {k: QUALITY_PRESET[k] for k in options}
+    assert config.model_options["base"] == "mixture" and config.model_options["zero_init"]
+    recipe = {k: config.recipe[k] for k in ("epochs", "batch_size", "lr", "warmup")}
+    assert recipe == {k: QUALITY_PRESET[k] for k in recipe}
+    overridden = _new_run_config("--preset", "quality", "--epochs", "3", "--hidden", "16")
+    assert overridden.recipe["epochs"] == 3 and overridden.model_options["hidden"] == 16
+    assert overridden.recipe["lr"] == QUALITY_PRESET["lr"]
+
+
+def test_resume_refuses_a_preset(tmp_path, capsys):
+    code = main(["train", "--resume", str(tmp_path), "--preset", "quality"])
+    assert code == 2
+    assert "--preset" in capsys.readouterr().err

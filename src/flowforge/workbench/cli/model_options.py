@@ -13,6 +13,7 @@ from typing import Any
 
 from flowforge.errors import InputError
 from flowforge.families import FAMILIES, Family, Option
+from flowforge.families.nsf import QUALITY_PRESET
 from flowforge.workbench.cli import options as types
 from flowforge.workbench.runs.image_kind import Images
 from flowforge.workbench.runs.kinds import Points
@@ -122,8 +123,41 @@ def check_model_size(config) -> None:
         )
 
 
+# Named sets of ``flowforge train`` options (model, its options, the recipe): the
+# options given on the command line win over a preset's.
+PRESETS: dict[str, dict[str, Any]] = {"quality": QUALITY_PRESET}
+
+
+def preset_text(name: str) -> str:
+    """The options preset ``name`` stands for, as flags: ``--model nsf --coupling ...``."""
+    flags = []
+    for key, value in PRESETS[name].items():
+        flag = "--" + key.replace("_", "-")
+        flags.append(
+            flag
+            if value is True
+            else f"{flag} {value:g}"
+            if isinstance(value, float)
+            else f"{flag} {value}"
+        )
+    return " ".join(flags)
+
+
+def apply_preset(args: argparse.Namespace) -> None:
+    """Fill the options ``args.preset`` names into ``args``, where none was given."""
+    for key, value in PRESETS.get(getattr(args, "preset", None) or "", {}).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 def add_model_arguments(group: argparse._ArgumentGroup) -> None:
-    """``--model`` and every declared option, each with its families' defaults."""
+    """``--preset``, ``--model`` and every declared option, each with its families' defaults."""
+    group.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a named set of options, which options given beside it override; quality: "
+        f"{preset_text('quality')}",
+    )
     group.add_argument(
         "--model",
         choices=sorted(FAMILIES),

@@ -18,6 +18,7 @@ from flowforge.training.distributed import DEFAULT_TIMEOUT
 from flowforge.workbench.cli import options
 from flowforge.workbench.cli.model_options import (
     add_model_arguments,
+    apply_preset,
     check_model_size,
     declared_options,
     model_options_from,
@@ -43,6 +44,7 @@ RUN_OPTIONS = (
     "dataset",
     *SIZES,
     *DATA_FLAGS,
+    "preset",
     "model",
     *declared_options(),
     "conditional",
@@ -201,6 +203,7 @@ class NewRun(NamedTuple):
 def new_run(args: argparse.Namespace) -> NewRun:
     """The run the options describe: its configuration, and the training and held-out
     data it is trained and scored on (the standardization fitted to the training part)."""
+    apply_preset(args)  # --preset's options, where none was given
     dataset = DATASETS[_value(args, "dataset", DEFAULT_DATASET)]
     kind = new_kind(dataset, bool(args.conditional))
     sizes = {name: getattr(args, name) for name in SIZES}
