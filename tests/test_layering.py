@@ -17,7 +17,7 @@ SRC = Path(flowforge.__file__).resolve().parent
 LEVELS = [
     {"errors", "values", "device", "threads", "gradients", "version"},
     {"transformers", "nets"},
-    {"layers", "distributions"},
+    {"layers", "distributions", "targets"},
     {
         "flow",
         "distribution",
