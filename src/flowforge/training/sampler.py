@@ -16,6 +16,7 @@ from torch import Tensor
 
 from flowforge.distributions import Multivariate
 from flowforge.distributions.mixture import GaussianMixture
+from flowforge.errors import InputError
 from flowforge.families import nsf
 from flowforge.flow import NormalizingFlow
 from flowforge.layers import Scale, Translate
@@ -67,7 +68,7 @@ def sampler(
     else:
         low, high = (torch.as_tensor(b, dtype=torch.float32) for b in box)
     if base not in ("mixture", "normal"):
-        raise ValueError(f"unknown base {base!r}; use 'mixture' or 'normal'")
+        raise InputError(f"unknown base {base!r} for a sampler; use 'mixture' or 'normal'")
     if base == "mixture":
         k = components if components is not None else (64 if dim <= 4 else 4)
         distribution = GaussianMixture(dim, k)

@@ -21,7 +21,16 @@ RECIPE = {
     "ema": 0.98,
 }
 # Options of a target run (each taken from config.json on --resume).
-TARGET_OPTIONS = ("target", "method", "steps", "time_budget")
+TARGET_OPTIONS = (
+    "target",
+    "method",
+    "iterations",
+    "time_budget",
+    "components",
+    "diagnosis_samples",
+)
+# The model options a sampler takes from the command line (training.sampler.sampler).
+MODEL_FLAGS = ("layers", "hidden", "bins", "base", "components")
 # Sample-based options that a target run does not take.
 NOT_FOR_TARGETS = (
     "dataset",
@@ -52,7 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", choices=METHODS, help=f"how fit_target trains (default: {RECIPE['method']})"
     )
     group.add_argument(
-        "--steps", type=options.positive_int, help=f"optimizer steps (default: {RECIPE['steps']})"
+        "--iterations",
+        type=options.positive_int,
+        help=f"optimizer steps (default: {RECIPE['steps']})",
+    )
+    group.add_argument(
+        "--components",
+        type=options.positive_int,
+        help="components of the sampler's mixture base (default: 64 up to 4 dimensions, else 4)",
+    )
+    group.add_argument(
+        "--diagnosis-samples",
+        type=options.at_least_two,
+        metavar="N",
+        help="samples the diagnosis draws from the flow and from the broad proposal "
+        "(default: 100000)",
     )
     group.add_argument(
         "--time-budget",
@@ -82,10 +105,16 @@ def _check(args: argparse.Namespace) -> None:
 def recipe_from(args: argparse.Namespace) -> dict:
     recipe = dict(RECIPE)
     for name in recipe:
-        value = getattr(args, name, None)
+        value = getattr(args, "iterations" if name == "steps" else name, None)
         if value is not None:
             recipe[name] = value
     return recipe
+
+
+def model_from(args: argparse.Namespace) -> dict:
+    """The sampler's options given (``--layers``, ``--hidden``, ``--bins``); the rest are
+    ``training.sampler``'s defaults."""
+    return {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None}
 
 
 def run(args: argparse.Namespace, resume_config=None) -> int:
@@ -99,7 +128,9 @@ def run(args: argparse.Namespace, resume_config=None) -> int:
         if args.output is not None:
             check_output_folder(args.output)
         seed = 0 if args.seed is None else args.seed
-        config = target_config(args.target, {}, recipe_from(args), seed, "cpu")
+        config = target_config(
+            args.target, model_from(args), recipe_from(args), seed, args.diagnosis_samples
+        )
         folder = start_run(args.output or default_output(), config)
     else:
         config, folder = resume_config, Path(args.resume)

@@ -40,8 +40,11 @@ def target_of(config: RunConfig):
     return targets.get(entry.pop("name"), **entry)
 
 
-def target_config(name: str, model: Mapping, recipe: Mapping, seed: int, device: str) -> RunConfig:
-    """The configuration of a new target run."""
+def target_config(
+    name: str, model: Mapping, recipe: Mapping, seed: int, samples: int | None = None
+) -> RunConfig:
+    """The configuration of a new target run (``samples``: the diagnosis's, default
+    ``DIAGNOSIS_SAMPLES``)."""
     from flowforge import targets
 
     dim = targets.get(name).dim
@@ -52,8 +55,8 @@ def target_config(name: str, model: Mapping, recipe: Mapping, seed: int, device:
         standardization=Standardization((0.0,) * dim, (1.0,) * dim),
         recipe=dict(recipe),
         seed=seed,
-        device=device,
-        extra={"target": {"name": name}},
+        device="cpu",
+        extra={"target": {"name": name}, "diagnosis": {"samples": samples or DIAGNOSIS_SAMPLES}},
     )
 
 
@@ -132,10 +135,11 @@ class TargetPoints(Points):
         return f"{source}:\n" + diagnosis.summary()
 
 
-def diagnosis_of(model: torch.nn.Module, config: RunConfig, n: int = DIAGNOSIS_SAMPLES):
-    """The run's ``Diagnosis`` with ``n`` samples, drawn from the run's seed."""
+def diagnosis_of(model: torch.nn.Module, config: RunConfig):
+    """The run's ``Diagnosis``, with the samples its config names, drawn from its seed."""
     from flowforge.importance import diagnose
 
+    n = int(config.extra.get("diagnosis", {}).get("samples", DIAGNOSIS_SAMPLES))
     generator = torch.Generator().manual_seed(config.seed + 2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 2)
