@@ -24,6 +24,13 @@ MODULES = (
     "flowforge.check",
     "flowforge.evaluate",
     "flowforge.conditional",
+    "flowforge.importance",
+    "flowforge.targets",
+    "flowforge.targets.base",
+    "flowforge.targets.energies",
+    "flowforge.targets.shapes",
+    "flowforge.targets.hmc",
+    "flowforge.targets.logistic",
     "flowforge.distributions.multivariate",
     "flowforge.distributions.mixture",
     "flowforge.layers.base",
@@ -50,7 +57,7 @@ MODULES = (
 )
 
 # Modules that need an optional extra: skipped where its library is absent.
-OPTIONAL = {"flowforge.integrations.sbi": "sbi"}
+OPTIONAL = {"flowforge.integrations.sbi": "sbi", "flowforge.targets.logistic": "sklearn"}
 
 # The public entry points, as "module:qualified name": each docstring has an Example.
 ENTRY_POINTS = (
@@ -98,6 +105,10 @@ ENTRY_POINTS = (
     "flowforge.integrations.sbi:build_flowforge",
     "flowforge.integrations.sbi:flowforge_flow",
     "flowforge.integrations.sklearn:FlowDensity",
+    "flowforge.targets:get",
+    "flowforge.importance:diagnose",
+    "flowforge.importance:importance_weights",
+    "flowforge.targets.hmc:hmc",
 )
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -27,6 +27,7 @@ LEVELS = [
         "dequantization",
         "initialize",
         "performance",
+        "importance",
     },
     {"families"},
     {"training"},

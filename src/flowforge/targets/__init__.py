@@ -50,8 +50,17 @@ NAMES: tuple[str, ...] = tuple(_BUILDERS)
 def get(name: str, **options) -> Target:
     """The target registered as ``name``, built with ``options`` (its constructor's).
 
+    Args:
+        name: One of :data:`NAMES`.
+        **options: Passed to the target's constructor (``n_modes=`` for the circle,
+            ``scale=`` for the funnels, ``prior_scale=`` for the posterior, ...).
+
     Raises:
         InputError: for an unknown name, listing the known ones.
+
+    Example:
+        >>> get("circular-mixture", n_modes=6).modes.shape
+        torch.Size([6, 2])
     """
     if name not in _BUILDERS:
         raise InputError(f"unknown target {name!r}; choose one of {', '.join(NAMES)}")
