@@ -56,6 +56,8 @@ from flowforge.training.state import History, TrainState
 __all__ = ["METHODS", "fit_target", "target_box"]
 
 METHODS = ("modes", "reverse-kl", "annealed", "forward-kl")
+# A target without bounds has its modes searched in [-UNBOUNDED, UNBOUNDED]^d.
+UNBOUNDED = 5.0
 Callback = Callable[[TrainState], None]
 LogDensity = Callable[[Tensor], Tensor]
 
@@ -121,12 +123,17 @@ class _Objective:
 
 
 def _start_on_modes(
-    flow: torch.nn.Module, log_p: LogDensity, box: tuple[Tensor, Tensor], seed: int
+    flow: torch.nn.Module, log_p: LogDensity, box: tuple[Tensor, Tensor] | None, seed: int
 ) -> None:
     """Put ``flow``'s mixture base on the modes of ``log_p`` (mapped to the latent space
     through the flow's inverse and its Jacobian at each mode)."""
     base = flow.base_distribution
-    weights, means, covs = find_modes(log_p, *box, max_modes=base.components, seed=seed)
+    if box is None:  # no bounds: start the search in a box of the prior's scale
+        box = (torch.full((base.width,), -UNBOUNDED), torch.full((base.width,), UNBOUNDED))
+    starts = 2048 if base.width <= 4 else 64
+    weights, means, covs = find_modes(
+        log_p, *box, starts=starts, max_modes=base.components, seed=seed
+    )
     dtype = base.means.dtype
     with torch.no_grad():
         z, _ = flow.flow.inverse(means.to(dtype))
@@ -277,10 +284,10 @@ def _check_method(flow: torch.nn.Module, method: str, box: tuple[Tensor, Tensor]
             "method='modes' starts a GaussianMixture base on the target's modes, but the flow "
             "has none; build it with sampler(target) or use method='reverse-kl'"
         )
-    if method in ("modes", "forward-kl") and box is None:
+    if method == "forward-kl" and box is None:
         raise InputError(
-            f"method={method!r} searches the target's box, but it has no bounds; give the "
-            "target bounds=(low, high) or use method='reverse-kl'"
+            "method='forward-kl' draws half its points uniformly over the target's box, but "
+            "it has no bounds; give the target bounds=(low, high) or use method='modes'"
         )
 
 
