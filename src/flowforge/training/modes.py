@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 LogDensity = Callable[[Tensor], Tensor]
+# A target without bounds has its modes searched in [-UNBOUNDED, UNBOUNDED]^d.
+UNBOUNDED = 5.0
 Mixture = tuple[Tensor, Tensor, Tensor]  # weights (k,), means (k, d), covariances (k, d, d)
 
 
@@ -185,3 +187,56 @@ def _float64(log_p: LogDensity) -> LogDensity:
         return log_p(x).double()
 
     return wrapped
+
+
+def start_on_modes(
+    flow: torch.nn.Module, log_p: LogDensity, box: tuple[Tensor, Tensor] | None, seed: int
+) -> None:
+    """Put ``flow``'s mixture base on the modes of ``log_p`` (mapped to the latent space
+    through the flow's inverse and its Jacobian at each mode)."""
+    base = flow.base_distribution
+    if box is None:  # no bounds: start the search in a box of the prior's scale
+        box = (torch.full((base.width,), -UNBOUNDED), torch.full((base.width,), UNBOUNDED))
+    starts = 2048 if base.width <= 4 else 64
+    weights, means, covs = find_modes(
+        log_p, *box, starts=starts, max_modes=base.components, seed=seed
+    )
+    dtype = base.means.dtype
+    with torch.no_grad():
+        z, _ = flow.flow.inverse(means.to(dtype))
+    jac = torch.stack(
+        [
+            torch.autograd.functional.jacobian(lambda m: flow.flow.inverse(m[None])[0][0], m)
+            for m in means.to(dtype)
+        ]
+    ).double()
+    latent = jac @ covs @ jac.mT
+    k = len(weights)
+    if k < base.components:  # the spare components: copies of the heaviest, weight ~0
+        spare = base.components - k
+        weights = torch.cat([weights, torch.full((spare,), 1e-12, dtype=weights.dtype)])
+        z = torch.cat([z, z[:1].expand(spare, -1)])
+        latent = torch.cat([latent, latent[:1].expand(spare, -1, -1)])
+    base.set_(weights / weights.sum(), z.to(dtype), latent)
+
+
+@torch.no_grad()
+def reweight(flow: torch.nn.Module, log_p: LogDensity, n: int, damping: float = 0.5) -> None:
+    """Move the mixture base's weights toward the masses the target gives each component:
+    ``w_k <- sum_i w_i r_ik`` over the flow's own samples (``w_i``: self-normalized
+    importance weights, ``r_ik``: the component's responsibility for ``z_i``)."""
+    base = flow.base_distribution
+    z = base.sample(n)
+    log_base = base.log_prob(z)
+    x, log_det = flow.flow.forward(z)
+    log_w = log_p(x).to(log_base.dtype) - (log_base - log_det)
+    w = torch.softmax(torch.where(torch.isfinite(log_w), log_w, -math.inf), dim=0)
+    if not bool(torch.isfinite(w).all()):
+        return
+    tril = base.scale_tril()
+    normal = torch.distributions.MultivariateNormal(base.means, scale_tril=tril)
+    joint = normal.log_prob(z[:, None, :]) + torch.log_softmax(base.logits, 0)
+    mass = (torch.softmax(joint, dim=1) * w[:, None]).sum(dim=0)
+    old = torch.softmax(base.logits, 0)
+    new = damping * old + (1 - damping) * mass
+    base.logits.copy_(torch.log(new.clamp(min=1e-12)))

@@ -47,7 +47,7 @@ from flowforge.errors import DivergedError, InputError
 from flowforge.threads import cpu_threads
 from flowforge.training.averaging import WeightAverage
 from flowforge.training.divergence import FIX, DivergenceGuard, copy_state
-from flowforge.training.modes import find_modes
+from flowforge.training.modes import reweight, start_on_modes
 from flowforge.training.optim import adam
 from flowforge.training.progress import ProgressReporter
 from flowforge.training.schedule import make_schedule
@@ -56,8 +56,6 @@ from flowforge.training.state import History, TrainState
 __all__ = ["METHODS", "fit_target", "target_box"]
 
 METHODS = ("modes", "reverse-kl", "annealed", "forward-kl")
-# A target without bounds has its modes searched in [-UNBOUNDED, UNBOUNDED]^d.
-UNBOUNDED = 5.0
 Callback = Callable[[TrainState], None]
 LogDensity = Callable[[Tensor], Tensor]
 
@@ -120,59 +118,6 @@ class _Objective:
             log_w = self.log_p(x).to(log_q.dtype) - log_mix
             w = torch.softmax(torch.where(torch.isfinite(log_w), log_w, -math.inf), dim=0)
         return -(w * log_q).sum()
-
-
-def _start_on_modes(
-    flow: torch.nn.Module, log_p: LogDensity, box: tuple[Tensor, Tensor] | None, seed: int
-) -> None:
-    """Put ``flow``'s mixture base on the modes of ``log_p`` (mapped to the latent space
-    through the flow's inverse and its Jacobian at each mode)."""
-    base = flow.base_distribution
-    if box is None:  # no bounds: start the search in a box of the prior's scale
-        box = (torch.full((base.width,), -UNBOUNDED), torch.full((base.width,), UNBOUNDED))
-    starts = 2048 if base.width <= 4 else 64
-    weights, means, covs = find_modes(
-        log_p, *box, starts=starts, max_modes=base.components, seed=seed
-    )
-    dtype = base.means.dtype
-    with torch.no_grad():
-        z, _ = flow.flow.inverse(means.to(dtype))
-    jac = torch.stack(
-        [
-            torch.autograd.functional.jacobian(lambda m: flow.flow.inverse(m[None])[0][0], m)
-            for m in means.to(dtype)
-        ]
-    ).double()
-    latent = jac @ covs @ jac.mT
-    k = len(weights)
-    if k < base.components:  # the spare components: copies of the heaviest, weight ~0
-        spare = base.components - k
-        weights = torch.cat([weights, torch.full((spare,), 1e-12, dtype=weights.dtype)])
-        z = torch.cat([z, z[:1].expand(spare, -1)])
-        latent = torch.cat([latent, latent[:1].expand(spare, -1, -1)])
-    base.set_(weights / weights.sum(), z.to(dtype), latent)
-
-
-@torch.no_grad()
-def _reweight(flow: torch.nn.Module, log_p: LogDensity, n: int, damping: float = 0.5) -> None:
-    """Move the mixture base's weights toward the masses the target gives each component:
-    ``w_k <- sum_i w_i r_ik`` over the flow's own samples (``w_i``: self-normalized
-    importance weights, ``r_ik``: the component's responsibility for ``z_i``)."""
-    base = flow.base_distribution
-    z = base.sample(n)
-    log_base = base.log_prob(z)
-    x, log_det = flow.flow.forward(z)
-    log_w = log_p(x).to(log_base.dtype) - (log_base - log_det)
-    w = torch.softmax(torch.where(torch.isfinite(log_w), log_w, -math.inf), dim=0)
-    if not bool(torch.isfinite(w).all()):
-        return
-    tril = base.scale_tril()
-    normal = torch.distributions.MultivariateNormal(base.means, scale_tril=tril)
-    joint = normal.log_prob(z[:, None, :]) + torch.log_softmax(base.logits, 0)
-    mass = (torch.softmax(joint, dim=1) * w[:, None]).sum(dim=0)
-    old = torch.softmax(base.logits, 0)
-    new = damping * old + (1 - damping) * mass
-    base.logits.copy_(torch.log(new.clamp(min=1e-12)))
 
 
 def fit_target(
@@ -251,7 +196,7 @@ def fit_target(
     _check_method(flow, method, box)
     with cpu_threads(threads):
         if method == "modes" and resume is None and not bool(flow.base_distribution.initialized):
-            _start_on_modes(flow, log_p, box, seed)
+            start_on_modes(flow, log_p, box, seed)
         if method == "modes":
             flow.base_distribution.logits.requires_grad_(False)
         run = _TargetRun(flow, _Objective(method, log_p, box, steps), resume, seed, time_budget)
@@ -386,7 +331,7 @@ class _TargetRun:
                 # the logits are not trained by the optimizer: the iterates and the
                 # average share them, re-estimated here at the averaged weights
                 with nullcontext() if average is None else average.applied():
-                    _reweight(self.flow, self.objective.log_p, 4096)
+                    reweight(self.flow, self.objective.log_p, 4096)
         return sum(losses) / len(losses)
 
     def _record(self, loss, seconds, average, optimizer, callbacks) -> None:

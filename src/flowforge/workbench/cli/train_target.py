@@ -90,7 +90,7 @@ def is_target_run(config) -> bool:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from flowforge import targets
+    import flowforge.targets as targets
 
     if args.target not in targets.NAMES:
         raise InputError(

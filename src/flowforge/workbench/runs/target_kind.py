@@ -34,7 +34,7 @@ GRID = 200  # points per axis of the density figures
 
 def target_of(config: RunConfig):
     """The run's target, rebuilt from ``config.json``'s ``target`` entry."""
-    from flowforge import targets
+    import flowforge.targets as targets
 
     entry = dict(config.extra["target"])
     return targets.get(entry.pop("name"), **entry)
@@ -45,7 +45,7 @@ def target_config(
 ) -> RunConfig:
     """The configuration of a new target run (``samples``: the diagnosis's, default
     ``DIAGNOSIS_SAMPLES``)."""
-    from flowforge import targets
+    import flowforge.targets as targets
 
     dim = targets.get(name).dim
     return RunConfig(
