@@ -142,3 +142,23 @@ def test_bad_input_is_one_line_with_the_fix():
         fit_target(flow, Mixture().log_prob, method="forward-kl")
     with pytest.raises(InputError, match="log_prob"):
         fit_target(flow, 3.0, method="reverse-kl")
+
+
+def test_modes_method_without_bounds_starts_on_the_laplace_approximation():
+    """A 6-D Gaussian with no box: the search (in [-5, 5]^6) finds its mean, and the
+    Laplace covariance is exact, so the importance weights are nearly constant."""
+    torch.manual_seed(0)
+    a = torch.randn(6, 6) * 0.3
+    cov = a @ a.T + 0.2 * torch.eye(6)
+    mean = torch.linspace(-1.0, 1.0, 6)
+    normal = torch.distributions.MultivariateNormal(mean, cov)
+
+    def log_p(x):
+        return normal.log_prob(x) + 2.0
+
+    flow = sampler(6, components=1, layers=2, hidden=8)
+    fit_target(flow, log_p, steps=20, round_steps=10, progress=False)
+    log_z, x, w = importance(flow, log_p)
+    assert log_z == pytest.approx(2.0, abs=0.01)
+    assert 1 / float((w**2).sum()) > 0.95 * len(w)
+    assert torch.allclose(w @ x.double(), mean.double(), atol=0.03)
