@@ -30,6 +30,7 @@ COMMANDS = {
     "memory": "python -m benchmarks.memory",
     "instructions": "python -m benchmarks.instructions",
     "sbi": "python -m benchmarks.sbi",
+    "importance_broad": "python -m benchmarks.importance_broad",
 }
 
 
@@ -268,6 +269,13 @@ def sbi(results: dict) -> str:
     return script.table(results)
 
 
+def importance_broad(results: dict) -> str:
+    """``importance_broad.table``: which broad proposal sees a dropped mode."""
+    from benchmarks import importance_broad as script
+
+    return script.table(results)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "families": families,
@@ -278,6 +286,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "memory": memory,
     "instructions": instructions,
     "sbi": sbi,
+    "importance_broad": importance_broad,
 }
 
 

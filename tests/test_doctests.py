@@ -30,6 +30,7 @@ MODULES = (
     "flowforge.targets.energies",
     "flowforge.targets.shapes",
     "flowforge.targets.hmc",
+    "flowforge.targets.sampler",
     "flowforge.targets.logistic",
     "flowforge.distributions.multivariate",
     "flowforge.distributions.mixture",

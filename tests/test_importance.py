@@ -106,6 +106,22 @@ def test_a_flow_is_diagnosed_and_its_non_finite_log_prob_is_reported():
     assert any("not finite on 14.00 %" in w for w in d.warnings)
 
 
+def test_non_finite_samples_are_left_out_and_reported():
+    t = targets.get("circular-mixture")
+    exact = TargetSampler(t, generator=seeded(8))
+
+    class Overflowing:  # every tenth sample overflows, every tenth log q is NaN
+        def sample_and_log_prob(self, n):
+            x, log_q = exact.sample_and_log_prob(n)
+            x[::10] = math.inf
+            log_q[5::10] = math.nan
+            return x, log_q
+
+    d = diagnose(Overflowing(), t, 1000, broad=None, generator=seeded(9))
+    assert d.nonfinite_samples == 200 and d.broad == "uniform" and abs(d.log_z_error) < 1e-6
+    assert any("200 of the flow's samples" in w for w in d.warnings)
+
+
 def test_funnel10_in_ten_dimensions_uses_the_matched_gaussian():
     t = targets.get("funnel10")
     d = diagnose(TargetSampler(t, generator=seeded(6)), t, 10_000, generator=seeded(7))

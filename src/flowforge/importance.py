@@ -22,8 +22,20 @@ from torch import Tensor
 
 from flowforge.errors import InputError
 from flowforge.targets.base import Target
+from flowforge.targets.sampler import TargetSampler
 
 CHUNK = 10_000
+__all__ = [
+    "Defensive",
+    "Diagnosis",
+    "Gaussian",
+    "TargetSampler",
+    "Uniform",
+    "broad_proposal",
+    "diagnose",
+    "estimate",
+    "importance_weights",
+]
 
 
 def importance_weights(log_target: Tensor, log_proposal: Tensor) -> Tensor:
@@ -63,50 +75,6 @@ def estimate(log_w: Tensor) -> tuple[float, float, float]:
     mean = float(w.mean())
     se = float(w.std(unbiased=True)) / math.sqrt(n) / mean if n > 1 else math.inf
     return top + math.log(mean), se, float(w.sum() ** 2 / (n * (w**2).sum()))
-
-
-class TargetSampler:
-    """Exact samples of a target (or of some of its modes) with their log-density:
-    a perfect flow, for testing diagnostics.
-
-    With ``keep`` (mode indices), only those modes are sampled, and ``log_prob`` is the
-    target's restricted to them and renormalized, plus ``e⁻²⁰`` of it elsewhere (so it
-    stays finite): a sampler that has dropped the other modes.
-
-    Example:
-        >>> from flowforge import targets
-        >>> x, log_q = TargetSampler(targets.get("two-moons"), keep=[0]).sample_and_log_prob(4)
-        >>> bool((x[:, 0] > 0).all()), log_q.shape
-        (True, torch.Size([4]))
-    """
-
-    def __init__(
-        self,
-        target: Target,
-        keep: list[int] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        self.target, self.generator = target, generator
-        self.keep = None if keep is None else torch.as_tensor(keep)
-        mass = 1.0 if keep is None else float(target.weights[self.keep].sum())
-        self.log_z = target.log_normalizer + math.log(mass)
-
-    def _kept(self, x: Tensor) -> Tensor:
-        return torch.isin(self.target.assign(x), self.keep)
-
-    def sample_and_log_prob(self, n: int) -> tuple[Tensor, Tensor]:
-        parts, have = [], 0
-        while have < n:
-            x = self.target.sample(n, generator=self.generator)
-            x = x if self.keep is None else x[self._kept(x)]
-            parts.append(x)
-            have += len(x)
-        x = torch.cat(parts)[:n]
-        return x, self.log_prob(x)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        lp = self.target.log_prob(x.double()) - self.log_z
-        return lp if self.keep is None else torch.where(self._kept(x), lp, lp - 20.0)
 
 
 class Uniform:
@@ -309,7 +277,7 @@ def diagnose(
     target: Target,
     n: int = 100_000,
     *,
-    broad: str = "auto",
+    broad: str | None = "auto",
     generator: torch.Generator | None = None,
     tolerance: float = 0.02,
     grid: int = 300,
@@ -341,12 +309,13 @@ def diagnose(
         (True, True, -0.69)
     """
     x, log_q, dtype = _draw(flow_or_sampler, n)
-    bad = ~torch.isfinite(log_q)
+    bad = ~(torch.isfinite(log_q) & torch.isfinite(x).all(1))
     x, log_q = x[~bad], log_q[~bad]
     log_w = importance_weights(_target_log_prob(target, x), log_q)
     log_z, se, ess = estimate(log_w)
-    if broad == "auto":
-        broad = "defensive" if hasattr(flow_or_sampler, "log_prob") else "auto"
+    if broad in ("auto", None):
+        plain = "uniform" if target.dim == 2 and target.bounds is not None else "matched"
+        broad = "defensive" if hasattr(flow_or_sampler, "log_prob") else plain
     if broad == "defensive":
         proposal = Defensive(flow_or_sampler, broad_proposal(target, x), dtype)
     else:
@@ -391,7 +360,9 @@ def _warnings(d: Diagnosis, tolerance: float) -> list[str]:
             f"the broad check is weak: its ESS is {d.broad_ess * d.n:.0f} samples; use a larger n"
         )
     if d.nonfinite_samples:
-        out.append(f"{d.nonfinite_samples} of the flow's samples had a non-finite log q (left out)")
+        out.append(
+            f"{d.nonfinite_samples} of the flow's samples or their log q were not finite (left out)"
+        )
     if d.finite_fraction is not None and d.finite_fraction < 1:
         out.append(
             f"the flow's log_prob is not finite on {100 * (1 - d.finite_fraction):.2f} % of a grid"

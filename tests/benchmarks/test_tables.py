@@ -29,6 +29,9 @@ def _value(name: str, results: dict) -> str:
     if name == "sbi":
         kl = results["summary"]["linear_gaussian"]["flowforge"]["kl"]
         return f"| `flowforge` | {kl['mean']:.3f} ± {kl['stderr']:.3f} |"
+    if name == "importance_broad":
+        row = next(r for r in results["rows"] if r["case"] == "one moon of two")
+        return f"{row['flagged_by_broad']}/{row['reps']}, {row['median_broad_se']:.4f}"
     raise AssertionError(f"no check for {name}")
 
 

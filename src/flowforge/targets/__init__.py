@@ -25,6 +25,7 @@ from collections.abc import Callable
 from flowforge.errors import InputError
 from flowforge.targets.base import Target, grid_log_integral
 from flowforge.targets.energies import CircularMixture, RingMixture, TwoMoons
+from flowforge.targets.sampler import TargetSampler
 from flowforge.targets.shapes import GMM40, Banana, Funnel
 
 
@@ -75,6 +76,7 @@ __all__ = [
     "Funnel",
     "RingMixture",
     "Target",
+    "TargetSampler",
     "TwoMoons",
     "get",
     "grid_log_integral",

@@ -37,7 +37,7 @@ class TwoMoons(Target):
     name = "two-moons"
     dim = 2
     bounds = BOX
-    modes = torch.tensor([[2.0, 0.0], [-2.0, 0.0]])
+    modes = torch.tensor([[2.0, 0.0], [-2.0, 0.0]], dtype=torch.float64)
     spacing = 0.005
 
     def _log_prob(self, x: Tensor) -> Tensor:
