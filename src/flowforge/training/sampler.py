@@ -44,7 +44,7 @@ def sampler(
         box: ``(low, high)``; default the target's ``bounds`` (none: ``[-3, 3]^d``).
         base: ``"mixture"`` (a ``GaussianMixture``, for ``fit_target(method="modes")``)
             or ``"normal"``.
-        components: The mixture's components (default 64 up to 4 dimensions, else 4).
+        components: The mixture's components (default 64 up to 4 dimensions, else 1).
         layers: Spline coupling layers (started at the identity).
         hidden: The conditioners' hidden width.
         bins: Bins per spline.
@@ -70,7 +70,7 @@ def sampler(
     if base not in ("mixture", "normal"):
         raise InputError(f"unknown base {base!r} for a sampler; use 'mixture' or 'normal'")
     if base == "mixture":
-        k = components if components is not None else (64 if dim <= 4 else 4)
+        k = components if components is not None else (64 if dim <= 4 else 1)
         distribution = GaussianMixture(dim, k)
     else:
         distribution = Multivariate(dim, torch.distributions.Normal(0.0, 1.0))

@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--components",
         type=options.positive_int,
-        help="components of the sampler's mixture base (default: 64 up to 4 dimensions, else 4)",
+        help="components of the sampler's mixture base (default: 64 up to 4 dimensions, else 1)",
     )
     group.add_argument(
         "--diagnosis-samples",
