@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group(
         "sampling a target density (--target; then --batch-size, --lr, --schedule, "
-        "--warmup, --ema, --seed set fit_target's recipe)"
+        "--warmup, --ema, --seed set fit_target's recipe and --layers, --hidden, --bins, --base "
+        "the sampler's)"
     )
     group.add_argument(
         "--target",
@@ -81,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget",
         type=options.positive_float,
         metavar="CPU_SECONDS",
-        help="train for this many CPU seconds (at most --steps steps)",
+        help="train for this many CPU seconds (at most --iterations steps)",
     )
 
 
