@@ -229,7 +229,7 @@ def table(results: dict) -> str:
             modes = _cell(entries, "modes_covered", "d")
             steps = _cell(entries, "steps", ",d")
             lines.append(
-                f"| `{name}` | {contender} | {ess} | {_cell(entries, 'log_z_error', '+.3f')} "
+                f"| `{name}` | {contender} | {ess} | {_cell(entries, 'log_z_error', '+.4f')} "
                 f"| {flagged} | {modes} | {steps} |"
             )
     posterior = runs.get("flowforge", {}).get(POSTERIOR, {})
@@ -256,6 +256,8 @@ def table(results: dict) -> str:
         "chain, as z-scores over the 31 coefficients (the MC error combines the chain's and "
         "the sampler's, 100,000 draws times the ESS)."
     )
+    if results.get("note"):
+        lines.append(f"\n{results['note']}.")
     return "\n".join(lines) + "\n"
 
 
