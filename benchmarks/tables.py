@@ -31,6 +31,7 @@ COMMANDS = {
     "instructions": "python -m benchmarks.instructions",
     "sbi": "python -m benchmarks.sbi",
     "importance_broad": "python -m benchmarks.importance_broad",
+    "sampling": "python -m benchmarks.sampling",
 }
 
 
@@ -276,6 +277,13 @@ def importance_broad(results: dict) -> str:
     return script.table(results)
 
 
+def sampling(results: dict) -> str:
+    """``sampling.table``: flowforge beside normflows and zuko as samplers."""
+    from benchmarks import sampling as script
+
+    return script.table(results)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "families": families,
@@ -287,6 +295,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "instructions": instructions,
     "sbi": sbi,
     "importance_broad": importance_broad,
+    "sampling": sampling,
 }
 
 
