@@ -307,9 +307,15 @@ class _TargetRun:
         if average is not None:
             average.copy_to_tensors()
 
+    def _spent(self) -> bool:
+        """Whether the CPU-time budget (if any) is used up."""
+        return self.budget is not None and time.process_time() - self.started >= self.budget
+
     def _round(self, optimizer, rate, average, todo: int, batch_size: int) -> float:
         losses = []
         for _ in range(todo):
+            if losses and self._spent():  # the budget ends mid-round: a shorter round
+                break
             rate.apply(optimizer)
             optimizer.zero_grad(set_to_none=True)
             with torch.random.fork_rng(devices=[]):
