@@ -32,6 +32,7 @@ COMMANDS = {
     "instructions": "python -m benchmarks.instructions",
     "sbi": "python -m benchmarks.sbi",
     "importance_broad": "python -m benchmarks.importance_broad",
+    "sampling": "python -m benchmarks.sampling",
 }
 
 
@@ -336,6 +337,13 @@ def importance_broad(results: dict) -> str:
     return script.table(results)
 
 
+def sampling(results: dict) -> str:
+    """``sampling.table``: flowforge beside normflows and zuko as samplers."""
+    from benchmarks import sampling as script
+
+    return script.table(results)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed,
     "speed_throughput": speed_throughput,
@@ -349,6 +357,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "instructions": instructions,
     "sbi": sbi,
     "importance_broad": importance_broad,
+    "sampling": sampling,
 }
 
 

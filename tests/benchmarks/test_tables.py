@@ -37,6 +37,9 @@ def _value(name: str, results: dict) -> str:
     if name == "importance_broad":
         row = next(r for r in results["rows"] if r["case"] == "one moon of two")
         return f"{row['flagged_by_broad']}/{row['reps']}, {row['median_broad_se']:.4f}"
+    if name == "sampling":
+        ess = results["runs"]["flowforge"]["two-moons"]["0"]["ess"]
+        return f"| `two-moons` | flowforge | {100 * ess:.1f}"
     raise AssertionError(f"no check for {name}")
 
 

@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(folder, config)
     check_run(folder, config, model)
     model = model.to(device)
+    if "target" in config.extra:  # flowforge train --target: scored by its diagnosis
+        return _eval_target(args, folder, config, model)
     standardization = config.standardization
     x, context, source = points_to_score(args, config, standardization)
     scored, original = scores(model, x, standardization.log_abs_det, *context)
@@ -133,4 +135,22 @@ def run(args: argparse.Namespace) -> int:
         print(as_json(scored, original, extra))
     else:
         print(run_kind(config).eval_text(source, scored.estimate, original, extra))
+    return 0
+
+
+def _eval_target(args: argparse.Namespace, folder: Path, config, model) -> int:
+    """A target run's diagnosis (``flowforge.importance.diagnose``), redrawn from its seed."""
+    from flowforge.workbench.files import json_safe
+    from flowforge.workbench.runs.target_kind import diagnosis_of
+
+    if args.data is not None:
+        raise InputError(
+            f"{folder} samples a target density and has no data to score; leave out --data "
+            "to print its diagnosis (ESS, log Z with error bars, the broad-proposal check)"
+        )
+    diagnosis = diagnosis_of(model.cpu(), config)
+    if args.json:
+        print(json.dumps(json_safe(diagnosis.as_dict())))
+    else:
+        print(run_kind(config).eval_text(str(folder), diagnosis))
     return 0

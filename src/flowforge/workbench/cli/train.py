@@ -15,7 +15,7 @@ from flowforge.errors import InputError
 from flowforge.families import FAMILIES
 from flowforge.training import DEFAULT_RECIPE
 from flowforge.training.distributed import DEFAULT_TIMEOUT
-from flowforge.workbench.cli import options
+from flowforge.workbench.cli import options, train_target
 from flowforge.workbench.cli.model_options import (
     add_model_arguments,
     apply_preset,
@@ -52,6 +52,7 @@ RUN_OPTIONS = (
     "no_shuffle",
     "seed",
     "output",
+    *train_target.TARGET_OPTIONS,
 )
 
 
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_recipe_arguments(parser)
     _add_run_arguments(parser)
+    train_target.add_arguments(parser)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -355,6 +357,10 @@ def run(args: argparse.Namespace) -> int:
         if done is not None:
             print(done)
             return 0
+        if train_target.is_target_run(config):
+            return train_target.run(args, config)
+    elif args.target is not None:
+        return train_target.run(args)
     name = args.device or (config.device if config is not None else "auto")
     with distributed(_device(name), args.timeout) as (world, device):
         _check_batch(config, args, world)

@@ -293,6 +293,10 @@ def run_kind(config: RunConfig) -> Points:
     """The kind of the run ``config`` describes: its family's data, and its context."""
     from flowforge.workbench.runs.image_kind import Images
 
+    if "target" in config.extra:  # flowforge train --target: a sampler of a density
+        from flowforge.workbench.runs.target_kind import TargetPoints
+
+        return TargetPoints(config)
     options = config.model_options
     if family_of(config).data == IMAGES:
         try:
@@ -309,6 +313,10 @@ def run_kind(config: RunConfig) -> Points:
 
 def build_model(config: RunConfig) -> torch.nn.Module:
     """A freshly initialized model as ``config`` describes it (uses torch's global RNG)."""
+    if "target" in config.extra:
+        from flowforge.workbench.runs.target_kind import build_sampler
+
+        return build_sampler(config)
     family = family_of(config)
     options = run_kind(config).builder_options(config.model_options)
     try:
