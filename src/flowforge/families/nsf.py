@@ -110,18 +110,22 @@ def nsf(
 # rate of 3e-3.
 _MIXTURE_RECIPE = {"epochs": 12, "batch_size": 512, "lr": 3e-3}
 
-# ``flowforge train --preset quality``: the mixture-base recipe, made short. Spline
-# couplings at the identity on the EM-fitted mixture, then 8 epochs at batch 2,048 and a
-# peak rate of 8e-3 (cosine): held-out KL below 0.001 nats on the moons in a few seconds
-# of training (``python -m benchmarks.families --preset``, docs/benchmarks.md).
-QUALITY_PRESET = {
-    "model": "nsf",
+# The mixture-base model: two spline couplings at the identity on a mixture fitted by EM.
+MIXTURE_OPTIONS = {
     "coupling": True,
     "layers": 2,
     "hidden": 32,
     "bins": 8,
     "base": "mixture",
     "zero_init": True,
+}
+# ``flowforge train --preset quality``: the mixture-base recipe, made short: 8 epochs at
+# batch 2,048 and a peak rate of 8e-3 (cosine): held-out KL below 0.001 nats on the moons
+# in a few seconds of training (``python -m benchmarks.families --preset``,
+# docs/benchmarks.md).
+QUALITY_PRESET = {
+    "model": "nsf",
+    **MIXTURE_OPTIONS,
     "epochs": 8,
     "batch_size": 2048,
     "lr": 8e-3,
@@ -150,26 +154,12 @@ DECLARED = (
             # suite's thin rings: four layers of 64 units, 16 bins.
             Entry(
                 "nsf-mixture",
-                {
-                    "coupling": True,
-                    "layers": 2,
-                    "hidden": 32,
-                    "bins": 8,
-                    "base": "mixture",
-                    "zero_init": True,
-                },
+                MIXTURE_OPTIONS,
                 **_MIXTURE_RECIPE,
             ),
             Entry(
                 "nsf-mixture-wide",
-                {
-                    "coupling": True,
-                    "layers": 4,
-                    "hidden": 64,
-                    "bins": 16,
-                    "base": "mixture",
-                    "zero_init": True,
-                },
+                {**MIXTURE_OPTIONS, "layers": 4, "hidden": 64, "bins": 16},
                 **_MIXTURE_RECIPE,
             ),
         ),

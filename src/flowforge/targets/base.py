@@ -183,3 +183,39 @@ class Target:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+class IsotropicMixture(Target):
+    """Equal-weight Gaussians ``N(modes[i], scale² I)``, normalized (``log Z = 0``): the
+    density, the weights, the most likely mode of a point and exact samples, for
+    subclasses that set ``modes`` ``(k, dim)`` (float64) and ``scale``.
+
+    Example:
+        >>> from flowforge.targets import CircularMixture
+        >>> t = CircularMixture(4)
+        >>> t.assign(t.modes).tolist(), t.weights.tolist()
+        ([0, 1, 2, 3], [0.25, 0.25, 0.25, 0.25])
+    """
+
+    closed_log_normalizer = 0.0
+    modes: Tensor
+    scale: float
+
+    @property
+    def weights(self) -> Tensor:
+        k = len(self.modes)
+        return torch.full((k,), 1.0 / k, dtype=torch.float64)
+
+    def _log_prob(self, x: Tensor) -> Tensor:
+        d2 = ((x[:, None, :] - self.modes.to(x)) ** 2).sum(-1)
+        log_norm = math.log((2 * math.pi * self.scale**2) ** (self.dim / 2) * len(self.modes))
+        return torch.logsumexp(-d2 / (2 * self.scale**2), 1) - log_norm
+
+    def assign(self, x: Tensor) -> Tensor:
+        """The nearest centre (the components share one scale, so the most likely one)."""
+        return torch.cdist(x.double(), self.modes).argmin(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        k = torch.randint(len(self.modes), (n,), generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return self.modes[k] + self.scale * eps

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowforge.targets.base import Target
+from flowforge.targets.base import IsotropicMixture, Target
 
 BOX = (torch.tensor([-3.0, -3.0]), torch.tensor([3.0, 3.0]))
 
@@ -58,7 +58,7 @@ class TwoMoons(Target):
         return self._rejection_sample(n, generator, math.log(2.0))
 
 
-class CircularMixture(Target):
+class CircularMixture(IsotropicMixture):
     """``n_modes`` equal Gaussians on the circle of radius 2, normalized (``log Z = 0``).
 
     Mode ``i`` is centred at ``(2 sin(2πi/n), 2 cos(2πi/n))`` with standard deviation
@@ -73,32 +73,12 @@ class CircularMixture(Target):
     name = "circular-mixture"
     dim = 2
     bounds = (torch.tensor([-3.5, -3.5]), torch.tensor([3.5, 3.5]))
-    closed_log_normalizer = 0.0
     spacing = 0.01
 
     def __init__(self, n_modes: int = 8) -> None:
         angle = 2 * math.pi / n_modes * torch.arange(n_modes, dtype=torch.float64)
         self.modes = torch.stack([2 * angle.sin(), 2 * angle.cos()], 1)
         self.scale = 2 / 3 * math.sin(math.pi / n_modes)
-
-    @property
-    def weights(self) -> Tensor:
-        k = len(self.modes)
-        return torch.full((k,), 1.0 / k, dtype=torch.float64)
-
-    def _log_prob(self, x: Tensor) -> Tensor:
-        d2 = ((x[:, None, :] - self.modes.to(x)) ** 2).sum(-1)
-        log_norm = math.log(2 * math.pi * self.scale**2 * len(self.modes))
-        return torch.logsumexp(-d2 / (2 * self.scale**2), 1) - log_norm
-
-    def assign(self, x: Tensor) -> Tensor:
-        """The nearest centre (the components share one scale, so this is the most likely one)."""
-        return torch.cdist(x.double(), self.modes).argmin(1)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        k = torch.randint(len(self.modes), (n,), generator=generator)
-        eps = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-        return self.modes[k] + self.scale * eps
 
 
 class RingMixture(Target):

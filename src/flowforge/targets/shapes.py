@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowforge.targets.base import Target
+from flowforge.targets.base import IsotropicMixture, Target
 
 
 class Banana(Target):
@@ -113,7 +113,7 @@ class Funnel(Target):
         return torch.cat(parts) if parts else t.clone()
 
 
-class GMM40(Target):
+class GMM40(IsotropicMixture):
     """FAB's 40-mode mixture (Midgley et al., ICLR 2023, "Flow annealed importance
     sampling bootstrap"), normalized (``log Z = 0``).
 
@@ -131,28 +131,9 @@ class GMM40(Target):
     name = "gmm40"
     dim = 2
     bounds = (torch.tensor([-50.0, -50.0]), torch.tensor([50.0, 50.0]))
-    closed_log_normalizer = 0.0
     spacing = 0.2
 
     def __init__(self, n_modes: int = 40, loc_scaling: float = 40.0, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
         self.modes = ((torch.rand(n_modes, 2, generator=g) - 0.5) * 2 * loc_scaling).double()
         self.scale = float(F.softplus(torch.tensor(1.0, dtype=torch.float64)))
-
-    @property
-    def weights(self) -> Tensor:
-        k = len(self.modes)
-        return torch.full((k,), 1.0 / k, dtype=torch.float64)
-
-    def _log_prob(self, x: Tensor) -> Tensor:
-        d2 = ((x[:, None, :] - self.modes.to(x)) ** 2).sum(-1)
-        log_norm = math.log(2 * math.pi * self.scale**2 * len(self.modes))
-        return torch.logsumexp(-d2 / (2 * self.scale**2), 1) - log_norm
-
-    def assign(self, x: Tensor) -> Tensor:
-        return torch.cdist(x.double(), self.modes).argmin(1)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        k = torch.randint(len(self.modes), (n,), generator=generator)
-        eps = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-        return self.modes[k] + self.scale * eps
