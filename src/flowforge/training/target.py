@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -204,18 +205,8 @@ def fit_target(
         flow.train()
         params = [p for p in flow.parameters() if p.requires_grad]
         with adam(params, lr) as optimizer:
-            run.train(
-                optimizer,
-                steps,
-                batch_size,
-                lr,
-                schedule,
-                warmup,
-                ema,
-                round_steps,
-                callbacks,
-                progress,
-            )
+            loop = _Loop(steps, batch_size, lr, schedule, warmup, ema, round_steps)
+            run.train(optimizer, loop, callbacks, progress)
     flow.eval()
     return run.history
 
@@ -234,6 +225,19 @@ def _check_method(flow: torch.nn.Module, method: str, box: tuple[Tensor, Tensor]
             "method='forward-kl' draws half its points uniformly over the target's box, but "
             "it has no bounds; give the target bounds=(low, high) or use method='modes'"
         )
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """``fit_target``'s settings of the optimizer loop."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    schedule: str
+    warmup: int
+    ema: float
+    round_steps: int
 
 
 class _TargetRun:
@@ -259,20 +263,10 @@ class _TargetRun:
             flow.load_state_dict(resume.model_state)
             self.history, self.step = copy.deepcopy(resume.history), resume.step
 
-    def train(
-        self,
-        optimizer,
-        steps,
-        batch_size,
-        lr,
-        schedule,
-        warmup,
-        ema,
-        round_steps,
-        callbacks,
-        progress,
-    ) -> None:
+    def train(self, optimizer, loop: _Loop, callbacks, progress: bool) -> None:
         flow, resume = self.flow, self.resume
+        steps, batch_size, ema = loop.steps, loop.batch_size, loop.ema
+        round_steps = loop.round_steps
         if resume is not None:
             optimizer.load_state_dict(resume.optimizer_state)
         average = None
@@ -282,7 +276,7 @@ class _TargetRun:
             )
             if resume is not None and resume.training_state is not None:
                 flow.load_state_dict(resume.training_state)
-        rate = make_schedule(schedule, lr, steps, warmup, self.step)
+        rate = make_schedule(loop.schedule, loop.lr, steps, loop.warmup, self.step)
         rounds = math.ceil(steps / round_steps)
         reporter = ProgressReporter(rounds, enabled=progress, initial=self.history.epochs)
         guard, started = DivergenceGuard(math.nan), self.started
