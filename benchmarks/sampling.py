@@ -217,6 +217,8 @@ def table(results: dict) -> str:
         "| target | contender | ESS (%) | log Ẑ − log Z | flagged | modes covered | steps |",
         "|---|---|---|---|---|---|---|",
     ]
+    from flowforge.importance import LOW_ESS
+
     runs = results["runs"]
     for name in BUDGETS:
         for contender in CONTENDERS:
@@ -225,7 +227,9 @@ def table(results: dict) -> str:
             if not entries:
                 continue
             ess = ", ".join(f"{100 * e['ess']:.1f}" for e in entries)
-            flagged = f"{sum(bool(e['disagree']) for e in entries)}/{len(entries)}"
+            # runs scored before LOW_ESS joined the flags carry disagree=False at tiny ESS
+            flags = [bool(e["disagree"]) or e["ess"] < LOW_ESS for e in entries]
+            flagged = f"{sum(flags)}/{len(entries)}"
             modes = _cell(entries, "modes_covered", "d")
             steps = _cell(entries, "steps", ",d")
             lines.append(
@@ -250,8 +254,9 @@ def table(results: dict) -> str:
         "\nOne entry per seed. The same CPU time of one thread for every contender (60 s; "
         "120 s for `gmm40`); scored by `flowforge.importance.diagnose` with 100,000 "
         "samples against the exact log Z; *flagged*: the broad proposal's log Ẑ disagrees "
-        "with the flow's (or a mode lacks mass); *modes covered*: modes whose weighted mass "
-        "is within a factor 2 of their weight. The posterior (flowforge only, 120 s): its "
+        "with the flow's, a mode lacks mass, or the flow's ESS is under 1 %; *modes "
+        "covered*: modes whose weighted mass is within a factor 2 of their weight. The "
+        "posterior (flowforge only, 120 s): its "
         "importance-weighted means and standard deviations against the shipped reference "
         "chain, as z-scores over the 31 coefficients (the MC error combines the chain's and "
         "the sampler's, 100,000 draws times the ESS)."

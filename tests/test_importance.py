@@ -128,3 +128,29 @@ def test_funnel10_in_ten_dimensions_uses_the_matched_gaussian():
     d = diagnose(TargetSampler(t, generator=seeded(6)), t, 10_000, generator=seeded(7))
     assert d.broad == "defensive" and d.ess > 0.999 and abs(d.log_z_error) < 1e-6
     assert not d.disagree and d.modes_covered is None and d.finite_fraction is None
+
+
+class _NarrowGaussian:
+    """``N(0, s² I)`` as a proposal: far too narrow for the banana, so its weights are
+    dominated by a few samples from the shoulders."""
+
+    def __init__(self, scale: float) -> None:
+        self.base = torch.distributions.Independent(
+            torch.distributions.Normal(torch.zeros(2, dtype=torch.float64), scale), 1
+        )
+
+    def sample_and_log_prob(self, n: int):
+        x = self.base.sample((n,))
+        return x, self.base.log_prob(x)
+
+    def log_prob(self, x):
+        return self.base.log_prob(x.double())
+
+
+def test_a_flow_with_a_tiny_ess_is_flagged_even_when_its_error_bar_covers_the_gap():
+    torch.manual_seed(0)
+    banana = targets.get("banana")
+    d = diagnose(_NarrowGaussian(0.15), banana, 20_000, generator=torch.Generator().manual_seed(0))
+    assert d.ess < 0.01
+    assert any(w.startswith("the flow's ESS") for w in d.warnings)
+    assert d.disagree

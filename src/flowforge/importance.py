@@ -24,6 +24,9 @@ from flowforge.errors import InputError
 from flowforge.targets.base import Target
 
 CHUNK = 10_000
+# Below this ESS (a fraction of the samples) the flow's own log Z-hat and its error bar
+# rest on a handful of weights: ``diagnose`` warns and flags the run.
+LOW_ESS = 0.01
 __all__ = [
     "Defensive",
     "Diagnosis",
@@ -191,8 +194,9 @@ class Diagnosis:
     """What :func:`diagnose` found. Log-normalizers in nats; ESS as a fraction of ``n``.
 
     ``disagree`` is set when the flow's and the broad proposal's ``log Ẑ`` differ by more
-    than three combined standard errors plus the tolerance, or when a known mode's
-    mass is off by more than a factor of two; ``warnings`` says which, first.
+    than three combined standard errors plus the tolerance, when the flow's ESS is below
+    ``LOW_ESS`` (its own estimate rests on a few weights), or when a known mode's mass is
+    off by more than a factor of two; ``warnings`` says which, first.
     """
 
     n: int
@@ -335,7 +339,8 @@ def diagnose(
         nonfinite_samples=int(bad.sum()),
     )  # fmt: skip
     d.warnings = _warnings(d, tolerance)
-    d.disagree = any(w.startswith(("the flow's log Z-hat", "modes")) for w in d.warnings)
+    flags = ("the flow's log Z-hat", "the flow's ESS", "modes")
+    d.disagree = any(w.startswith(flags) for w in d.warnings)
     return d
 
 
@@ -348,6 +353,11 @@ def _warnings(d: Diagnosis, tolerance: float) -> list[str]:
             f"the flow's log Z-hat {d.log_z:.4f} +- {d.log_z_se:.4f} disagrees with the broad "
             f"proposal's {d.broad_log_z:.4f} +- {d.broad_log_z_se:.4f} (gap {gap:+.3f} > "
             f"{band:.3f}): the flow likely misses mass (a mode) or its weights are heavy-tailed"
+        )
+    if d.ess < LOW_ESS:
+        out.append(
+            f"the flow's ESS is {100 * d.ess:.2f} % ({d.ess * d.n:.0f} of {d.n} samples): its "
+            "log Z-hat and error bar rest on a few weights; train longer or fix the flow"
         )
     if d.modes_covered is not None and d.modes_covered < len(d.mode_mass):
         out.append(
