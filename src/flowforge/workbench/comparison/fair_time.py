@@ -4,8 +4,9 @@ The other models train first, for their planned lengths. The flow then gets enou
 epochs that its measured training time is at least the slowest of theirs: a short probe
 (``PROBE_EPOCHS``) measures its seconds per epoch, the epochs follow from that with a
 margin (never fewer than the plan's ``epochs("flow")``), and should the fit still come
-out shorter than the target it is redone with proportionally more epochs, at most
-``ATTEMPTS`` fits in all. The fit that is kept is the one whose time the table shows;
+out shorter than the target it is redone with proportionally more epochs and a margin
+that grows with each refit (an epoch's time varies by a quarter on a busy machine), at
+most ``ATTEMPTS`` fits in all. The fit that is kept is the one whose time the table shows;
 ``TimeRule.to_dict()`` records how its epochs were chosen. A plan with fixed
 ``flow_epochs`` trains once for those, and the record says whether the rule was met.
 """
@@ -20,7 +21,7 @@ from flowforge.workbench.baselines import Baseline
 
 MARGIN = 1.15  # epochs for 15 % more than the target, so noise rarely forces a refit
 PROBE_EPOCHS = 3
-ATTEMPTS = 3
+ATTEMPTS = 4
 
 
 @dataclass
@@ -55,12 +56,13 @@ def slowest(times: Sequence[tuple[str, float]]) -> tuple[str | None, float]:
     return max(times, key=lambda item: item[1], default=(None, 0.0))
 
 
-def epochs_for(target_seconds: float, epoch_seconds: float, floor: int) -> int:
-    """Epochs of ``epoch_seconds`` each that last ``MARGIN`` times ``target_seconds``,
-    and at least ``floor``."""
+def epochs_for(target_seconds: float, epoch_seconds: float, floor: int, refit: int = 0) -> int:
+    """Epochs of ``epoch_seconds`` each that last ``MARGIN ** (refit + 1)`` times
+    ``target_seconds`` (``refit`` counts the fits that already came out short), and at
+    least ``floor``."""
     if target_seconds <= 0 or epoch_seconds <= 0:
         return floor
-    return max(floor, math.ceil(MARGIN * target_seconds / epoch_seconds))
+    return max(floor, math.ceil(MARGIN ** (refit + 1) * target_seconds / epoch_seconds))
 
 
 def fit_at_least(
@@ -79,11 +81,11 @@ def fit_at_least(
         probe = fit_timed(build(PROBE_EPOCHS)) / PROBE_EPOCHS
         rule.probe_epoch_seconds = probe
         epochs = epochs_for(rule.target_seconds, probe, floor)
-    for _ in range(1 if rule.fixed_epochs else ATTEMPTS):
+    for refit in range(1, 2 if rule.fixed_epochs else ATTEMPTS + 1):
         model = build(epochs)
         seconds = fit_timed(model)
         rule.attempts.append({"epochs": epochs, "seconds": seconds})
         if seconds >= rule.target_seconds:
             break
-        epochs = epochs_for(rule.target_seconds, seconds / epochs, epochs + 1)
+        epochs = epochs_for(rule.target_seconds, seconds / epochs, epochs + 1, refit)
     return model, seconds
