@@ -133,7 +133,10 @@ def _train_peer(step_loss, optimizer, budget: float) -> int:
 def posterior_scores(flow, target, n: int = SAMPLES) -> dict:
     """The flow's importance-weighted posterior means and standard deviations against the
     reference chain's: the largest ``|estimate - reference| / MC error`` over the 31
-    coefficients (the MC error combines the chain's and ours, with ``n * ESS`` draws)."""
+    coefficients. Our MC error is the delta method's for self-normalized importance
+    sampling (``sum w_i^2 (f_i - E f)^2`` with normalized weights: it counts the weights'
+    spread and the tails of ``f``, where ``std^2 / ESS`` assumes Gaussian ``f``); the
+    chain's is its batch-means error; the two add in quadrature."""
     import torch
 
     with torch.no_grad():
@@ -143,9 +146,14 @@ def posterior_scores(flow, target, n: int = SAMPLES) -> dict:
     ess = float(1 / (w**2).sum())
     ref = target.reference
     mean = w @ x
-    std = (w @ (x - mean) ** 2).sqrt()
-    se_mean = (ref["mcse_mean"] ** 2 + ref["std"] ** 2 / ess).sqrt()
-    se_std = (ref["mcse_std"] ** 2 + ref["std"] ** 2 / (2 * ess)).sqrt()
+    centred = (x - mean) ** 2
+    var = w @ centred
+    std = var.sqrt()
+    w2 = w**2
+    se_mean_is = (w2 @ centred).sqrt()
+    se_std_is = (w2 @ (centred - var) ** 2).sqrt() / (2 * std)  # se of var, then of its root
+    se_mean = (ref["mcse_mean"] ** 2 + se_mean_is**2).sqrt()
+    se_std = (ref["mcse_std"] ** 2 + se_std_is**2).sqrt()
     return {
         "ess": ess / n,
         "max_z_mean": float(((mean - ref["mean"]) / se_mean).abs().max()),
