@@ -266,8 +266,9 @@ def table(results: dict) -> str:
         "covered*: modes whose weighted mass is within a factor 2 of their weight. The "
         "posterior (flowforge only, 120 s): its "
         "importance-weighted means and standard deviations against the shipped reference "
-        "chain, as z-scores over the 31 coefficients (the MC error combines the chain's and "
-        "the sampler's, 100,000 draws times the ESS)."
+        "chain, as z-scores over the 31 coefficients (the MC error combines the chain's "
+        "batch-means error and the delta method's error of self-normalized importance "
+        "sampling with 100,000 draws)."
     )
     if results.get("note"):
         lines.append(f"\n{results['note']}.")
