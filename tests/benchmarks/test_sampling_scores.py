@@ -4,7 +4,6 @@ calibrated (checked on a Gaussian whose moments are known in closed form)."""
 import math
 
 import torch
-
 from benchmarks.sampling import posterior_scores
 
 
