@@ -41,3 +41,6 @@ def test_the_errors_of_weighted_means_and_stds_are_calibrated():
     assert abs(mean_z - expected) < 0.1, mean_z
     assert abs(std_z - expected) < 0.1, std_z
     assert 0.5 < scores[0]["ess"] < 0.8 and scores[0]["coefficients"] == 1
+    # the rms of the z-scores (here of one coefficient) squares to 1 on average
+    for of in ("mean", "std"):
+        assert abs(sum(s[f"rms_z_{of}"] ** 2 for s in scores) / len(scores) - 1) < 0.2

@@ -162,3 +162,17 @@ def test_modes_method_without_bounds_starts_on_the_laplace_approximation():
     assert log_z == pytest.approx(2.0, abs=0.01)
     assert 1 / float((w**2).sum()) > 0.95 * len(w)
     assert torch.allclose(w @ x.double(), mean.double(), atol=0.03)
+
+
+def test_without_bounds_the_sampler_spans_the_box_the_modes_are_searched_in():
+    # the splines act on [-4, 4] and map [-3, 3] onto the box: an unbounded target gets
+    # the mode search's [-5, 5]^d, so a posterior's tails stay inside the splines' reach
+    from flowforge.training.modes import UNBOUNDED
+    from flowforge.training.sampler import BOX
+
+    flow = sampler(3, components=1, layers=1, hidden=4)
+    scale, translate = list(flow.flow)[-2:]
+    corner = torch.full((1, 3), BOX)
+    mapped, _ = translate(scale(corner)[0])
+    assert torch.allclose(mapped, torch.full((1, 3), UNBOUNDED))
+    assert torch.allclose(translate(scale(-corner)[0])[0], torch.full((1, 3), -UNBOUNDED))

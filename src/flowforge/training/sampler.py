@@ -20,10 +20,15 @@ from flowforge.errors import InputError
 from flowforge.families import nsf
 from flowforge.flow import NormalizingFlow
 from flowforge.layers import Scale, Translate
+from flowforge.training.modes import UNBOUNDED
 
 __all__ = ["sampler"]
 
 # The box is mapped onto [-BOX, BOX] in the splines' coordinates (they act on [-4, 4]).
+# A target without bounds gets the box its modes are searched in, [-UNBOUNDED,
+# UNBOUNDED]^d: with [-BOX, BOX]^d itself, the logistic posterior's tails (a coefficient
+# at -1.18 +- 0.93) reached the splines' bound, beyond which the flow is the identity,
+# and its importance-weighted standard deviation came out 1.4 % low on every seed.
 BOX = 3.0
 
 
@@ -41,7 +46,8 @@ def sampler(
 
     Args:
         target: A target (``dim``, ``bounds``) or the dimension as an ``int``.
-        box: ``(low, high)``; default the target's ``bounds`` (none: ``[-3, 3]^d``).
+        box: ``(low, high)``; default the target's ``bounds`` (none: ``[-5, 5]^d``, the
+            box ``fit_target``'s mode search starts in).
         base: ``"mixture"`` (a ``GaussianMixture``, for ``fit_target(method="modes")``)
             or ``"normal"``.
         components: The mixture's components (default 64 up to 4 dimensions, else 1).
@@ -64,7 +70,7 @@ def sampler(
     if box is None and not isinstance(target, int) and getattr(target, "bounds", None) is not None:
         box = target.bounds
     if box is None:
-        low, high = torch.full((dim,), -BOX), torch.full((dim,), BOX)
+        low, high = torch.full((dim,), -UNBOUNDED), torch.full((dim,), UNBOUNDED)
     else:
         low, high = (torch.as_tensor(b, dtype=torch.float32) for b in box)
     if base not in ("mixture", "normal"):
