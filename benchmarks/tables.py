@@ -48,6 +48,12 @@ def load(name: str, results: Path = RESULTS) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _sharing(load: float) -> str:
+    """What a load average says of a one-thread benchmark: above about 1.5, other
+    processes were running beside it."""
+    return "other processes shared them" if load > 1.5 else "nothing else was running"
+
+
 def _text(lines: list[str]) -> str:
     """A benchmark script's own printed report, as a fenced text block."""
     body = "\n".join(line.rstrip() for line in lines).strip("\n")
@@ -139,7 +145,7 @@ def speed_throughput(results: dict) -> str:
         if not load
         else (
             f"\nLoad average {load[0]} on {results['environment']['cpus']} CPUs when the run "
-            "began (other processes shared them; ratios are side by side, interleaved).\n"
+            f"began ({_sharing(load[0])}; ratios are side by side, interleaved).\n"
         )
     )
     return _table(header, rows) + caption

@@ -36,6 +36,9 @@ def models():
             Swap(),
             Merge([2, 3]),
         ),
+        # uneven halves (2 and 1 columns): the spline's parameters are a (23, 1 or 2, k)
+        # view of the network's output, and points beyond the bound take the identity
+        "nsf-coupling": flowforge.nsf(3, layers=3, hidden=8, bins=4, coupling=True),
         "tanh-deep": flowforge.NormalizingFlow(
             flowforge.Multivariate(2),
             Split(),
@@ -64,6 +67,19 @@ def test_log_prob_in_chunks_is_the_layers_one_pass(name, dtype, small_chunks):
         reference = layer_by_layer(model, x)
     torch.testing.assert_close(fast, reference)
     assert fast.dtype == dtype and fast.shape == (300,)
+
+
+@pytest.mark.parametrize("name", list(models()))
+def test_samples_in_chunks_are_the_layers_forward(name, small_chunks, monkeypatch):
+    model = models()[name]
+    with torch.no_grad():
+        torch.manual_seed(3)
+        x, lp = model.sample_and_log_prob(300)
+        monkeypatch.setattr(evaluate, "CHUNKED_CALLS", False)
+        torch.manual_seed(3)
+        one_x, one_lp = model.sample_and_log_prob(300)
+    torch.testing.assert_close(x, one_x)
+    torch.testing.assert_close(lp, one_lp, rtol=1e-4, atol=1e-4)
 
 
 def test_conditional_log_prob_and_sample_in_chunks(small_chunks):

@@ -14,7 +14,7 @@ import flowforge.evaluate as evaluate
 from flowforge.gradients import has_hooks
 from flowforge.layers import Coupling, Merge, SequentialFlow, Split, Swap
 from flowforge.nets.mlp import _DIRECT, MLP
-from flowforge.transformers import AdditiveTransformer, AffineTransformer
+from flowforge.transformers import AdditiveTransformer, AffineTransformer, SplineTransformer
 from flowforge.transformers.log_scale import LOG_SCALES
 
 FeatureMajor = Tensor | tuple[Tensor, ...]
@@ -129,7 +129,9 @@ class ColumnPlan:
         _, transformer, net, n = step
         zA, zB = value
         out = _run(nets[id(net)], zA if ctx is None else torch.cat([zA, ctx]))
-        params = out.chunk(n) if n > 1 else (out,)
+        # parameter-first (n, width of z_B, k), as Coupling.parameters_for lays it out: an
+        # affine or additive transformer unpacks it, a spline takes it whole
+        params = out.view(n, -1, out.shape[-1])
         zB, ld = (transformer.inverse if inverse else transformer.forward)(zB, params)
         if ld is not None:
             log_det.add_(ld[0] if len(ld) == 1 else ld.sum(0))
@@ -190,8 +192,8 @@ def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtyp
 
 def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     """The ``ColumnPlan`` of a ``NormalizingFlow``, or ``None`` when one of its parts is
-    not a plain ``Split``, ``Merge``, ``Swap`` or affine/additive coupling with an
-    ``MLP`` conditioner (a subclass that redefines a computation, a module with hooks,
+    not a plain ``Split``, ``Merge``, ``Swap`` or affine, additive or spline coupling with
+    an ``MLP`` conditioner (a subclass that redefines a computation, a module with hooks,
     widths that do not fit: those go through the layers, which also give the errors).
     """
     flow, width = getattr(model, "flow", None), getattr(model, "width", None)
@@ -230,7 +232,7 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
             if type(transformer) is AffineTransformer:
                 if type(transformer.log_scale) not in named_scales:
                     return None
-            elif type(transformer) is not AdditiveTransformer:
+            elif type(transformer) not in (AdditiveTransformer, SplineTransformer):
                 return None
             if type(block) is not MLP or type(block).forward is not MLP.forward:
                 return None

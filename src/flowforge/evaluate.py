@@ -270,12 +270,12 @@ def mean_nll(
 # whenever no autograd graph is being recorded: the points go through the flow in chunks
 # of ``DEFAULT_CHUNK`` rows into a preallocated result, so memory beyond the result is
 # one chunk's whatever the number of points, and a chunk's intermediates stay in the
-# CPU's cache. A flow made of ``Split``, ``Merge``, ``Swap`` and affine or additive
-# couplings conditioned by plain ``MLP``s (the notebook's RealNVP, the ``realnvp`` and
-# ``nice``-style stacks) runs through a ``ColumnPlan`` (``flowforge.columns``): every
-# value feature-major (a ``(features, rows)`` tensor, each feature one contiguous row,
-# as the hand-written gradients carry them), every network layer one ``addmm`` into a
-# buffer reused chunk after chunk, activations in place. The transformers' own
+# CPU's cache. A flow made of ``Split``, ``Merge``, ``Swap`` and affine, additive or
+# spline couplings conditioned by plain ``MLP``s (the notebook's RealNVP, the ``realnvp``,
+# ``nice``-style and coupling ``nsf`` stacks) runs through a ``ColumnPlan``
+# (``flowforge.columns``): every value feature-major (a ``(features, rows)`` tensor,
+# each feature one contiguous row, as the hand-written gradients carry them), every
+# network layer one ``addmm`` into a buffer reused chunk after chunk, activations in place. The transformers' own
 # ``forward``/``inverse`` do the elementwise mathematics (elementwise, the layout is
 # nothing to them). Any other flow goes through its own layers, chunk by chunk, in eval
 # mode (in training mode, layers with batch statistics must see the whole batch).
