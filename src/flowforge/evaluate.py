@@ -275,10 +275,11 @@ def mean_nll(
 # ``nice``-style and coupling ``nsf`` stacks) runs through a ``ColumnPlan``
 # (``flowforge.columns``): every value feature-major (a ``(features, rows)`` tensor,
 # each feature one contiguous row, as the hand-written gradients carry them), every
-# network layer one ``addmm`` into a buffer reused chunk after chunk, activations in place. The transformers' own
-# ``forward``/``inverse`` do the elementwise mathematics (elementwise, the layout is
-# nothing to them). Any other flow goes through its own layers, chunk by chunk, in eval
-# mode (in training mode, layers with batch statistics must see the whole batch).
+# network layer one ``addmm`` into a buffer reused chunk after chunk, activations in
+# place. The transformers' own ``forward``/``inverse`` do the elementwise mathematics
+# (elementwise, the layout is nothing to them). Any other flow goes through its own
+# layers, chunk by chunk, in eval mode (in training mode, layers with batch statistics
+# must see the whole batch).
 
 # Whether ``NormalizingFlow`` evaluates in chunks when no gradient is needed, and
 # whether it uses a ``ColumnPlan`` when the model has one. Switches:
