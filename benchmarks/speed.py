@@ -36,6 +36,7 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -211,20 +212,25 @@ def _rates(fn: Callable, n: int) -> tuple[float, float]:
     return n / (time.process_time() - cpu), n / (time.perf_counter() - wall)
 
 
-def sweep_chunks(contender: contenders.Contender, x: torch.Tensor, sizes: tuple) -> dict:
-    """Per operation, the CPU rate at each chunk size (sizes in rotating order, twice)
-    and the best size: each library gets the chunking that suits it best."""
-    rates: dict = {op: {size: [] for size in sizes} for op in ("score", "sample")}
+def _sweep(calls: Callable[[int], dict[str, Callable]], sizes: tuple, n: int) -> dict:
+    """Per operation of ``calls(size)``, the best CPU rate at each chunk size (the sizes
+    in rotating order, twice), and the fastest size."""
+    rates: dict = {}
     for rep in range(2):
-        order = sizes[rep:] + sizes[:rep]
-        for size in order:
-            for op, fn in _calls(contender, x, size).items():
-                rates[op][size].append(_rates(fn, len(x))[0])
+        for size in sizes[rep:] + sizes[:rep]:
+            for op, fn in calls(size).items():
+                rates.setdefault(op, {}).setdefault(size, []).append(_rates(fn, n)[0])
     out = {}
     for op, per_size in rates.items():
         fastest = {size: max(values) for size, values in per_size.items()}
         out[op] = {"best": max(fastest, key=fastest.get), "points_per_second": fastest}
     return out
+
+
+def sweep_chunks(contender: contenders.Contender, x: torch.Tensor, sizes: tuple) -> dict:
+    """Per operation (``score``, ``sample``), the CPU rate at each chunk size and the best
+    size: each library gets the chunking that suits it best."""
+    return _sweep(lambda size: _calls(contender, x, size), sizes, len(x))
 
 
 def throughput(names: list[str], plan: Plan) -> dict:
@@ -281,9 +287,10 @@ def products_only(model: torch.nn.Module, points: int, sizes: tuple, reps: int) 
     width = max(max(w.shape) for w in weights)
     flops = 2 * sum(w.numel() for w in weights)
 
+    @functools.cache  # one set of buffers per chunk size, touched before it is timed
     def products(chunk: int) -> Callable[[], None]:
         h = torch.randn(width, chunk)
-        buffers = [torch.empty(width, chunk), torch.empty(width, chunk)]
+        buffers = [torch.zeros(width, chunk), torch.zeros(width, chunk)]
 
         def run() -> None:
             for _ in range(0, points, chunk):
@@ -292,17 +299,12 @@ def products_only(model: torch.nn.Module, points: int, sizes: tuple, reps: int) 
 
         return run
 
-    sweep = {}
-    for size in sizes:
-        run = products(size)
-        run()
-        sweep[size] = max(_rates(run, points)[0] for _ in range(2))
-    chunk = max(sweep, key=sweep.get)
-    run = products(chunk)
-    rates = [_rates(run, points)[0] for _ in range(reps)]
+    swept = _sweep(lambda size: {"products": products(size)}, sizes, points)["products"]
+    chunk = swept["best"]
+    rates = [_rates(products(chunk), points)[0] for _ in range(reps)]
     return {
         "chunk": chunk,
-        "sweep": {str(k): v for k, v in sweep.items()},
+        "sweep": {str(k): v for k, v in swept["points_per_second"].items()},
         "flop_per_point": flops,
         "points_per_second": summary(rates),
         "gflop_per_second": max(rates) * flops / 1e9,
@@ -598,18 +600,14 @@ def targets(results: dict, names: list[str]) -> list[str]:
     products = results["throughput"].get("products_only")
     if products is not None:
         rate = products["points_per_second"]["median"]
+        plain_score = results["throughput"]["score"]["flowforge"]["raw"]["median"]
         lines.append(
             f"  the ceiling: the model's matrix products alone run at {rate / 1e6:.1f} M "
             f"points/s ({products['gflop_per_second']:.0f} GFLOP/s, "
             f"{products['flop_per_point']:,} FLOP per point, chunk {products['chunk']:,}); "
-            f"log_prob(x) reaches {stats_score(results) / rate:.0%} of it"
+            f"log_prob(x) reaches {plain_score / rate:.0%} of it"
         )
     return lines
-
-
-def stats_score(results: dict) -> float:
-    """flowforge's plain ``log_prob(x)`` rate (points per CPU-second, the median)."""
-    return results["throughput"]["score"]["flowforge"]["raw"]["median"]
 
 
 def _ok(flag: bool) -> str:

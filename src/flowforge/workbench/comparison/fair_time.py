@@ -81,7 +81,8 @@ def fit_at_least(
         probe = fit_timed(build(PROBE_EPOCHS)) / PROBE_EPOCHS
         rule.probe_epoch_seconds = probe
         epochs = epochs_for(rule.target_seconds, probe, floor)
-    for refit in range(1, 2 if rule.fixed_epochs else ATTEMPTS + 1):
+    fits = 1 if rule.fixed_epochs else ATTEMPTS
+    for refit in range(1, fits + 1):  # refit: the fits made so far, this one included
         model = build(epochs)
         seconds = fit_timed(model)
         rule.attempts.append({"epochs": epochs, "seconds": seconds})
