@@ -1,6 +1,7 @@
-"""Column plans: a ``NormalizingFlow`` of plumbing and MLP couplings evaluated on
-feature-major chunks without autograd (the no-gradient path of ``log_prob`` and
-``sample``; ``flowforge.evaluate`` explains when it is taken)."""
+"""Column plans: a ``NormalizingFlow`` of plumbing, MLP couplings and MADE
+autoregressive layers evaluated on feature-major chunks without autograd (the
+no-gradient path of ``log_prob`` and ``sample``; ``flowforge.evaluate`` explains when
+it is taken)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from torch import Tensor
 
 import flowforge.evaluate as evaluate
 from flowforge.gradients import has_hooks
-from flowforge.layers import Coupling, Merge, SequentialFlow, Split, Swap
+from flowforge.layers import (
+    Coupling,
+    MaskedAutoregressive,
+    Merge,
+    Permute,
+    Reverse,
+    SequentialFlow,
+    Split,
+    Swap,
+)
+from flowforge.nets.made import MADE, MaskedLinear
 from flowforge.nets.mlp import _DIRECT, MLP
 from flowforge.transformers import AdditiveTransformer, AffineTransformer, SplineTransformer
 from flowforge.transformers.log_scale import LOG_SCALES
@@ -21,18 +32,38 @@ FeatureMajor = Tensor | tuple[Tensor, ...]
 
 
 class _Net:
-    """A plain ``MLP``'s layers on feature-major activations, written into buffers."""
+    """A network's layers on feature-major activations, written into buffers: ``weights``
+    the ``(weight, bias)`` of each linear layer, an ``activation`` between each two."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
-        modules = list(net)
-        linears = modules[0::2]
-        activations = [(m, _DIRECT[type(m)][1]) for m in modules[1::2]] + [None]
+    def __init__(
+        self, weights: list[tuple[Tensor, Tensor | None]], activations: list[torch.nn.Module]
+    ) -> None:
+        acts = [(m, _DIRECT[type(m)][1]) for m in activations] + [None]
         self.layers = [
-            (m.weight, None if m.bias is None else m.bias.unsqueeze(1), act)
-            for m, act in zip(linears, activations)
+            (weight, None if bias is None else bias.unsqueeze(1), act)
+            for (weight, bias), act in zip(weights, acts)
         ]
-        self.widths = [m.out_features for m in linears]
-        self.in_width = linears[0].in_features
+        self.widths = [weight.shape[0] for weight, _ in weights]
+        self.in_width = weights[0][0].shape[1]
+
+    @classmethod
+    def of_mlp(cls, net: torch.nn.Module) -> _Net:
+        """A plain ``MLP``'s layers."""
+        modules = list(net)
+        return cls([(m.weight, m.bias) for m in modules[0::2]], modules[1::2])
+
+    @classmethod
+    def of_made(cls, made: MADE) -> _Net:
+        """A ``MADE``'s layers, each weight masked once (here, not per chunk), the output
+        rows reordered parameter-first (row ``j * features + i`` the ``j``-th parameter of
+        element ``i``), the layout of a coupling's network output."""
+        modules = list(made.net)
+        weights = [(m.weight.detach() * m.mask, m.bias.detach()) for m in modules[0::2]]
+        weight, bias = weights[-1]
+        order = torch.arange(len(bias), device=bias.device)
+        order = order.view(made.features, made.params_per_element).t().reshape(-1)
+        weights[-1] = (weight[order], bias[order])
+        return cls(weights, modules[1::2])
 
     def bind(self, k: int, hidden: tuple[Tensor, Tensor], out: Tensor) -> list[tuple]:
         """The layers with their targets for ``k`` columns: views of the flat buffers,
@@ -96,7 +127,7 @@ class ColumnPlan:
         rows, the columns' view and every network bound to its targets."""
         sizes = [self.width * k, self.hidden_rows * k, self.hidden_rows * k, self.out_rows * k]
         columns, a, b, out = like.new_empty(sum(sizes)).split(sizes)
-        nets = [step[2] for step in self.steps if step[0] == "coupling"]
+        nets = [step[2] for step in self.steps if step[0] in ("coupling", "made")]
         bound: dict[int, tuple[Tensor, dict]] = {}
 
         def views(m: int) -> tuple[Tensor, dict]:
@@ -121,20 +152,27 @@ class ColumnPlan:
         kind = step[0]
         if kind == "swap":
             return (value[1], value[0])
+        if kind == "reverse":
+            return value.flip(0)
+        if kind == "permute":  # the order that undoes x = z[:, order] going back
+            return value.index_select(0, step[2] if inverse else step[1])
+        if kind == "made":
+            if inverse:  # data to latent: one pass, every element's parameters at once
+                value, ld = _transformed(step, value, value, ctx, nets, inverse)
+            else:  # latent to data: pass i fixes element i, the last one gives all
+                z = value
+                for _ in range(step[4]):
+                    value, ld = _transformed(step, value, z, ctx, nets, inverse)
+            _add_log_det(log_det, ld)
+            return value
         if kind != "coupling":  # split or merge: join the parts, or cut them
             if (kind == "split") == inverse:
                 return torch.cat(value)
             sizes = step[1]
             return value.chunk(2) if sizes is None else value.split_with_sizes(list(sizes))
-        _, transformer, net, n = step
         zA, zB = value
-        out = _run(nets[id(net)], zA if ctx is None else torch.cat([zA, ctx]))
-        # parameter-first (n, width of z_B, k), as Coupling.parameters_for lays it out: an
-        # affine or additive transformer unpacks it, a spline takes it whole
-        params = out.view(n, -1, out.shape[-1])
-        zB, ld = (transformer.inverse if inverse else transformer.forward)(zB, params)
-        if ld is not None:
-            log_det.add_(ld[0] if len(ld) == 1 else ld.sum(0))
+        zB, ld = _transformed(step, zA, zB, ctx, nets, inverse)
+        _add_log_det(log_det, ld)
         return (zA, zB)
 
     def log_prob(self, x: Tensor, context: tuple[Tensor, ...], out: Tensor) -> Tensor:
@@ -182,6 +220,26 @@ class ColumnPlan:
         return z
 
 
+def _transformed(
+    step: tuple, given: Tensor, target: Tensor, ctx: Tensor | None, nets: dict, inverse: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The transformer of a coupling or MADE ``step`` applied to ``target``, its
+    parameters the step's network on ``given`` (and the context): ``(value, log-det)``."""
+    transformer, net, n = step[1:4]
+    out = _run(nets[id(net)], given if ctx is None else torch.cat([given, ctx]))
+    # parameter-first (n, width of the target, k), as Coupling.parameters_for lays it out
+    # (and _Net.of_made orders a MADE's rows): an affine or additive transformer unpacks
+    # it, a spline takes it whole
+    params = out.view(n, -1, out.shape[-1])
+    return (transformer.inverse if inverse else transformer.forward)(target, params)
+
+
+def _add_log_det(log_det: Tensor, ld: Tensor | None) -> None:
+    """Add a transformer's elementwise log-derivatives ``(width, k)`` to ``log_det``."""
+    if ld is not None:
+        log_det.add_(ld[0] if len(ld) == 1 else ld.sum(0))
+
+
 def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtype) -> Tensor | None:
     """The context rows of a chunk as feature-major columns ``(c, k)`` (a transposed view)."""
     if not context:
@@ -192,14 +250,15 @@ def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtyp
 
 def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     """The ``ColumnPlan`` of a ``NormalizingFlow``, or ``None`` when one of its parts is
-    not a plain ``Split``, ``Merge``, ``Swap`` or affine, additive or spline coupling with
-    an ``MLP`` conditioner (a subclass that redefines a computation, a module with hooks,
-    widths that do not fit: those go through the layers, which also give the errors).
+    not a plain ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``, affine, additive
+    or spline coupling with an ``MLP`` conditioner, or ``MaskedAutoregressive`` layer with
+    one of those transformers (a subclass that redefines a computation, a module with
+    hooks, widths that do not fit: those go through the layers, which also give the
+    errors).
     """
     flow, width = getattr(model, "flow", None), getattr(model, "width", None)
     if type(flow) is not SequentialFlow or width is None or has_hooks(flow) or _patched(flow):
         return None
-    named_scales = tuple(LOG_SCALES.values())
     steps: list[tuple] = []
     value: int | tuple[int, ...] = width  # the widths of the value, checked layer by layer
     hidden = out = 0
@@ -208,6 +267,7 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
         if has_hooks(layer) or _patched(layer):
             return None
         kind = type(layer)
+        net, target = None, 0  # a conditioner, and the width it transforms
         if kind in (Split, Merge):
             if layer.dim != 1 or isinstance(value, int) != (kind is Split):
                 return None
@@ -227,34 +287,54 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
                 return None
             value = (value[1], value[0])
             steps.append(("swap",))
+        elif kind is Reverse:
+            if not isinstance(value, int):
+                return None
+            steps.append(("reverse",))
+        elif kind is Permute:
+            if not isinstance(value, int) or len(layer.permutation) != value:
+                return None
+            steps.append(("permute", layer.permutation, layer.inverse_permutation))
         elif isinstance(layer, Coupling) and _plain_coupling(layer):
-            transformer, block = layer.transformer, layer.block
-            if type(transformer) is AffineTransformer:
-                if type(transformer.log_scale) not in named_scales:
-                    return None
-            elif type(transformer) not in (AdditiveTransformer, SplineTransformer):
+            block = layer.block
+            if not _plain_transformer(layer.transformer) or type(block) is not MLP:
                 return None
-            if type(block) is not MLP or type(block).forward is not MLP.forward:
+            if has_hooks(block) or not _alternating(block, torch.nn.Linear):
                 return None
-            if has_hooks(block) or not _alternating(block) or not isinstance(value, tuple):
+            if not (isinstance(value, tuple) and len(value) == 2):
                 return None
-            if len(value) != 2:
+            net, given, target = _Net.of_mlp(block), value[0], value[1]
+            steps.append(("coupling", layer.transformer, net, layer.transformer.params_per_element))
+        elif isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
+            made = layer.made
+            if not _plain_transformer(layer.transformer) or not isinstance(value, int):
                 return None
-            net, n = _Net(block), transformer.params_per_element
-            extra = net.in_width - value[0]
+            if made.features != value or layer.width != value:
+                return None
+            net, given, target = _Net.of_made(made), value, value
+            n = layer.transformer.params_per_element
+            steps.append(("made", layer.transformer, net, n, value))
+        else:
+            return None
+        if net is not None:  # the conditioner reads `given` columns and the context
+            extra = net.in_width - given
             if extra < 0 or (context_width is not None and extra != context_width):
                 return None
             context_width = extra
-            if net.widths[-1] != n * value[1]:
+            if net.widths[-1] != steps[-1][3] * target:
                 return None
             hidden = max([hidden, *net.widths[:-1]])
             out = max(out, net.widths[-1])
-            steps.append(("coupling", transformer, net, n))
-        else:
-            return None
     if value != width:
         return None
     return ColumnPlan(model, steps, hidden, out, context_width or 0)
+
+
+def _plain_transformer(transformer: torch.nn.Module) -> bool:
+    """An affine transformer with a named log-scale, an additive or a spline one."""
+    if type(transformer) is AffineTransformer:
+        return type(transformer.log_scale) in tuple(LOG_SCALES.values())
+    return type(transformer) in (AdditiveTransformer, SplineTransformer)
 
 
 def _patched(module: torch.nn.Module) -> bool:
@@ -263,13 +343,13 @@ def _patched(module: torch.nn.Module) -> bool:
     return "forward" in vars(module) or "inverse" in vars(module)
 
 
-def _alternating(net: torch.nn.Module) -> bool:
-    """``Linear, activation, ..., Linear``, every activation one the ``MLP`` calls
+def _alternating(net: torch.nn.Module, linear: type) -> bool:
+    """``linear, activation, ..., linear``, every activation one the ``MLP`` calls
     directly, nothing with hooks."""
     modules = list(net)
     return (
         len(modules) % 2 == 1
-        and all(type(m) is torch.nn.Linear for m in modules[0::2])
+        and all(type(m) is linear for m in modules[0::2])
         and all(type(m) in _DIRECT for m in modules[1::2])
         and not any(has_hooks(m) for m in modules)
     )
@@ -281,4 +361,20 @@ def _plain_coupling(layer: torch.nn.Module) -> bool:
     return all(
         getattr(kind, name) is getattr(Coupling, name)
         for name in ("forward", "inverse", "parameters_for")
+    )
+
+
+def _plain_autoregressive(layer: torch.nn.Module) -> bool:
+    """A ``MaskedAutoregressive`` layer whose computation is its class's own, with a plain
+    ``MADE`` (``MaskedLinear`` layers and activations the ``MLP`` calls directly)."""
+    kind, made = type(layer), layer.made
+    return (
+        all(
+            getattr(kind, name) is getattr(MaskedAutoregressive, name)
+            for name in ("forward", "inverse")
+        )
+        and type(made) is MADE
+        and not (has_hooks(made) or has_hooks(made.net) or _patched(made))
+        and type(made.net) is torch.nn.Sequential
+        and _alternating(made.net, MaskedLinear)
     )
