@@ -39,6 +39,11 @@ def models():
         # uneven halves (2 and 1 columns): the spline's parameters are a (23, 1 or 2, k)
         # view of the network's output, and points beyond the bound take the identity
         "nsf-coupling": flowforge.nsf(3, layers=3, hidden=8, bins=4, coupling=True),
+        # MADE layers with Reverse (Permute) between: affine and spline, 2-D and 5-D
+        "maf": flowforge.maf(2, layers=3, hidden=16),
+        "maf-5d-permuted": flowforge.maf(5, layers=3, hidden=16, mixing="random"),
+        "nsf": flowforge.nsf(2, layers=2, hidden=8, bins=4),
+        "nsf-5d": flowforge.nsf(5, layers=2, hidden=12, bins=4),
         "tanh-deep": flowforge.NormalizingFlow(
             flowforge.Multivariate(2),
             Split(),
@@ -144,9 +149,57 @@ def test_seeded_samples_do_not_depend_on_the_chunking(monkeypatch):
             torch.testing.assert_close(lp, layer_by_layer(model, x), rtol=1e-4, atol=1e-4)
 
 
+AUTOREGRESSIVE = {
+    "maf": lambda width, c: flowforge.maf(width, layers=3, hidden=16, context_width=c),
+    "nsf": lambda width, c: flowforge.nsf(width, layers=3, hidden=12, bins=4, context_width=c),
+}
+
+
+@pytest.mark.parametrize("family", list(AUTOREGRESSIVE))
+@pytest.mark.parametrize("width", [2, 5])
+@pytest.mark.parametrize("context", [0, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_autoregressive_plans_are_the_layers(
+    family, width, context, dtype, small_chunks, monkeypatch
+):
+    torch.manual_seed(6)
+    model = AUTOREGRESSIVE[family](width, context).to(dtype)
+    with torch.no_grad():  # random output layers, so that every parameter matters
+        for layer in model.flow.layers[0::2]:
+            layer.made.net[-1].weight.normal_(0, 0.5)
+    plan = columns.column_plan(model)
+    assert [step[0] for step in plan.steps] == ["made", "reverse"] * 2 + ["made"]
+    x = 2 * torch.randn(300, width, dtype=dtype)  # some beyond the spline's bound
+    c = tuple(torch.randn(300, context, dtype=dtype) for _ in range(context > 0))
+    assert plan.accepts(c)
+    with torch.no_grad():
+        fast = plan.log_prob(x, c, x.new_empty(300))  # the plan itself: no fallback
+        monkeypatch.setattr(evaluate, "COLUMN_PLANS", False)  # the layers, chunk by chunk
+        slow = model.log_prob(x, *c)
+        z = model.base_distribution.sample(300).to(dtype)
+        _, reference = model.flow.forward(z.clone(), *c)
+        forward = plan.transform(z.clone(), c, lp := z.new_empty(300))
+        back, _ = model.flow.forward(z, *c)
+    torch.testing.assert_close(fast, slow)
+    torch.testing.assert_close(forward, back)
+    torch.testing.assert_close(lp, model.base_distribution.log_prob(z) - reference)
+
+
+def test_autoregressive_layers_a_plan_cannot_take_fall_back(small_chunks):
+    torch.manual_seed(7)
+    model = flowforge.maf(3, layers=2, hidden=8, context_width=2)
+    x, c = torch.randn(200, 3), torch.randn(200, 2)
+    with torch.no_grad():
+        planned = model.log_prob(x, c)
+        model.flow.layers[0].made.net[0].register_forward_hook(lambda *args: None)
+        assert columns.column_plan(model) is None
+        torch.testing.assert_close(model.log_prob(x, c), planned)
+        torch.testing.assert_close(planned, layer_by_layer(model, x, c))
+
+
 def test_flows_without_a_plan_chunk_through_their_layers_in_eval_mode(small_chunks):
     torch.manual_seed(2)
-    model = flowforge.nsf(2, layers=2, hidden=8)
+    model = flowforge.nsf(2, layers=2, hidden=8, mixing="lu")  # LULinear: no plan
     assert columns.column_plan(model) is None
     x = torch.randn(150, 2)
     calls = []
