@@ -44,6 +44,14 @@ def models():
         "maf-5d-permuted": flowforge.maf(5, layers=3, hidden=16, mixing="random"),
         "nsf": flowforge.nsf(2, layers=2, hidden=8, bins=4),
         "nsf-5d": flowforge.nsf(5, layers=2, hidden=12, bins=4),
+        # activations with no in-place form (the plan copies them into its buffers)
+        "maf-silu": flowforge.maf(3, layers=2, hidden=8, activation=torch.nn.SiLU),
+        "gelu": flowforge.NormalizingFlow(
+            flowforge.Multivariate(2),
+            Split(),
+            flowforge.AffineCoupling(flowforge.block(1, 1, 12, activation=torch.nn.GELU)),
+            Merge(),
+        ),
         "tanh-deep": flowforge.NormalizingFlow(
             flowforge.Multivariate(2),
             Split(),

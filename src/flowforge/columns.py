@@ -33,16 +33,16 @@ FeatureMajor = Tensor | tuple[Tensor, ...]
 
 class _Net:
     """A network's layers on feature-major activations, written into buffers: ``weights``
-    the ``(weight, bias)`` of each linear layer, an ``activation`` between each two."""
+    the ``(weight, bias)`` of each linear layer, an ``activation`` between each two.
+    Each weight carries its bias as one more column, which multiplies a row of ones
+    below the layer's input: one ``mm`` per layer (``addmm`` would first copy the bias
+    into every column of its result)."""
 
     def __init__(
         self, weights: list[tuple[Tensor, Tensor | None]], activations: list[torch.nn.Module]
     ) -> None:
         acts = [(m, _DIRECT[type(m)][1]) for m in activations] + [None]
-        self.layers = [
-            (weight, None if bias is None else bias.unsqueeze(1), act)
-            for (weight, bias), act in zip(weights, acts)
-        ]
+        self.layers = [(_with_bias(w, b), act) for (w, b), act in zip(weights, acts)]
         self.widths = [weight.shape[0] for weight, _ in weights]
         self.in_width = weights[0][0].shape[1]
 
@@ -65,28 +65,43 @@ class _Net:
         weights[-1] = (weight[order], bias[order])
         return cls(weights, modules[1::2])
 
-    def bind(self, k: int, hidden: tuple[Tensor, Tensor], out: Tensor) -> list[tuple]:
-        """The layers with their targets for ``k`` columns: views of the flat buffers,
-        the hidden layers alternating between the two ``hidden``, the last in ``out``."""
+    def bind(self, k: int, given: Tensor, hidden: tuple[Tensor, Tensor], out: Tensor) -> tuple:
+        """The input and the layers with their targets for ``k`` columns: views of the
+        flat buffers (the input and each hidden layer with its row of ones), the hidden
+        layers alternating between the two ``hidden``, the last in ``out``."""
         last = len(self.layers) - 1
         bound = []
-        for i, (weight, bias, activation) in enumerate(self.layers):
-            flat = out if i == last else hidden[i % 2]
-            bound.append((weight, bias, flat[: self.widths[i] * k].view(-1, k), activation))
-        return bound
+        for i, (weight, activation) in enumerate(self.layers):
+            flat, rows = (out, self.widths[i]) if i == last else (hidden[i % 2], self.widths[i] + 1)
+            bound.append((weight, flat[: rows * k].view(rows, k), activation))
+        return given[: (self.in_width + 1) * k].view(-1, k), bound
 
 
-def _run(bound: list[tuple], h: Tensor) -> Tensor:
-    """A bound ``_Net`` on feature-major ``h``: one ``addmm`` per layer, activations in
-    place."""
-    for weight, bias, target, activation in bound:
-        if bias is None:
-            h = torch.mm(weight, h, out=target)
-        else:
-            h = torch.addmm(bias, weight, h, out=target)
-        if activation is not None:
-            h = activation[1](activation[0], h)
-    return h
+def _with_bias(weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``[weight | bias]``, a zero column for no bias."""
+    column = weight.new_zeros(len(weight)) if bias is None else bias.detach()
+    return torch.cat([weight.detach(), column[:, None]], 1)
+
+
+def _run(bound: tuple, parts: tuple[Tensor, ...]) -> Tensor:
+    """A bound ``_Net`` on the feature-major ``parts`` stacked (the columns it reads, the
+    context's): one ``mm`` per layer, activations in place."""
+    h, layers = bound
+    start = 0
+    for part in parts:
+        h[start : start + len(part)].copy_(part)
+        start += len(part)
+    h[start].fill_(1)  # the buffers are shared: the ones are written at every call
+    for weight, target, activation in layers:
+        if activation is None:
+            return torch.mm(weight, h, out=target)
+        a = torch.mm(weight, h, out=target[:-1])
+        done = activation[1](activation[0], a)
+        if done is not a:  # an activation with no in-place form
+            a.copy_(done)
+        target[-1].fill_(1)
+        h = target
+    raise AssertionError("a network has at least one layer")
 
 
 class ColumnPlan:
@@ -115,18 +130,20 @@ class ColumnPlan:
         self.base = model.base_distribution
         self.width = model.width
         self.steps = steps
-        self.hidden_rows, self.out_rows = hidden, out
+        self.hidden_rows, self.out_rows = hidden + 1, out  # and a row of ones
+        nets = [step[2] for step in steps if step[0] in ("coupling", "made")]
+        self.in_rows = max((net.in_width + 1 for net in nets), default=0)
 
     def accepts(self, context: tuple[Tensor, ...]) -> bool:
         """Whether ``context`` has the columns the conditioners read (none: none)."""
         return sum(math.prod(c.shape[1:]) for c in context) == self.context_width
 
     def _scratch(self, k: int, like: Tensor) -> Callable[[int], tuple[Tensor, dict]]:
-        """Flat buffers for chunks of up to ``k`` rows (the chunk's columns, two hidden
-        activations, a network output), and a function giving, for a chunk of ``m``
-        rows, the columns' view and every network bound to its targets."""
-        sizes = [self.width * k, self.hidden_rows * k, self.hidden_rows * k, self.out_rows * k]
-        columns, a, b, out = like.new_empty(sum(sizes)).split(sizes)
+        """Flat buffers for chunks of up to ``k`` rows (the chunk's columns, a network
+        input, two hidden activations, a network output), and a function giving, for a
+        chunk of ``m`` rows, the columns' view and every network bound to its targets."""
+        rows = (self.width, self.in_rows, self.hidden_rows, self.hidden_rows, self.out_rows)
+        columns, given, a, b, out = like.new_empty(sum(rows) * k).split([r * k for r in rows])
         nets = [step[2] for step in self.steps if step[0] in ("coupling", "made")]
         bound: dict[int, tuple[Tensor, dict]] = {}
 
@@ -134,7 +151,7 @@ class ColumnPlan:
             if m not in bound:
                 bound[m] = (
                     columns[: self.width * m].view(self.width, m),
-                    {id(net): net.bind(m, (a, b), out) for net in nets},
+                    {id(net): net.bind(m, given, (a, b), out) for net in nets},
                 )
             return bound[m]
 
@@ -226,7 +243,7 @@ def _transformed(
     """The transformer of a coupling or MADE ``step`` applied to ``target``, its
     parameters the step's network on ``given`` (and the context): ``(value, log-det)``."""
     transformer, net, n = step[1:4]
-    out = _run(nets[id(net)], given if ctx is None else torch.cat([given, ctx]))
+    out = _run(nets[id(net)], (given,) if ctx is None else (given, ctx))
     # parameter-first (n, width of the target, k), as Coupling.parameters_for lays it out
     # (and _Net.of_made orders a MADE's rows): an affine or additive transformer unpacks
     # it, a spline takes it whole
