@@ -2,7 +2,7 @@
 process on one CPU thread: ``model.log_prob(x)`` without gradients, and ``sample(n)``,
 for the families of ``benchmarks/families.py`` built as it builds them.
 
-    python -m benchmarks.column_plans                 # maf and nsf, about 3 minutes
+    python -m benchmarks.column_plans                 # maf and nsf, about a minute
     python -m benchmarks.column_plans nsf-coupling    # any of families.COUNTERPARTS
 
 Prints points per second, the median [min-max] of ``REPS`` interleaved repetitions, and

@@ -55,10 +55,11 @@ Every forward pass (training with autograd, ``log_prob``, ``sample``):
     whole batch). ``log_likelihood``, ``mean_nll`` and ``sample_points`` chunk too.
     Switch: ``flowforge.evaluate.CHUNKED_CALLS = False``; their ``chunk_size`` argument.
 12. Column plans (``flowforge.columns.ColumnPlan``): in those chunks, a flow of
-    ``Split``, ``Merge``, ``Swap`` and affine, additive or spline couplings with plain
-    ``MLP`` conditioners is run feature-major, each network layer one ``addmm`` into a buffer
-    reused from chunk to chunk, activations in place; the transformers' own
-    ``forward``/``inverse`` do the elementwise part. Switch:
+    ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``, affine, additive or spline
+    couplings with plain ``MLP`` conditioners and ``MaskedAutoregressive`` layers (MAF,
+    autoregressive NSF) is run feature-major, each network layer one ``mm`` into a buffer
+    reused from chunk to chunk (the bias folded into the weight), activations in place;
+    the transformers' own ``forward``/``inverse`` do the elementwise part. Switch:
     ``flowforge.evaluate.COLUMN_PLANS = False``.
 """
 
