@@ -9,7 +9,7 @@ import torch
 
 from flowforge.errors import InputError
 from flowforge.training.modes import find_modes
-from flowforge.training.sampler import sampler
+from flowforge.training.sampler import UNBOUNDED_DF, sampler
 from flowforge.training.target import fit_target
 
 CENTRES = torch.tensor([[-6.0, -6.0], [6.0, -6.0], [-6.0, 6.0], [6.0, 6.0]])
@@ -156,12 +156,22 @@ def test_modes_method_without_bounds_starts_on_the_laplace_approximation():
     def log_p(x):
         return normal.log_prob(x) + 2.0
 
-    flow = sampler(6, components=1, layers=2, hidden=8)
+    flow = sampler(6, components=1, layers=2, hidden=8, df=None)  # Gaussian components
     fit_target(flow, log_p, steps=20, round_steps=10, progress=False)
     log_z, x, w = importance(flow, log_p)
     assert log_z == pytest.approx(2.0, abs=0.01)
     assert 1 / float((w**2).sum()) > 0.95 * len(w)
     assert torch.allclose(w @ x.double(), mean.double(), atol=0.03)
+    # the default for a target without bounds: Student-t components (df 5), whose tails
+    # are heavier than this target's, so every weight is bounded, at some cost in ESS
+    torch.manual_seed(0)
+    flow = sampler(6, components=1, layers=2, hidden=8)
+    assert float(flow.base_distribution.df) == UNBOUNDED_DF
+    fit_target(flow, log_p, steps=20, round_steps=10, progress=False)
+    log_z, x, w = importance(flow, log_p)
+    assert log_z == pytest.approx(2.0, abs=0.01)
+    assert 0.6 * len(w) < 1 / float((w**2).sum()) < 0.95 * len(w)
+    assert float(w.max()) * len(w) < 5
 
 
 def test_without_bounds_the_sampler_spans_the_box_the_modes_are_searched_in():
@@ -176,3 +186,28 @@ def test_without_bounds_the_sampler_spans_the_box_the_modes_are_searched_in():
     mapped, _ = translate(scale(corner)[0])
     assert torch.allclose(mapped, torch.full((1, 3), UNBOUNDED))
     assert torch.allclose(translate(scale(-corner)[0])[0], torch.full((1, 3), -UNBOUNDED))
+
+
+def test_the_sampler_s_base_gets_student_t_components_only_without_bounds():
+    from flowforge import targets
+    from flowforge.distributions import GaussianMixture, StudentTMixture
+
+    posterior = sampler(targets.get("logistic-breast-cancer"), layers=1, hidden=4)
+    assert type(posterior.base_distribution) is StudentTMixture
+    assert float(posterior.base_distribution.df) == UNBOUNDED_DF
+    for flow in (
+        sampler(Mixture(), layers=1, hidden=4),  # bounds: Gaussian
+        sampler(3, BOX3, layers=1, hidden=4),  # a box given: Gaussian
+        sampler(3, layers=1, hidden=4, df=math.inf),
+        sampler(3, layers=1, hidden=4, df=None),
+    ):
+        assert type(flow.base_distribution) is GaussianMixture
+    assert float(sampler(3, BOX3, layers=1, hidden=4, df=3).base_distribution.df) == 3.0
+    for bad in (0, -1.0, "five"):
+        with pytest.raises(InputError, match="positive number of degrees of freedom"):
+            sampler(3, layers=1, hidden=4, df=bad)
+    with pytest.raises(InputError, match="base='mixture'"):
+        sampler(3, base="normal", layers=1, hidden=4, df=5)
+
+
+BOX3 = (torch.full((3,), -2.0), torch.full((3,), 2.0))

@@ -74,3 +74,24 @@ def test_bad_target_options_are_one_line(tmp_path, capsys):
     )
     assert "drop --dataset" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_config_records_the_base_s_degrees_of_freedom(target_run, tmp_path, capsys):
+    from flowforge.distributions import GaussianMixture, StudentTMixture
+    from flowforge.workbench.runs.config import RunConfig
+    from flowforge.workbench.runs.target_kind import build_sampler, target_config
+
+    recorded = json.loads((target_run / "config.json").read_text())["model"]["options"]
+    assert recorded["df"] is None  # a target with bounds: Gaussian components
+    posterior = target_config("logistic-breast-cancer", {"layers": 1}, {}, 0)
+    assert posterior.model_options["df"] == 5.0
+    assert type(build_sampler(posterior).base_distribution) is StudentTMixture
+    gaussian = target_config("logistic-breast-cancer", {"layers": 1, "df": float("inf")}, {}, 0)
+    assert gaussian.model_options["df"] is None
+    # a run made before the Student-t base records no df: it rebuilds as it trained
+    older = RunConfig(**{**vars(posterior), "model_options": {"layers": 1}})
+    assert type(build_sampler(older).base_distribution) is GaussianMixture
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--target", "funnel", "--df", "0", "-o", str(tmp_path / "c")])
+    assert exit.value.code == 2
+    assert "argument --df: must be greater than 0" in capsys.readouterr().err

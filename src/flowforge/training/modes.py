@@ -233,9 +233,7 @@ def reweight(flow: torch.nn.Module, log_p: LogDensity, n: int, damping: float = 
     w = torch.softmax(torch.where(torch.isfinite(log_w), log_w, -math.inf), dim=0)
     if not bool(torch.isfinite(w).all()):
         return
-    tril = base.scale_tril()
-    normal = torch.distributions.MultivariateNormal(base.means, scale_tril=tril)
-    joint = normal.log_prob(z[:, None, :]) + torch.log_softmax(base.logits, 0)
+    joint = base.component_log_prob(z)
     mass = (torch.softmax(joint, dim=1) * w[:, None]).sum(dim=0)
     old = torch.softmax(base.logits, 0)
     new = damping * old + (1 - damping) * mass

@@ -87,6 +87,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def degrees_of_freedom(text: str) -> float:
+    """A positive number of degrees of freedom, or ``inf`` (Gaussian)."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    return positive_float(text)
+
+
 def non_negative_float(text: str) -> float:
     value = _number(float, text)
     if value < 0:

@@ -27,10 +27,11 @@ TARGET_OPTIONS = (
     "iterations",
     "time_budget",
     "components",
+    "df",
     "diagnosis_samples",
 )
 # The model options a sampler takes from the command line (training.sampler.sampler).
-MODEL_FLAGS = ("layers", "hidden", "bins", "base", "components")
+MODEL_FLAGS = ("layers", "hidden", "bins", "base", "components", "df")
 # Sample-based options that a target run does not take.
 NOT_FOR_TARGETS = (
     "dataset",
@@ -70,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--components",
         type=options.positive_int,
         help="components of the sampler's mixture base (default: 64 up to 4 dimensions, else 1)",
+    )
+    group.add_argument(
+        "--df",
+        type=options.degrees_of_freedom,
+        metavar="DF",
+        help="Student-t components of the sampler's mixture base with DF degrees of freedom, "
+        "or inf for Gaussian ones (default: 5 for a target without bounds, else inf)",
     )
     group.add_argument(
         "--diagnosis-samples",

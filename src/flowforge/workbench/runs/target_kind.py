@@ -46,13 +46,16 @@ def target_config(
     """The configuration of a new target run (``samples``: the diagnosis's, default
     ``DIAGNOSIS_SAMPLES``)."""
     import flowforge.targets as targets
+    from flowforge.training.sampler import resolve_df
 
-    dim = targets.get(name).dim
+    target = targets.get(name)
+    # the base's degrees of freedom as resolved now, so the run rebuilds as it trained
+    df = resolve_df(model.get("df", "auto"), model.get("base", "mixture"), target.bounds)
     return RunConfig(
         model=MODEL,
-        model_options=dict(model),
+        model_options={**model, "df": df},
         data={"name": f"target:{name}"},
-        standardization=Standardization((0.0,) * dim, (1.0,) * dim),
+        standardization=Standardization((0.0,) * target.dim, (1.0,) * target.dim),
         recipe=dict(recipe),
         seed=seed,
         device="cpu",
@@ -61,10 +64,11 @@ def target_config(
 
 
 def build_sampler(config: RunConfig) -> torch.nn.Module:
-    """A fresh sampler for the run's target, as its ``model`` options say."""
+    """A fresh sampler for the run's target, as its ``model`` options say (a run that
+    records no ``df`` had Gaussian components: they predate the Student-t ones)."""
     from flowforge.training.sampler import sampler
 
-    return sampler(target_of(config), **config.model_options)
+    return sampler(target_of(config), **{"df": None, **config.model_options})
 
 
 def heldout_estimate(model: torch.nn.Module, target, seed: int) -> tuple[NLLEstimate, str]:
