@@ -87,10 +87,10 @@ def make_reference(chains: int, draws: int, warmup: int, leapfrog: int, seed: in
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=16)
-    parser.add_argument("--draws", type=int, default=20_000)
+    parser.add_argument("--draws", type=int, default=100_000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--leapfrog", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REFERENCE)
     args = parser.parse_args(argv)
     ref = make_reference(args.chains, args.draws, args.warmup, args.leapfrog, args.seed)

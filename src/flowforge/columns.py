@@ -106,8 +106,9 @@ def _run(bound: tuple, parts: tuple[Tensor, ...]) -> Tensor:
 
 class ColumnPlan:
     """A ``NormalizingFlow``'s layers as steps on feature-major chunks, for evaluation
-    without autograd (see the comment above this class). ``column_plan(model)`` makes
-    one, or gives ``None`` for a model with a part the plan does not know.
+    without autograd (``flowforge.evaluate``'s notes on the no-gradient path say when).
+    ``column_plan(model)`` makes one, or gives ``None`` for a model with a part the plan
+    does not know.
 
     Example:
         >>> import torch
