@@ -284,68 +284,70 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     for layer in flow.layers:
         if has_hooks(layer) or _patched(layer):
             return None
-        kind = type(layer)
-        net, target = None, 0  # a conditioner, and the width it transforms
-        if kind in (Split, Merge):
-            if layer.dim != 1 or isinstance(value, int) != (kind is Split):
-                return None
-            if kind is Split:
-                sizes = layer.sizes or (value - value // 2, value // 2)
-                if sum(sizes) != value or min(sizes) < 1:
-                    return None
-                value = tuple(sizes)
-            else:
-                expected = layer.sizes or (sum(value) - sum(value) // 2, sum(value) // 2)
-                if tuple(value) != tuple(expected):
-                    return None
-                value = sum(value)
-            steps.append(("split" if kind is Split else "merge", layer.sizes))
-        elif kind is Swap:
-            if not (isinstance(value, tuple) and len(value) == 2):
-                return None
-            value = (value[1], value[0])
-            steps.append(("swap",))
-        elif kind is Reverse:
-            if not isinstance(value, int):
-                return None
-            steps.append(("reverse",))
-        elif kind is Permute:
-            if not isinstance(value, int) or len(layer.permutation) != value:
-                return None
-            steps.append(("permute", layer.permutation, layer.inverse_permutation))
-        elif isinstance(layer, Coupling) and _plain_coupling(layer):
-            block = layer.block
-            if not _plain_transformer(layer.transformer) or type(block) is not MLP:
-                return None
-            if has_hooks(block) or not _alternating(block, torch.nn.Linear):
-                return None
-            if not (isinstance(value, tuple) and len(value) == 2):
-                return None
-            net, given, target = _Net.of_mlp(block), value[0], value[1]
-            steps.append(("coupling", layer.transformer, net, layer.transformer.params_per_element))
-        elif isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
-            made = layer.made
-            if not _plain_transformer(layer.transformer) or not isinstance(value, int):
-                return None
-            if made.features != value or layer.width != value:
-                return None
-            net, given, target = _Net.of_made(made), value, value
-            n = layer.transformer.params_per_element
-            steps.append(("made", layer.transformer, net, n, value))
-        else:
+        plumbing = _plumbing_step(layer, value)
+        if plumbing is not None:
+            step, value = plumbing
+            steps.append(step)
+            continue
+        conditioned = _conditioned_step(layer, value)
+        if conditioned is None:  # not a part the plan knows, or widths that do not fit
             return None
-        if net is not None:  # the conditioner reads `given` columns and the context
-            extra = net.in_width - given
-            if extra < 0 or (context_width is not None and extra != context_width):
-                return None
-            context_width = extra
-            if net.widths[-1] != steps[-1][3] * target:
-                return None
-            hidden = max([hidden, *net.widths[:-1]])
-            out = max(out, net.widths[-1])
+        step, given, target = conditioned
+        net = step[2]  # the conditioner reads `given` columns and the context
+        extra = net.in_width - given
+        if extra < 0 or (context_width is not None and extra != context_width):
+            return None
+        context_width = extra
+        if net.widths[-1] != step[3] * target:
+            return None
+        hidden = max([hidden, *net.widths[:-1]])
+        out = max(out, net.widths[-1])
+        steps.append(step)
     if value != width:
         return None
     return ColumnPlan(model, steps, hidden, out, context_width or 0)
+
+
+def _plumbing_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tuple | None:
+    """``(step, widths after it)`` for a ``Split``, ``Merge``, ``Swap``, ``Reverse`` or
+    ``Permute`` that fits the ``value``'s widths; ``None`` otherwise."""
+    kind = type(layer)
+    if kind in (Split, Merge):
+        if layer.dim != 1 or isinstance(value, int) != (kind is Split):
+            return None
+        if kind is Split:
+            sizes = layer.sizes or (value - value // 2, value // 2)
+            fits = sum(sizes) == value and min(sizes) >= 1
+            return (("split", layer.sizes), tuple(sizes)) if fits else None
+        expected = layer.sizes or (sum(value) - sum(value) // 2, sum(value) // 2)
+        return (("merge", layer.sizes), sum(value)) if tuple(value) == tuple(expected) else None
+    if kind is Swap and isinstance(value, tuple) and len(value) == 2:
+        return ("swap",), (value[1], value[0])
+    if kind is Reverse and isinstance(value, int):
+        return ("reverse",), value
+    if kind is Permute and isinstance(value, int) and len(layer.permutation) == value:
+        return ("permute", layer.permutation, layer.inverse_permutation), value
+    return None
+
+
+def _conditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tuple | None:
+    """``(step, columns its network reads, width it transforms)`` for a plain coupling or
+    ``MaskedAutoregressive`` layer on the ``value``'s widths; ``None`` otherwise."""
+    if isinstance(layer, Coupling) and _plain_coupling(layer):
+        block = layer.block
+        plain = _plain_transformer(layer.transformer) and type(block) is MLP
+        plain = plain and not has_hooks(block) and _alternating(block, torch.nn.Linear)
+        if not plain or not (isinstance(value, tuple) and len(value) == 2):
+            return None
+        n = layer.transformer.params_per_element
+        return ("coupling", layer.transformer, _Net.of_mlp(block), n), value[0], value[1]
+    if isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
+        made = layer.made  # value is an int when it equals the widths
+        if not _plain_transformer(layer.transformer) or not made.features == layer.width == value:
+            return None
+        n = layer.transformer.params_per_element
+        return ("made", layer.transformer, _Net.of_made(made), n, value), value, value
+    return None
 
 
 def _plain_transformer(transformer: torch.nn.Module) -> bool:
