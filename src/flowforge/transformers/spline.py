@@ -61,15 +61,16 @@ def _bins_of(count: int) -> int:
 class Table(NamedTuple):
     """An element's spline: the bin ``sizes`` ``(2, bins, ...)`` (widths, then heights),
     their cumulative sums ``right`` (each bin's right edge, measured from ``-bound``),
-    the ``bins + 1`` knot ``derivatives`` (1 at both ends); with the softmax of the raw
-    widths and heights and the shifted raw interior derivatives, which the hand-written
-    backward needs."""
+    the softmax of the raw widths and heights and the shifted raw interior derivatives
+    (the hand-written backward needs both), and those between two ``_SHIFT`` rows,
+    ``padded``: the ``bins + 1`` knot derivatives are ``softplus(padded) +
+    MIN_DERIVATIVE`` (1 at both ends), taken only where a bin is picked."""
 
     sizes: Tensor
     right: Tensor
-    derivatives: Tensor
     soft: Tensor
     shifted: Tensor
+    padded: Tensor
 
 
 def table(raw: Tensor, bound: float) -> Table:
@@ -79,10 +80,16 @@ def table(raw: Tensor, bound: float) -> Table:
     span = 2 * bound
     sizes = torch.add(soft, MIN_BIN_SIZE / (1 - MIN_BIN_SIZE * bins))
     sizes = sizes.mul_(span * (1 - MIN_BIN_SIZE * bins))
-    shifted = raw[2 * bins :] + _SHIFT
-    ones = raw.new_ones((1, *raw.shape[1:]))
-    derivatives = torch.cat([ones, F.softplus(shifted).add_(MIN_DERIVATIVE), ones])
-    return Table(sizes, _cumulative(sizes), derivatives, soft, shifted)
+    edge = raw.new_full((1, *raw.shape[1:]), _SHIFT)
+    padded = torch.cat([edge, raw[2 * bins :], edge])
+    padded[1:-1].add_(_SHIFT)
+    return Table(sizes, _cumulative(sizes), soft, padded[1:-1], padded)
+
+
+def _derivatives(t: Table, pick: Tensor) -> Tensor:
+    """The knot derivatives at the knots ``pick`` (exactly 1 at both ends)."""
+    d = F.softplus(t.padded.gather(0, pick)).add_(MIN_DERIVATIVE)
+    return d.masked_fill_((pick == 0) | (pick == len(t.padded) - 1), 1.0)
 
 
 _LOWER: dict[tuple, Tensor] = {}
@@ -108,7 +115,9 @@ def knots(raw: Tensor, bound: float) -> Knots:
     start = t.right.new_full((2, 1, *t.right.shape[2:]), -bound)
     edges = torch.cat([start, t.right - bound], dim=1)
     edges[:, -1] = bound
-    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), t.derivatives.movedim(0, -1))
+    every = torch.arange(len(t.padded), device=raw.device).view(-1, *[1] * (t.padded.dim() - 1))
+    derivatives = _derivatives(t, every.expand_as(t.padded))
+    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), derivatives.movedim(0, -1))
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,7 @@ def _select(t: Table, shifted: Tensor, in_y: bool) -> tuple[Tensor, tuple[Tensor
     pair = index.unsqueeze(0).expand(2, *index.shape)
     w, h = t.sizes.gather(1, pair).squeeze(1)
     right_x, right_y = t.right.gather(1, pair).squeeze(1)
-    d0, d1 = t.derivatives.gather(0, torch.cat([index, index + 1]))
+    d0, d1 = _derivatives(t, torch.cat([index, index + 1]))
     return index, (w, h, right_x - w, right_y - h, d0, d1)
 
 
