@@ -48,6 +48,7 @@ def test_the_spline_passes_through_its_knots_with_their_slopes():
     torch.testing.assert_close(slope, k.ds[0])
     torch.testing.assert_close(log_det.exp(), k.ds[0])
     assert torch.all(k.xs[0].diff() > 0) and torch.all(k.ys[0].diff() > 0)
+    assert k.ds[0][0] == 1 and k.ds[0][-1] == 1  # exactly: the slope is continuous there
 
 
 def test_log_derivative_matches_autograd_and_the_map_is_monotone():
