@@ -23,6 +23,7 @@ with its gradient written out (``SplineGradients``, ``flowforge.gradients``): th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -60,11 +61,9 @@ def _bins_of(count: int) -> int:
 
 class Table(NamedTuple):
     """An element's spline: the bin ``sizes`` ``(2, bins, ...)`` (widths, then heights),
-    their cumulative sums ``right`` (each bin's right edge, measured from ``-bound``),
-    the softmax of the raw widths and heights and the shifted raw interior derivatives
-    (the hand-written backward needs both), and those between two ``_SHIFT`` rows,
-    ``padded``: the ``bins + 1`` knot derivatives are ``softplus(padded) +
-    MIN_DERIVATIVE`` (1 at both ends), taken only where a bin is picked."""
+    their cumulative sums ``right`` (each bin's right edge from ``-bound``), the softmax
+    ``soft`` and the shifted raw interior derivatives (for the backward), and those
+    between two ``_SHIFT`` rows, ``padded``, where ``_derivatives`` reads the knots'."""
 
     sizes: Tensor
     right: Tensor
@@ -92,7 +91,16 @@ def _derivatives(t: Table, pick: Tensor) -> Tensor:
     return d.masked_fill_((pick == 0) | (pick == len(t.padded) - 1), 1.0)
 
 
-_LOWER: dict[tuple, Tensor] = {}
+_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def _constant(key: tuple, make: Callable[[], Tensor]) -> Tensor:
+    """``make()``, cached by ``key``, made outside inference mode (autograd may save it)."""
+    value = _CONSTANTS.get(key)
+    if value is None:
+        with torch.inference_mode(False):
+            value = _CONSTANTS.setdefault(key, make())
+    return value
 
 
 def _cumulative(sizes: Tensor) -> Tensor:
@@ -100,12 +108,8 @@ def _cumulative(sizes: Tensor) -> Tensor:
     matrix of ones: for so few bins, much faster than a cumulative sum along a middle
     dimension."""
     bins = sizes.shape[1]
-    key = (bins, sizes.dtype, sizes.device)
-    lower = _LOWER.get(key)
-    if lower is None:
-        with torch.inference_mode(False):  # a constant that autograd may save later
-            lower = torch.ones(bins, bins, dtype=sizes.dtype, device=sizes.device).tril()
-        lower = _LOWER.setdefault(key, lower)
+    key = ("lower", bins, sizes.dtype, sizes.device)
+    lower = _constant(key, lambda: sizes.new_ones(bins, bins).tril())
     return torch.matmul(lower, sizes.reshape(2, bins, -1)).view(sizes.shape)
 
 
@@ -116,8 +120,8 @@ def knots(raw: Tensor, bound: float) -> Knots:
     edges = torch.cat([start, t.right - bound], dim=1)
     edges[:, -1] = bound
     every = torch.arange(len(t.padded), device=raw.device).view(-1, *[1] * (t.padded.dim() - 1))
-    derivatives = _derivatives(t, every.expand_as(t.padded))
-    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), derivatives.movedim(0, -1))
+    ds = _derivatives(t, every.expand_as(t.padded)).movedim(0, -1)
+    return Knots(edges[0].movedim(0, -1), edges[1].movedim(0, -1), ds)
 
 
 @dataclass(frozen=True)
@@ -336,9 +340,7 @@ class SplineTransformer(Transformer):
         if bins < 2 or not bound > 0:
             # One bin with unit slopes at both ends is always the identity.
             raise ValueError(f"need bins >= 2 and bound > 0, got bins={bins}, bound={bound}")
-        if not MIN_BIN_SIZE * bins < 1:
-            raise ValueError(f"{bins} bins is too many: each is at least {MIN_BIN_SIZE} wide")
-        self.bins, self.bound = int(bins), float(bound)
+        self.bins, self.bound = _bins_of(parameter_count(int(bins))), float(bound)
         self.params_per_element = parameter_count(self.bins)
 
     def forward(self, z: Tensor, params: Params) -> tuple[Tensor, Tensor]:
@@ -354,18 +356,10 @@ class SplineTransformer(Transformer):
         return f"bins={self.bins}, bound={self.bound}"
 
 
-_RANKS: dict[tuple, Tensor] = {}
-
-
 def _ranks(bins: int, dtype: torch.dtype, device: torch.device, dims: int) -> Tensor:
     """``0, 1, ..., bins - 1`` along the first of ``dims + 1`` dimensions (cached)."""
-    key = (bins, dtype, device, dims)
-    ranks = _RANKS.get(key)
-    if ranks is None:
-        with torch.inference_mode(False):
-            ranks = torch.arange(bins, device=device).view(bins, *(1,) * dims)
-        ranks = _RANKS.setdefault(key, ranks)
-    return ranks
+    key = ("ranks", bins, dtype, device, dims)
+    return _constant(key, lambda: torch.arange(bins, device=device).view(bins, *(1,) * dims))
 
 
 class SplineGradients:
@@ -400,7 +394,6 @@ class SplineGradients:
         g_sizes = one_hot * grads[:2].unsqueeze(1)
         g_sizes[:, :-1].addcmul_(before, grads[2:4].unsqueeze(1))
         g_sizes = g_sizes.mul_(2 * self.bound * (1 - MIN_BIN_SIZE * bins))
-        soft = saved.table.soft
         g_soft = torch.ops.aten._softmax_backward_data(g_sizes, soft, 1, soft.dtype)
         g_derivatives = torch.addcmul(one_hot[1:] * grads[5], one_hot[:-1], grads[6])
         g_derivatives = g_derivatives.mul_(saved.table.shifted.sigmoid())
