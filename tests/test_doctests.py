@@ -24,6 +24,7 @@ MODULES = (
     "flowforge.check",
     "flowforge.evaluate",
     "flowforge.columns",
+    "flowforge.torch_import",
     "flowforge.conditional",
     "flowforge.importance",
     "flowforge.targets",

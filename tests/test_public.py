@@ -53,19 +53,42 @@ def test_all_is_sorted_short_and_every_name_resolves():
     assert set(flowforge.__all__) <= set(dir(flowforge))
 
 
-def test_import_flowforge_loads_no_workbench_dependency():
-    """None beyond what ``import torch`` loads itself (``torch.hub`` imports tqdm when it
-    is installed)."""
-    code = (
-        "import sys, numpy, torch\n"
-        f"names = {WORKBENCH_DEPENDENCIES!r}\n"
-        "before = {m for m in names if m in sys.modules}\n"
-        "import flowforge, flowforge.training, flowforge.layers\n"
-        "print(sorted(m for m in names if m in sys.modules and m not in before))\n"
-    )
+def _fresh(code: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip()
+
+
+def test_import_flowforge_loads_no_workbench_dependency():
+    """Not even tqdm, which ``import torch`` alone loads (``torch.hub`` binds it for its
+    download bars) when it is installed, as it is here."""
+    names = repr(WORKBENCH_DEPENDENCIES)
+    assert _fresh("import sys, torch\nprint('tqdm' in sys.modules)") == "True"
+    loaded = "import sys, flowforge, flowforge.training, flowforge.layers\n"
+    assert _fresh(loaded + f"print(sorted(m for m in {names} if m in sys.modules))") == "[]"
+    # torch imported first: flowforge adds none of them
+    code = (
+        "import sys, numpy, torch\n"
+        f"before = {{m for m in {names} if m in sys.modules}}\n"
+        "import flowforge, flowforge.training, flowforge.layers\n"
+        f"print(sorted(m for m in {names} if m in sys.modules and m not in before))\n"
+    )
+    assert _fresh(code) == "[]"
+
+
+def test_after_import_flowforge_tqdm_and_torch_hub_s_bars_are_as_without_it():
+    code = (
+        "import flowforge, torch.hub, tqdm, tqdm.auto\n"
+        "bar = torch.hub.tqdm(total=3, disable=True)\n"
+        "print(type(bar).__module__, type(bar).__name__)\n"
+    )
+    assert _fresh(code) == "tqdm.std tqdm"
+    # tqdm not importable: torch.hub's own fallback, as torch alone would give
+    code = (
+        "import sys, flowforge, torch.hub\nsys.modules['tqdm'] = None\n"
+        "print(type(torch.hub.tqdm(total=3, disable=True)).__name__)\n"
+    )
+    assert _fresh(code) == "_Faketqdm"
 
 
 def test_the_workbench_names_are_the_workbench_s_own_objects():

@@ -26,9 +26,11 @@ Everything else lives in a namespace:
   densities, scoring, figures, baselines and comparisons (needs the ``workbench`` extra).
 
 ``import flowforge`` needs only torch and numpy: the workbench's names here (the plot
-helpers, ``load``, ``two_moons``) are imported on first use.
+helpers, ``load``, ``two_moons``) are imported on first use, and torch is imported
+without the tqdm it would load for ``torch.hub`` (``flowforge.torch_import``).
 """
 
+from flowforge import torch_import  # noqa: F401  (first: imports torch, without tqdm)
 from flowforge.check import check_flow, isclose, log_det_jacobian, test_flow_layer
 from flowforge.device import detect_device
 from flowforge.distributions import Multivariate
