@@ -15,7 +15,7 @@ import flowforge
 
 SRC = Path(flowforge.__file__).resolve().parent
 LEVELS = [
-    {"errors", "values", "device", "threads", "gradients", "version"},
+    {"errors", "values", "device", "threads", "gradients", "version", "torch_import"},
     {"transformers", "nets"},
     {"layers", "distributions", "targets"},
     {

@@ -132,8 +132,8 @@ class ColumnPlan:
         self.width = model.width
         self.steps = steps
         self.hidden_rows, self.out_rows = hidden + 1, out  # and a row of ones
-        nets = [step[2] for step in steps if step[0] in ("coupling", "made")]
-        self.in_rows = max((net.in_width + 1 for net in nets), default=0)
+        self.nets = [step[2] for step in steps if step[0] in ("coupling", "made")]
+        self.in_rows = max((net.in_width + 1 for net in self.nets), default=0)
 
     def accepts(self, context: tuple[Tensor, ...]) -> bool:
         """Whether ``context`` has the columns the conditioners read (none: none)."""
@@ -145,14 +145,13 @@ class ColumnPlan:
         chunk of ``m`` rows, the columns' view and every network bound to its targets."""
         rows = (self.width, self.in_rows, self.hidden_rows, self.hidden_rows, self.out_rows)
         columns, given, a, b, out = like.new_empty(sum(rows) * k).split([r * k for r in rows])
-        nets = [step[2] for step in self.steps if step[0] in ("coupling", "made")]
         bound: dict[int, tuple[Tensor, dict]] = {}
 
         def views(m: int) -> tuple[Tensor, dict]:
             if m not in bound:
                 bound[m] = (
                     columns[: self.width * m].view(self.width, m),
-                    {id(net): net.bind(m, given, (a, b), out) for net in nets},
+                    {id(net): net.bind(m, given, (a, b), out) for net in self.nets},
                 )
             return bound[m]
 

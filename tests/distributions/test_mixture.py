@@ -154,12 +154,12 @@ def test_reweighting_a_student_t_mixture_follows_the_target_s_masses():
         z, _ = flow.flow.inverse(torch.tensor([[-4.0, 0.0], [4.0, 0.0]]))
         base.means.copy_(z)
         base.log_diagonal.fill_(math.log(0.2))
-    target = torch.tensor([0.8, 0.2]).log()
+    centres, weights = torch.tensor([[-4.0, 0.0], [4.0, 0.0]]), torch.tensor([0.8, 0.2])
 
-    def log_p(x):  # the same two components, weighted 0.8 and 0.2, unnormalized
-        z, log_det = flow.flow.inverse(x)
-        joint = base.component_log_prob(z) - torch.log_softmax(base.logits, 0)
-        return torch.logsumexp(joint + target, 1) + log_det + 3.0
+    def log_p(x):  # two Gaussians at the components' places, masses 0.8 and 0.2
+        normal = torch.distributions.Normal(centres.to(x.dtype), 0.5)
+        joint = normal.log_prob(x[:, None, :]).sum(-1) + weights.log().to(x.dtype)
+        return torch.logsumexp(joint, 1) + 3.0
 
     for _ in range(12):
         reweight(flow, log_p, 20_000)

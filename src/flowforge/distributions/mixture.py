@@ -182,12 +182,11 @@ class GaussianMixture(torch.nn.Module):
 
     def handwritten(self) -> MixtureGradients | None:
         """The mean NLL of feature-major points and its gradient, written out
-        (``flowforge.gradients``), unless hooks or a subclass's own ``log_prob`` forbid."""
-        return (
-            None
-            if has_hooks(self) or not owns_handwritten(self, "log_prob")
-            else MixtureGradients(self)
-        )
+        (``flowforge.gradients``), unless hooks or a subclass's own density forbid (its
+        ``log_prob``, components or kernel: ``StudentTMixture``'s, say)."""
+        density = ("log_prob", "component_log_prob", "_log_kernel")
+        own = owns_handwritten(self, *density)
+        return None if has_hooks(self) or not own else MixtureGradients(self)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, components={self.components}"
@@ -204,7 +203,8 @@ class StudentTMixture(GaussianMixture):
     flows of Jaini et al., ICML 2020). A component is ``mu + L e sqrt(df / u)`` with ``e``
     standard normal and ``u`` chi-square with ``df`` degrees of freedom; ``set_`` takes
     covariances (for ``df > 2``, the scale is set so that each component has that
-    covariance, ``df / (df - 2) L L^T``). ``df`` is fixed (a buffer).
+    covariance, ``df / (df - 2) L L^T``). ``df`` is fixed (a buffer). Its gradients are
+    autograd's (the hand-written ones are the Gaussian mixture's).
 
     Args:
         width: The number of dimensions.
@@ -246,10 +246,6 @@ class StudentTMixture(GaussianMixture):
     def set_(self, weights: Tensor, means: Tensor, covariances: Tensor) -> None:
         nu = float(self.df)
         super().set_(weights, means, covariances * ((nu - 2) / nu if nu > 2 else 1.0))
-
-    def handwritten(self) -> None:
-        """None: the hand-written gradients are the Gaussian mixture's (autograd serves)."""
-        return None
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, df={float(self.df):g}"
