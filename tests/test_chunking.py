@@ -8,6 +8,7 @@ import torch
 import flowforge
 from flowforge import columns, evaluate
 from flowforge.layers import BatchNormFlow, Merge, Split, Swap
+from flowforge.nets import columns as column_nets
 
 CHUNK = 37  # small and odd, so that a few hundred points make several ragged chunks
 
@@ -93,6 +94,25 @@ def test_samples_in_chunks_are_the_layers_forward(name, small_chunks, monkeypatc
         one_x, one_lp = model.sample_and_log_prob(300)
     torch.testing.assert_close(x, one_x)
     torch.testing.assert_close(lp, one_lp, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["realnvp", "nsf-coupling", "maf-5d-permuted", "nsf", "tanh-deep"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_networks_in_column_blocks_are_the_layers(name, dtype, small_chunks, monkeypatch):
+    # Blocks of 8 to 16 columns in chunks of 37: several per chunk, the last one ragged.
+    monkeypatch.setattr(column_nets, "BLOCK_WORK", 17**2 * 8)
+    model = models()[name].to(dtype)
+    plan = columns.column_plan(model)
+    blocks = {column_nets.block_columns(max(net.widths[:-1]) + 1) for net in plan.nets}
+    assert max(blocks) < CHUNK and CHUNK % min(blocks) > 0
+    x = 2 * torch.randn(300, model.width, dtype=dtype)
+    with torch.no_grad():
+        fast = plan.log_prob(x, (), x.new_empty(300))  # the plan itself: no fallback
+        z = model.base_distribution.sample(300).to(dtype)
+        forward = plan.transform(z.clone(), (), None)
+        back, _ = model.flow.forward(z)
+        torch.testing.assert_close(fast, layer_by_layer(model, x))
+    torch.testing.assert_close(forward, back)
 
 
 def test_conditional_log_prob_and_sample_in_chunks(small_chunks):

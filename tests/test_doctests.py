@@ -45,6 +45,7 @@ MODULES = (
     "flowforge.layers.linear",
     "flowforge.nets.mlp",
     "flowforge.nets.made",
+    "flowforge.nets.columns",
     "flowforge.families.realnvp",
     "flowforge.families.nice",
     "flowforge.families.autoregressive",

@@ -23,85 +23,13 @@ from flowforge.layers import (
     Split,
     Swap,
 )
+from flowforge.nets.columns import ColumnNet
 from flowforge.nets.made import MADE, MaskedLinear
 from flowforge.nets.mlp import _DIRECT, MLP
 from flowforge.transformers import AdditiveTransformer, AffineTransformer, SplineTransformer
 from flowforge.transformers.log_scale import LOG_SCALES
 
 FeatureMajor = Tensor | tuple[Tensor, ...]
-
-
-class _Net:
-    """A network's layers on feature-major activations, written into buffers: ``weights``
-    the ``(weight, bias)`` of each linear layer, an ``activation`` between each two.
-    Each weight carries its bias as one more column, which multiplies a row of ones
-    below the layer's input: one ``mm`` per layer (``addmm`` would first copy the bias
-    into every column of its result)."""
-
-    def __init__(
-        self, weights: list[tuple[Tensor, Tensor | None]], activations: list[torch.nn.Module]
-    ) -> None:
-        acts = [(m, _DIRECT[type(m)][1]) for m in activations] + [None]
-        self.layers = [(_with_bias(w, b), act) for (w, b), act in zip(weights, acts)]
-        self.widths = [weight.shape[0] for weight, _ in weights]
-        self.in_width = weights[0][0].shape[1]
-
-    @classmethod
-    def of_mlp(cls, net: torch.nn.Module) -> _Net:
-        """A plain ``MLP``'s layers."""
-        modules = list(net)
-        return cls([(m.weight, m.bias) for m in modules[0::2]], modules[1::2])
-
-    @classmethod
-    def of_made(cls, made: MADE) -> _Net:
-        """A ``MADE``'s layers, each weight masked once (here, not per chunk), the output
-        rows reordered parameter-first (row ``j * features + i`` the ``j``-th parameter of
-        element ``i``), the layout of a coupling's network output."""
-        modules = list(made.net)
-        weights = [(m.weight.detach() * m.mask, m.bias.detach()) for m in modules[0::2]]
-        weight, bias = weights[-1]
-        order = torch.arange(len(bias), device=bias.device)
-        order = order.view(made.features, made.params_per_element).t().reshape(-1)
-        weights[-1] = (weight[order], bias[order])
-        return cls(weights, modules[1::2])
-
-    def bind(self, k: int, given: Tensor, hidden: tuple[Tensor, Tensor], out: Tensor) -> tuple:
-        """The input and the layers with their targets for ``k`` columns: views of the
-        flat buffers (the input and each hidden layer with its row of ones), the hidden
-        layers alternating between the two ``hidden``, the last in ``out``."""
-        last = len(self.layers) - 1
-        bound = []
-        for i, (weight, activation) in enumerate(self.layers):
-            flat, rows = (out, self.widths[i]) if i == last else (hidden[i % 2], self.widths[i] + 1)
-            bound.append((weight, flat[: rows * k].view(rows, k), activation))
-        return given[: (self.in_width + 1) * k].view(-1, k), bound
-
-
-def _with_bias(weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``[weight | bias]``, a zero column for no bias."""
-    column = weight.new_zeros(len(weight)) if bias is None else bias.detach()
-    return torch.cat([weight.detach(), column[:, None]], 1)
-
-
-def _run(bound: tuple, parts: tuple[Tensor, ...]) -> Tensor:
-    """A bound ``_Net`` on the feature-major ``parts`` stacked (the columns it reads, the
-    context's): one ``mm`` per layer, activations in place."""
-    h, layers = bound
-    start = 0
-    for part in parts:
-        h[start : start + len(part)].copy_(part)
-        start += len(part)
-    h[start].fill_(1)  # the buffers are shared: the ones are written at every call
-    for weight, target, activation in layers:
-        if activation is None:
-            return torch.mm(weight, h, out=target)
-        a = torch.mm(weight, h, out=target[:-1])
-        done = activation[1](activation[0], a)
-        if done is not a:  # an activation with no in-place form
-            a.copy_(done)
-        target[-1].fill_(1)
-        h = target
-    raise AssertionError("a network has at least one layer")
 
 
 class ColumnPlan:
@@ -243,9 +171,9 @@ def _transformed(
     """The transformer of a coupling or MADE ``step`` applied to ``target``, its
     parameters the step's network on ``given`` (and the context): ``(value, log-det)``."""
     transformer, net, n = step[1:4]
-    out = _run(nets[id(net)], (given,) if ctx is None else (given, ctx))
+    out = net.run(nets[id(net)], (given,) if ctx is None else (given, ctx))
     # parameter-first (n, width of the target, k), as Coupling.parameters_for lays it out
-    # (and _Net.of_made orders a MADE's rows): an affine or additive transformer unpacks
+    # (and ColumnNet.of_made orders a MADE's rows): an affine or additive transformer unpacks
     # it, a spline takes it whole
     params = out.view(n, -1, out.shape[-1])
     return (transformer.inverse if inverse else transformer.forward)(target, params)
@@ -339,13 +267,13 @@ def _conditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> t
         if not plain or not (isinstance(value, tuple) and len(value) == 2):
             return None
         n = layer.transformer.params_per_element
-        return ("coupling", layer.transformer, _Net.of_mlp(block), n), value[0], value[1]
+        return ("coupling", layer.transformer, ColumnNet.of_mlp(block), n), value[0], value[1]
     if isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
         made = layer.made  # value is an int when it equals the widths
         if not _plain_transformer(layer.transformer) or not made.features == layer.width == value:
             return None
         n = layer.transformer.params_per_element
-        return ("made", layer.transformer, _Net.of_made(made), n, value), value, value
+        return ("made", layer.transformer, ColumnNet.of_made(made), n, value), value, value
     return None
 
 
