@@ -622,6 +622,19 @@ def _load() -> list[float] | None:
         return None
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``), or ``None`` where it cannot be read: the
+    rates differ much between CPUs (MKL's small products, torch's vectorized kernels)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def environment() -> dict:
     versions = {}
     for package in ("torch", "zuko", "nflows", "normflows", "numpy"):
@@ -633,6 +646,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpus": cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average": _load(),

@@ -97,7 +97,7 @@ def environment(name: str, results: dict | None = None) -> str:
         versions = results.get("versions", {})
         parts = [f"{k} {v}" for k, v in versions.items() if v]
         return "Measured with " + ", ".join(parts) + "." if parts else ""
-    parts = [f"{env['cpus']} CPUs ({env['processor']})"]
+    parts = [f"{env['cpus']} CPUs ({env.get('cpu_model') or env['processor']})"]
     if "torch_threads" in env:
         parts.append(f"{env['torch_threads']} torch thread per process")
     versions = env.get("versions") or {"torch": env.get("torch")}
@@ -140,12 +140,14 @@ def speed_throughput(results: dict) -> str:
             cells.append(f"{s['chunked']['median'] / 1e6:.2f} ({s['best_chunk']:,})")
         rows.append(cells)
     load = results["environment"].get("load_average")
+    model = results["environment"].get("cpu_model")
+    on = f" ({model})" if model else ""
     caption = (
         ""
         if not load
         else (
-            f"\nLoad average {load[0]} on {results['environment']['cpus']} CPUs when the run "
-            f"began ({_sharing(load[0])}; ratios are side by side, interleaved).\n"
+            f"\nLoad average {load[0]} on {results['environment']['cpus']} CPUs{on} when the "
+            f"run began ({_sharing(load[0])}; ratios are side by side, interleaved).\n"
         )
     )
     return _table(header, rows) + caption

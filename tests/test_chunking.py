@@ -7,6 +7,7 @@ import torch
 
 import flowforge
 from flowforge import columns, evaluate
+from flowforge.families.glow import glow
 from flowforge.layers import BatchNormFlow, Merge, Split, Swap
 from flowforge.nets import columns as column_nets
 
@@ -45,6 +46,21 @@ def models():
         "maf-5d-permuted": flowforge.maf(5, layers=3, hidden=16, mixing="random"),
         "nsf": flowforge.nsf(2, layers=2, hidden=8, bins=4),
         "nsf-5d": flowforge.nsf(5, layers=2, hidden=12, bins=4),
+        # layers the plan calls on a (rows, width) view: ActNorm (initialized from data,
+        # so not the identity), LULinear, a learned Scale (NICE's), Translate; and IAF
+        # (a MADE layer inverted: its density direction takes width passes)
+        "glow": _initialized(glow(3, steps=2, hidden=8)),
+        "maf-lu": flowforge.maf(3, layers=2, hidden=8, mixing="lu"),
+        "nice": flowforge.nice(4, couplings=2, hidden=8),
+        "iaf": flowforge.iaf(3, layers=2, hidden=8),
+        "scale-translate": flowforge.NormalizingFlow(
+            flowforge.Multivariate(2),
+            flowforge.Scale([2.0, -0.5]),
+            flowforge.Translate(1.5),
+            Split(),
+            flowforge.AffineCoupling(flowforge.block(1, 1, 8)),
+            Merge(),
+        ),
         # activations with no in-place form (the plan copies them into its buffers)
         "maf-silu": flowforge.maf(3, layers=2, hidden=8, activation=torch.nn.SiLU),
         "gelu": flowforge.NormalizingFlow(
@@ -62,6 +78,12 @@ def models():
             Merge(),
         ),
     }
+
+
+def _initialized(model):
+    """``model`` with its ActNorms initialized from data away from zero mean, unit scale."""
+    flowforge.layers.initialize_actnorm(model, 3 * torch.randn(500, model.width) + 2)
+    return model
 
 
 @pytest.fixture
@@ -227,8 +249,9 @@ def test_autoregressive_layers_a_plan_cannot_take_fall_back(small_chunks):
 
 def test_flows_without_a_plan_chunk_through_their_layers_in_eval_mode(small_chunks):
     torch.manual_seed(2)
-    model = flowforge.nsf(2, layers=2, hidden=8, mixing="lu")  # LULinear: no plan
-    assert columns.column_plan(model) is None
+    layers = flowforge.nsf(2, layers=2, hidden=8).flow.layers
+    model = flowforge.NormalizingFlow(flowforge.Multivariate(2), BatchNormFlow(2), *layers)
+    assert columns.column_plan(model) is None  # BatchNormFlow: no plan
     x = torch.randn(150, 2)
     calls = []
     model.flow.layers[0].register_forward_hook(lambda *args: calls.append(1))

@@ -1,7 +1,7 @@
-"""Column plans: a ``NormalizingFlow`` of plumbing, MLP couplings and MADE
-autoregressive layers evaluated on feature-major chunks without autograd (the
-no-gradient path of ``log_prob`` and ``sample``; ``flowforge.evaluate`` explains when
-it is taken)."""
+"""Column plans: a ``NormalizingFlow`` of plumbing, MLP couplings, MADE autoregressive
+layers (MAF, NSF, IAF) and row-wise layers (``Scale``, ``Translate``, ``ActNorm``,
+``LULinear``) evaluated on feature-major chunks without autograd (the no-gradient path
+of ``log_prob`` and ``sample``; ``flowforge.evaluate`` explains when it is taken)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ from torch import Tensor
 import flowforge.evaluate as evaluate
 from flowforge.gradients import has_hooks
 from flowforge.layers import (
+    ActNorm,
     Coupling,
+    Inverse,
+    LULinear,
     MaskedAutoregressive,
     Merge,
     Permute,
     Reverse,
+    Scale,
     SequentialFlow,
     Split,
     Swap,
+    Translate,
 )
 from flowforge.nets.columns import ColumnNet
 from flowforge.nets.made import MADE, MaskedLinear
@@ -101,13 +106,18 @@ class ColumnPlan:
             return value.flip(0)
         if kind == "permute":  # the order that undoes x = z[:, order] going back
             return value.index_select(0, step[2] if inverse else step[1])
+        if kind == "rowwise":  # the layer itself, on a (rows, width) view of the columns
+            out, ld = (step[1].inverse if inverse else step[1].forward)(value.t())
+            log_det.add_(ld)
+            return out.t().contiguous()
         if kind == "made":
-            if inverse:  # data to latent: one pass, every element's parameters at once
-                value, ld = _transformed(step, value, value, ctx, nets, inverse)
+            own = inverse != step[5]  # the MADE layer's own direction (swapped in IAF's)
+            if own:  # data to latent: one pass, every element's parameters at once
+                value, ld = _transformed(step, value, value, ctx, nets, own)
             else:  # latent to data: pass i fixes element i, the last one gives all
                 z = value
                 for _ in range(step[4]):
-                    value, ld = _transformed(step, value, z, ctx, nets, inverse)
+                    value, ld = _transformed(step, value, z, ctx, nets, own)
             _add_log_det(log_det, ld)
             return value
         if kind != "coupling":  # split or merge: join the parts, or cut them
@@ -195,11 +205,12 @@ def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtyp
 
 def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     """The ``ColumnPlan`` of a ``NormalizingFlow``, or ``None`` when one of its parts is
-    not a plain ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``, affine, additive
-    or spline coupling with an ``MLP`` conditioner, or ``MaskedAutoregressive`` layer with
-    one of those transformers (a subclass that redefines a computation, a module with
-    hooks, widths that do not fit: those go through the layers, which also give the
-    errors).
+    not a plain ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``, ``Scale``,
+    ``Translate``, initialized ``ActNorm``, ``LULinear``, affine, additive or spline
+    coupling with an ``MLP`` conditioner, or ``MaskedAutoregressive`` layer (or its
+    ``Inverse``) with one of those transformers (a subclass that redefines a
+    computation, a module with hooks, widths that do not fit: those go through the
+    layers, which also give the errors).
     """
     flow, width = getattr(model, "flow", None), getattr(model, "width", None)
     if type(flow) is not SequentialFlow or width is None or has_hooks(flow) or _patched(flow):
@@ -254,7 +265,24 @@ def _plumbing_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tupl
         return ("reverse",), value
     if kind is Permute and isinstance(value, int) and len(layer.permutation) == value:
         return ("permute", layer.permutation, layer.inverse_permutation), value
+    if _rowwise(layer, value):
+        return ("rowwise", layer), value
     return None
+
+
+def _rowwise(layer: torch.nn.Module, value: int | tuple[int, ...]) -> bool:
+    """A ``Scale``, ``Translate``, initialized ``ActNorm`` or ``LULinear`` of the value's
+    width: each row of its output depends on that row of its input alone, so the plan
+    calls the layer itself on a ``(rows, width)`` view of a chunk's columns."""
+    if not isinstance(value, int):
+        return False
+    kind = type(layer)
+    if kind in (Scale, Translate):
+        factor = layer.scale if kind is Scale else layer.offset
+        return factor.dim() <= 1 and factor.numel() in (1, value)
+    if kind is ActNorm:  # one about to be initialized takes its statistics from the data
+        return layer.width == value and not layer._pending
+    return kind is LULinear and len(layer.bias) == value
 
 
 def _conditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tuple | None:
@@ -268,12 +296,16 @@ def _conditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> t
             return None
         n = layer.transformer.params_per_element
         return ("coupling", layer.transformer, ColumnNet.of_mlp(block), n), value[0], value[1]
+    flipped = type(layer) is Inverse  # an IAF layer: the MADE's directions swapped
+    if flipped and not (has_hooks(layer.layer) or _patched(layer.layer)):
+        layer = layer.layer
     if isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
         made = layer.made  # value is an int when it equals the widths
         if not _plain_transformer(layer.transformer) or not made.features == layer.width == value:
             return None
         n = layer.transformer.params_per_element
-        return ("made", layer.transformer, ColumnNet.of_made(made), n, value), value, value
+        step = ("made", layer.transformer, ColumnNet.of_made(made), n, value, flipped)
+        return step, value, value
     return None
 
 

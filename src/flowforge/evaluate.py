@@ -271,13 +271,15 @@ def mean_nll(
 # of ``DEFAULT_CHUNK`` rows into a preallocated result, so memory beyond the result is
 # one chunk's whatever the number of points, and a chunk's intermediates stay in the
 # CPU's cache. A flow made of ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``,
-# affine, additive or spline couplings conditioned by plain ``MLP``s and
-# ``MaskedAutoregressive`` layers with those transformers (the notebook's RealNVP, the
-# ``realnvp``, ``nice``-style, ``maf`` and ``nsf`` stacks) runs through a ``ColumnPlan``
+# ``Scale``, ``Translate``, ``ActNorm``, ``LULinear``, affine, additive or spline
+# couplings conditioned by plain ``MLP``s and ``MaskedAutoregressive`` layers (or their
+# ``Inverse``) with those transformers (the notebook's RealNVP and every vector family:
+# ``realnvp``, ``nice``, ``glow``, ``maf``, ``iaf``, ``nsf``) runs through a ``ColumnPlan``
 # (``flowforge.columns``): every value feature-major (a ``(features, rows)`` tensor,
 # each feature one contiguous row, as the hand-written gradients carry them), every
 # network layer one ``mm`` into a buffer reused chunk after chunk (the bias a column of
-# the weight, times a row of ones), activations in place; a MADE's weights are masked
+# the weight, times a row of ones), activations in place, a wide network in blocks of
+# columns that stay in cache (``flowforge.nets.columns``); a MADE's weights are masked
 # once per call. The transformers' own ``forward``/``inverse`` do the elementwise mathematics
 # (elementwise, the layout is nothing to them). Any other flow goes through its own
 # layers, chunk by chunk, in eval mode (in training mode, layers with batch statistics
