@@ -66,8 +66,9 @@ Every forward pass (training with autograd, ``log_prob``, ``sample``):
 13. Column blocks (``flowforge.nets.columns``): a wide network (hidden width 64 and up)
     runs a chunk in blocks of a few thousand columns, so that its hidden activations stay
     in the core's cache between one product and the next (autoregressive and coupling
-    NSF ``log_prob`` about x1.25 on a 1 MB-L2 AMD EPYC); narrow networks are not split.
-    Switch: ``flowforge.nets.columns.BLOCK_WORK = math.inf`` (no blocks).
+    NSF ``log_prob``; ``python -m benchmarks.column_plans --switch blocks`` measures it);
+    narrow networks are not split. Switch: ``flowforge.nets.columns.BLOCK_WORK =
+    math.inf`` (no blocks).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class ColumnNet:
     ``mm`` per layer (``addmm`` would first copy the bias into every column of its
     result). Except a layer reading one row (a 2-D coupling's first): there the bias
     would double the inner dimension, and ``addmm``'s rank-one product with the bias
-    apart is the faster (2 to 3 times, measured on an AMD EPYC)."""
+    apart is much the faster (on an AMD EPYC; about even elsewhere in the network)."""
 
     def __init__(
         self, weights: list[tuple[Tensor, Tensor | None]], activations: list[torch.nn.Module]
