@@ -259,6 +259,7 @@ def test_wrapped_or_uninitialized_layers_a_plan_cannot_take_fall_back(small_chun
     glow_model = glow(2, steps=1, hidden=8)
     assert columns.column_plan(glow_model) is not None  # an uninitialized ActNorm: identity
     glow_model.flow.layers[0]._pending = True  # as initialize_actnorm sets it
+    assert glow_model.flow.layers[0].pending
     assert columns.column_plan(glow_model) is None  # it takes statistics from the data
     assert initialize_actnorm(glow_model, 3 * torch.randn(500, 2) + 1) == 1
     assert columns.column_plan(glow_model) is not None

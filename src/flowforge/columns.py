@@ -281,7 +281,7 @@ def _rowwise(layer: torch.nn.Module, value: int | tuple[int, ...]) -> bool:
         factor = layer.scale if kind is Scale else layer.offset
         return factor.dim() <= 1 and factor.numel() in (1, value)
     if kind is ActNorm:  # one about to be initialized takes its statistics from the data
-        return layer.width == value and not layer._pending
+        return layer.width == value and not layer.pending
     return kind is LULinear and len(layer.bias) == value
 
 

@@ -14,6 +14,7 @@ from flowforge.distributions import Multivariate
 from flowforge.errors import InputError
 from flowforge.gradients import HandwrittenLayer, has_hooks, owns_handwritten
 from flowforge.layers.base import FlowLayer, SequentialFlow
+from flowforge.layers.normalization import ActNorm
 
 
 class NormalizingFlow(torch.nn.Module):
@@ -166,6 +167,8 @@ class NormalizingFlow(torch.nn.Module):
             return False
         if has_hooks(self) or torch.compiler.is_compiling():
             return False
+        if any(isinstance(m, ActNorm) and m.pending for m in self.modules()):
+            return False  # it takes its statistics from this call's points, all of them
         tensors = (x, *context)
         if torch.is_grad_enabled() and (
             any(isinstance(t, Tensor) and t.requires_grad for t in tensors)

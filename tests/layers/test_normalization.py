@@ -28,6 +28,18 @@ def test_initialization_standardizes_what_reaches_each_actnorm():
     assert all(bool(m.initialized) for m in model.flow if isinstance(m, ActNorm))
 
 
+def test_initialization_sees_all_the_data_however_many_points():
+    # Past the row count where log_prob goes in chunks, and ordered, so that the first
+    # chunk's statistics are far from all the data's.
+    model = NormalizingFlow(Multivariate(2), ActNorm(2), Scale([2.0, 0.5]), ActNorm(2))
+    x = torch.cat([torch.randn(40_000, 2), 10 + 3 * torch.randn(40_000, 2)])
+    assert initialize_actnorm(model, x) == 2
+    z, _ = model.flow.inverse(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+    assert not any(m.pending for m in model.flow if isinstance(m, ActNorm))
+
+
 def test_initialization_happens_once_and_survives_a_state_dict():
     model, x = _flow(), _data()
     initialize_actnorm(model, x)

@@ -55,6 +55,12 @@ class ActNorm(FlowLayer):
         self.register_buffer("initialized", torch.tensor(False))
         self._pending = False
 
+    @property
+    def pending(self) -> bool:
+        """Whether the next data-to-latent pass initializes the layer (inside
+        ``initialize_actnorm``): that pass must see all the data at once."""
+        return self._pending
+
     def _log_det(self, z: Tensor) -> Tensor:
         return self.log_scale.to(z.dtype).sum().expand(z.shape[0])
 
