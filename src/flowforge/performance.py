@@ -63,12 +63,12 @@ Every forward pass (training with autograd, ``log_prob``, ``sample``):
     folded into the weight, but for a layer reading one row), activations in place; the
     transformers' own ``forward``/``inverse`` and the row-wise layers themselves (on a
     transposed view) do the rest. Switch: ``flowforge.evaluate.COLUMN_PLANS = False``.
-13. Column blocks (``flowforge.nets.columns``): a wide network (hidden width 64 and up)
-    runs a chunk in blocks of a few thousand columns, so that its hidden activations stay
-    in the core's cache between one product and the next (autoregressive and coupling
-    NSF ``log_prob``; ``python -m benchmarks.column_plans --switch blocks`` measures it);
-    narrow networks are not split. Switch: ``flowforge.nets.columns.BLOCK_WORK =
-    math.inf`` (no blocks).
+13. Column blocks (``flowforge.nets.columns``): a wide network (hidden width 32 and up:
+    blocks of 16,384 columns at 32, 4,096 at 64) runs a chunk in blocks, so that its
+    hidden activations stay in the core's cache between one product and the next
+    (autoregressive and coupling NSF ``log_prob``; ``python -m benchmarks.column_plans
+    --switch blocks`` measures it); narrow networks are not split. Switch:
+    ``flowforge.nets.columns.BLOCK_WORK = math.inf`` (no blocks).
 """
 
 from __future__ import annotations
