@@ -206,7 +206,7 @@ def _context_columns(context: tuple[Tensor, ...], rows: slice, dtype: torch.dtyp
 def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     """The ``ColumnPlan`` of a ``NormalizingFlow``, or ``None`` when one of its parts is
     not a plain ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute``, ``Scale``,
-    ``Translate``, initialized ``ActNorm``, ``LULinear``, affine, additive or spline
+    ``Translate``, ``ActNorm``, ``LULinear``, affine, additive or spline
     coupling with an ``MLP`` conditioner, or ``MaskedAutoregressive`` layer (or its
     ``Inverse``) with one of those transformers (a subclass that redefines a
     computation, a module with hooks, widths that do not fit: those go through the
@@ -222,9 +222,9 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     for layer in flow.layers:
         if has_hooks(layer) or _patched(layer):
             return None
-        plumbing = _plumbing_step(layer, value)
-        if plumbing is not None:
-            step, value = plumbing
+        unconditioned = _unconditioned_step(layer, value)
+        if unconditioned is not None:
+            step, value = unconditioned
             steps.append(step)
             continue
         conditioned = _conditioned_step(layer, value)
@@ -246,9 +246,10 @@ def column_plan(model: torch.nn.Module) -> ColumnPlan | None:
     return ColumnPlan(model, steps, hidden, out, context_width or 0)
 
 
-def _plumbing_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tuple | None:
-    """``(step, widths after it)`` for a ``Split``, ``Merge``, ``Swap``, ``Reverse`` or
-    ``Permute`` that fits the ``value``'s widths; ``None`` otherwise."""
+def _unconditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tuple | None:
+    """``(step, widths after it)`` for a layer without a conditioner network that fits the
+    ``value``'s widths: a ``Split``, ``Merge``, ``Swap``, ``Reverse``, ``Permute`` or
+    row-wise layer (``_rowwise``); ``None`` otherwise."""
     kind = type(layer)
     if kind in (Split, Merge):
         if layer.dim != 1 or isinstance(value, int) != (kind is Split):
@@ -271,17 +272,18 @@ def _plumbing_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> tupl
 
 
 def _rowwise(layer: torch.nn.Module, value: int | tuple[int, ...]) -> bool:
-    """A ``Scale``, ``Translate``, initialized ``ActNorm`` or ``LULinear`` of the value's
-    width: each row of its output depends on that row of its input alone, so the plan
-    calls the layer itself on a ``(rows, width)`` view of a chunk's columns."""
+    """A ``Scale``, ``Translate``, ``ActNorm`` or ``LULinear`` of the value's width: each
+    row of its output depends on that row of its input alone, so the plan calls the layer
+    itself on a ``(rows, width)`` view of a chunk's columns. (An ``ActNorm`` about to be
+    initialized never reaches a plan: ``NormalizingFlow`` then keeps the call in one pass.)"""
     if not isinstance(value, int):
         return False
     kind = type(layer)
     if kind in (Scale, Translate):
         factor = layer.scale if kind is Scale else layer.offset
         return factor.dim() <= 1 and factor.numel() in (1, value)
-    if kind is ActNorm:  # one about to be initialized takes its statistics from the data
-        return layer.width == value and not layer.pending
+    if kind is ActNorm:
+        return layer.width == value
     return kind is LULinear and len(layer.bias) == value
 
 
@@ -297,8 +299,10 @@ def _conditioned_step(layer: torch.nn.Module, value: int | tuple[int, ...]) -> t
         n = layer.transformer.params_per_element
         return ("coupling", layer.transformer, ColumnNet.of_mlp(block), n), value[0], value[1]
     flipped = type(layer) is Inverse  # an IAF layer: the MADE's directions swapped
-    if flipped and not (has_hooks(layer.layer) or _patched(layer.layer)):
+    if flipped:
         layer = layer.layer
+        if has_hooks(layer) or _patched(layer):
+            return None
     if isinstance(layer, MaskedAutoregressive) and _plain_autoregressive(layer):
         made = layer.made  # value is an int when it equals the widths
         if not _plain_transformer(layer.transformer) or not made.features == layer.width == value:

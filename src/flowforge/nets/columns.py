@@ -80,10 +80,11 @@ class ColumnNet:
         block width, every hidden layer's target (with its row of ones), alternating
         between the two ``hidden``."""
         block = min(k, block_columns(max(self.widths[:-1], default=0) + 1))
-        targets = {}
-        for m in {block, k % block} - {0}:
-            rows = [w + 1 for w in self.widths[:-1]]
-            targets[m] = [hidden[i % 2][: r * m].view(r, m) for i, r in enumerate(rows)]
+        rows = [w + 1 for w in self.widths[:-1]]
+        targets = {
+            m: [hidden[i % 2][: r * m].view(r, m) for i, r in enumerate(rows)]
+            for m in {block, k % block} - {0}
+        }
         h = given[: (self.in_width + 1) * k].view(-1, k)
         return h, out[: self.widths[-1] * k].view(-1, k), block, targets
 

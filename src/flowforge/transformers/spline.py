@@ -356,9 +356,9 @@ class SplineTransformer(Transformer):
         return f"bins={self.bins}, bound={self.bound}"
 
 
-def _ranks(bins: int, dtype: torch.dtype, device: torch.device, dims: int) -> Tensor:
+def _ranks(bins: int, device: torch.device, dims: int) -> Tensor:
     """``0, 1, ..., bins - 1`` along the first of ``dims + 1`` dimensions (cached)."""
-    key = ("ranks", bins, dtype, device, dims)
+    key = ("ranks", bins, device, dims)
     return _constant(key, lambda: torch.arange(bins, device=device).view(bins, *(1,) * dims))
 
 
@@ -387,7 +387,7 @@ class SplineGradients:
         # those at both of its knots.
         soft = saved.table.soft
         bins = soft.shape[1]
-        ranks = _ranks(bins, soft.dtype, soft.device, g_z.dim())
+        ranks = _ranks(bins, soft.device, g_z.dim())
         k = saved.index  # each element's bin
         one_hot = (k == ranks).to(g_z.dtype)  # (bins, ...)
         before = (k > ranks[:-1]).to(g_z.dtype)
